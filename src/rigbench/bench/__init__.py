@@ -1,0 +1,1 @@
+"""Microbenchmarks. Each module exposes NAME, plan(ctx) -> steps, run(ctx, step) -> results."""

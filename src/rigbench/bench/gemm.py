@@ -1,0 +1,620 @@
+"""Dense matrix-multiply throughput per dtype: TFLOP/s (TOP/s for int8) = 2*M*N*K / t.
+
+Quick: one 8192^3 product per dtype on a GPU (512^3 on the CPU stand-in), scaled by
+`size_scale`, with several input sets rotated when they would fit in the L2, timed per
+iteration with CUDA events after a warm-up of about half a second, so the figure is the
+sustained one: a card at its power limit lowers its clocks within that time (an H100 SXM
+ran bf16 at about 790 TFLOP/s for ten products, then held about 700). `--full` adds a search
+over a grid of shapes, flushing the L2 before every timed call, and reports the best as
+`matmul_max`. Every figure is checked: a block of the output against a float64 product of
+the same (already quantised) inputs, computed on the CPU.
+
+Torch is imported inside the functions that need it: `plan` runs in the parent, cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rigbench.bench.context import BenchContext, BenchDevice, Step
+from rigbench.records import Result
+from rigbench.stats import Spread, summarize
+
+if TYPE_CHECKING:
+    import torch
+
+NAME = "gemm"
+
+DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+CPU_DTYPES = ("fp64", "fp32", "bf16")
+
+GPU_N = 8192  # documented quick size on a GPU (M = N = K)
+CPU_N = 512  # documented size on the CPU stand-in
+GPU_ALIGN = 256  # dimensions are multiples of this on a GPU ...
+CPU_ALIGN = 16  # ... and of this on the CPU (fp8 and int8 need multiples of 16)
+MIN_DIM = 32  # _int_mm needs M > 16
+
+REPEATS_GPU = 50
+REPEATS_CPU = 5
+WARM_S_GPU = 0.5  # untimed work first, so clocks ramp up and cuBLAS settles
+WARM_S_CPU = 0.0
+MIN_WARMUP = 2
+STEP_BUDGET_S = 4.0  # the timed part of one quick step; a slower product is made smaller
+CPU_CACHE_BYTES = 32 << 20  # nominal last-level cache of the CPU stand-in (for rotation)
+MAX_INPUT_SETS = 8
+
+FULL_REPEATS = 10
+FULL_WARMUP = 2
+FULL_SEARCH_BUDGET_S = 35.0  # per dtype
+
+QUICK_TIMEOUT_S = 60.0
+FULL_TIMEOUT_S = 180.0
+
+CHECK_BLOCK = 256  # rows and columns of the output checked against float64
+FP8_MAX = 448.0  # largest finite float8_e4m3fn
+FP8_FAST_ACCUM = True  # what fp8 training uses in the forward pass; recorded in params
+
+# Relative Frobenius error allowed against the float64 product of the same inputs.
+TOLERANCE = {
+    "fp64": 1e-12,
+    "fp32": 1e-5,
+    "tf32": 5e-3,
+    "fp16": 2e-2,
+    "bf16": 2e-2,
+    "fp8": 5e-2,
+    "int8": 0.0,  # exact
+}
+
+
+def unit_for(dtype: str) -> str:
+    return "TOP/s" if dtype == "int8" else "TFLOP/s"
+
+
+def plan(ctx: BenchContext) -> list[Step]:
+    timeout = FULL_TIMEOUT_S if ctx.mode == "full" else QUICK_TIMEOUT_S
+    return [
+        Step(
+            key=f"{NAME}:{dev.label}:{dtype}",
+            label=f"{dev.label} {dtype} matmul",
+            metric="matmul",
+            unit=unit_for(dtype),
+            devices=[dev.label],
+            params={"dtype": dtype},
+            timeout_s=timeout,
+        )
+        for dev in ctx.devices
+        for dtype in DTYPES
+    ]
+
+
+def unsupported(dev: BenchDevice, dtype: str, capability: tuple[int, int] | None) -> str | None:
+    """Why `dev` cannot run `dtype` here, or None when it can."""
+    import torch
+
+    if dev.torch_device.startswith("cpu"):
+        if dtype not in CPU_DTYPES:
+            return f"{dtype}: the CPU stand-in measures {', '.join(CPU_DTYPES)} only"
+        return None
+    cc = capability or (0, 0)
+    sm = f"sm_{cc[0]}{cc[1]}"
+    if dtype in ("tf32", "bf16") and cc < (8, 0):
+        return f"{dtype} needs compute capability 8.0+ (sm_80); this device is {sm}"
+    if dtype == "fp8":
+        if cc < (8, 9):
+            return f"fp8 needs compute capability 8.9+ (sm_89); this device is {sm}"
+        if not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
+            return f"fp8: torch {torch.__version__} has no torch._scaled_mm"
+    if dtype == "int8":
+        if not hasattr(torch, "_int_mm"):
+            return f"int8: torch {torch.__version__} has no torch._int_mm"
+        if cc < (7, 5):
+            return f"int8 matmul (torch._int_mm) needs compute capability 7.5+; this is {sm}"
+    return None
+
+
+# --- correctness ----------------------------------------------------------------------
+
+
+def check_output(
+    dtype: str, out_block: torch.Tensor, ref_block: torch.Tensor
+) -> tuple[float, str | None]:
+    """Relative Frobenius error of `out_block` against the float64 `ref_block`, and a
+    failure message (None when it passes). NaN or Inf never passes; int8 must be exact."""
+    import torch
+
+    out = out_block.detach().to("cpu", torch.float64)
+    ref = ref_block.detach().to("cpu", torch.float64)
+    if out.shape != ref.shape:
+        return (
+            math.nan,
+            f"{dtype}: output block has shape {tuple(out.shape)}, expected {tuple(ref.shape)}",
+        )
+    if not bool(torch.isfinite(out).all()):
+        bad = int((~torch.isfinite(out)).sum())
+        return math.nan, f"{dtype}: {bad} non-finite values in the checked output block"
+    ref_norm = float(torch.linalg.vector_norm(ref))
+    diff = float(torch.linalg.vector_norm(out - ref))
+    err = diff / ref_norm if ref_norm > 0 else diff
+    tol = TOLERANCE[dtype]
+    if dtype == "int8":
+        if not torch.equal(out, ref):
+            wrong = int((out != ref).sum())
+            return (
+                err,
+                f"int8: {wrong} of {out.numel()} checked outputs differ from the exact product",
+            )
+        return err, None
+    if not err <= tol:
+        return err, f"{dtype}: relative error {err:.3g} against float64 exceeds {tol:g}"
+    return err, None
+
+
+@contextlib.contextmanager
+def fp32_math(device_type: str, *, tf32: bool) -> Iterator[None]:
+    """Sets how float32 products are computed on `device_type` (TF32 on or off) and
+    restores the global setting afterwards, through the API the running torch has."""
+    import torch
+
+    if device_type == "cuda":
+        mod: Any = torch.backends.cuda.matmul
+    else:
+        mod = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    new_api = False
+    if mod is not None:
+        try:
+            old = mod.fp32_precision  # torch >= 2.9; "none" means "follow the generic one"
+            new_api = True
+        except (AttributeError, RuntimeError):
+            new_api = False
+    if new_api:
+        mod.fp32_precision = "tf32" if tf32 else "ieee"
+        try:
+            yield
+        finally:
+            mod.fp32_precision = old
+    elif device_type == "cuda":
+        old_allow = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old_allow
+    else:
+        yield
+
+
+# --- problems -------------------------------------------------------------------------
+
+
+@dataclass
+class _Problem:
+    """Operands (several sets, rotated), one output buffer and the product call."""
+
+    dtype: str
+    m: int
+    n: int
+    k: int
+    sets: list[tuple[Any, ...]]
+    out: Any
+    call: Callable[[int], object]
+    _next: int = field(default=0)
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.n * self.k
+
+    def step(self) -> object:
+        i = self._next
+        self._next = (i + 1) % len(self.sets)
+        return self.call(i)
+
+    def poison(self) -> None:
+        import torch
+
+        if self.out.dtype == torch.int32:
+            self.out.fill_(torch.iinfo(torch.int32).min)  # unreachable: |sum| <= 64 * K
+        else:
+            self.out.fill_(math.nan)
+
+    def reference_block(self, i: int = 0) -> torch.Tensor:
+        """float64 product (on the CPU) of the first CHECK_BLOCK rows of A and columns of
+        B of input set `i`, from the very values the kernel was given."""
+        import torch
+
+        r, c = min(CHECK_BLOCK, self.m), min(CHECK_BLOCK, self.n)
+        a, b = self.sets[i][0], self.sets[i][1]
+        a, b = a[:r], b[:, :c]
+        if self.dtype == "fp8":  # float8 converts through float32 (exact)
+            a, b = a.float(), b.float()
+        a64 = a.to("cpu", torch.float64)
+        b64 = b.to("cpu", torch.float64)
+        if self.dtype == "fp8":
+            sa, sb = self.sets[i][2], self.sets[i][3]
+            a64 = a64 * float(sa)
+            b64 = b64 * float(sb)
+        return a64 @ b64
+
+    def verify(self) -> tuple[float, str | None]:
+        """One fresh product of input set 0 into a poisoned output, checked."""
+        import torch
+
+        self.poison()
+        self.call(0)
+        synchronize_tensor(self.out)
+        if self.out.dtype == torch.int32:
+            unwritten = int((self.out == torch.iinfo(torch.int32).min).sum())
+        else:
+            unwritten = int(torch.isnan(self.out).sum())
+        if unwritten:
+            return math.nan, f"{self.dtype}: {unwritten} output elements were not written"
+        r, c = min(CHECK_BLOCK, self.m), min(CHECK_BLOCK, self.n)
+        return check_output(self.dtype, self.out[:r, :c], self.reference_block(0))
+
+
+def synchronize_tensor(t: torch.Tensor) -> None:
+    import torch
+
+    if t.device.type == "cuda":
+        torch.cuda.synchronize(t.device)
+
+
+def _operand_bytes(dtype: str, m: int, n: int, k: int) -> int:
+    size_in = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}[dtype]
+    size_out = {"fp8": 2, "int8": 4}.get(dtype, size_in)
+    return (m * k + k * n) * size_in + m * n * size_out
+
+
+def _build(
+    dtype: str, m: int, n: int, k: int, tdev: torch.device, gen: torch.Generator, n_sets: int
+) -> _Problem:
+    import torch
+
+    def randn(rows: int, cols: int, dt: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.randn(rows, cols, generator=gen, device=tdev, dtype=dt)
+
+    sets: list[tuple[Any, ...]] = []
+    if dtype == "int8":
+        for _ in range(n_sets):
+            a = torch.randint(-8, 9, (m, k), generator=gen, device=tdev, dtype=torch.int8)
+            # B column-major, as for fp8: cuBLASLt's int8 tensor-core kernels want "TN";
+            # a row-major B ran at an eighth of the rate on an H100.
+            b = torch.randint(-8, 9, (n, k), generator=gen, device=tdev, dtype=torch.int8).t()
+            sets.append((a, b))
+        out = torch.empty(m, n, dtype=torch.int32, device=tdev)
+
+        def call(i: int) -> object:
+            a, b = sets[i]
+            return torch._int_mm(a, b, out=out)
+
+    elif dtype == "fp8":
+        f8 = torch.float8_e4m3fn
+        for _ in range(n_sets):
+            a32 = randn(m, k)
+            sa = (a32.abs().amax() / FP8_MAX).float()
+            a = (a32 / sa).to(f8)
+            del a32
+            b32 = randn(n, k)  # B is stored column-major: (N, K) row-major, transposed
+            sb = (b32.abs().amax() / FP8_MAX).float()
+            b = (b32 / sb).to(f8).t()
+            del b32
+            sets.append((a, b, sa, sb))
+        out = torch.empty(m, n, dtype=torch.bfloat16, device=tdev)
+
+        def call(i: int) -> object:
+            a, b, sa, sb = sets[i]
+            return torch._scaled_mm(
+                a,
+                b,
+                scale_a=sa,
+                scale_b=sb,
+                out_dtype=torch.bfloat16,
+                use_fast_accum=FP8_FAST_ACCUM,
+                out=out,
+            )
+
+    else:
+        tdtype = {
+            "fp64": torch.float64,
+            "fp32": torch.float32,
+            "tf32": torch.float32,
+            "fp16": torch.float16,
+            "bf16": torch.bfloat16,
+        }[dtype]
+        for _ in range(n_sets):
+            if tdtype == torch.float64:
+                a, b = randn(m, k, torch.float64), randn(k, n, torch.float64)
+            else:
+                a, b = randn(m, k).to(tdtype), randn(k, n).to(tdtype)
+            sets.append((a, b))
+        out = torch.empty(m, n, dtype=tdtype, device=tdev)
+
+        def call(i: int) -> object:
+            a, b = sets[i]
+            return torch.mm(a, b, out=out)
+
+    return _Problem(dtype=dtype, m=m, n=n, k=k, sets=sets, out=out, call=call)
+
+
+def _input_sets(dtype: str, m: int, n: int, k: int, cache_bytes: int) -> int:
+    """How many input sets to rotate so that consecutive products do not find their
+    operands in the cache: enough to cover twice the cache, when one set fits in it."""
+    one = _operand_bytes(dtype, m, n, k)
+    if one >= 2 * cache_bytes:
+        return 1
+    return max(1, min(MAX_INPUT_SETS, math.ceil(2 * cache_bytes / one)))
+
+
+# --- measuring ------------------------------------------------------------------------
+
+
+@dataclass
+class _Measured:
+    m: int
+    n: int
+    k: int
+    spread: Spread
+    sets: int
+    rel_error: float
+    failure: str | None
+
+
+def _seed(ctx: BenchContext, key: str) -> int:
+    return (ctx.seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63)
+
+
+def _generator(tdev: torch.device, seed: int) -> torch.Generator:
+    import torch
+
+    gen = torch.Generator(device=tdev)
+    gen.manual_seed(seed)
+    return gen
+
+
+def _align(value: float, align: int) -> int:
+    return max(MIN_DIM, align * max(1, round(value / align)))
+
+
+def _release(tdev: torch.device, *, workspaces: bool = False) -> None:
+    """Give cached GPU memory back; at the end of a step also cuBLAS's workspaces."""
+    import torch
+
+    if tdev.type == "cuda":
+        torch.cuda.synchronize(tdev)
+        clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+        if workspaces and clear is not None:
+            clear()
+        torch.cuda.empty_cache()
+
+
+def _time_problem(
+    prob: _Problem,
+    tdev: torch.device,
+    *,
+    warm_s: float,
+    repeats: int,
+    flush: Callable[[], object] | None = None,
+    probe_s: float | None = None,
+) -> list[float]:
+    from rigbench.bench.timing import time_iterations, warmup_count
+
+    if probe_s is None:
+        probe_s = statistics.median(time_iterations(prob.step, tdev, warmup=1, repeats=3))
+    warmup = warmup_count(probe_s, warm_s, least=MIN_WARMUP)
+    return time_iterations(prob.step, tdev, warmup=warmup, repeats=repeats, before_each=flush)
+
+
+def _measure_fixed(ctx: BenchContext, dev: BenchDevice, dtype: str, key: str) -> _Measured:
+    """The documented square product, made smaller only when it would not fit the step's
+    time budget (fp64 on a consumer GPU, say)."""
+    import torch
+
+    from rigbench.bench.timing import l2_cache_bytes, rates, time_iterations
+
+    tdev = torch.device(dev.torch_device)
+    on_cuda = tdev.type == "cuda"
+    align = GPU_ALIGN if on_cuda else CPU_ALIGN
+    repeats = REPEATS_GPU if on_cuda else REPEATS_CPU
+    warm_s = WARM_S_GPU if on_cuda else WARM_S_CPU
+    cache = l2_cache_bytes(tdev) or CPU_CACHE_BYTES
+    size = _align((GPU_N if on_cuda else CPU_N) * ctx.size_scale, align)
+    gen = _generator(tdev, _seed(ctx, key))
+
+    def attempt(size: int) -> tuple[_Problem, float, int]:
+        n_sets = _input_sets(dtype, size, size, size, cache)
+        prob = _build(dtype, size, size, size, tdev, gen, n_sets)
+        probe = statistics.median(time_iterations(prob.step, tdev, warmup=1, repeats=3))
+        return prob, probe, n_sets
+
+    prob, probe, n_sets = attempt(size)
+    for _ in range(3):
+        need = probe * repeats + max(warm_s, probe * MIN_WARMUP)
+        smaller = _align(size * (STEP_BUDGET_S / need) ** (1 / 3), align)
+        if need <= STEP_BUDGET_S or smaller >= size:
+            break
+        del prob
+        _release(tdev)
+        size = smaller
+        prob, probe, n_sets = attempt(size)
+    seconds = _time_problem(prob, tdev, warm_s=warm_s, repeats=repeats, probe_s=probe)
+    spread = summarize(rates(seconds, prob.flops / 1e12))
+    rel_error, failure = prob.verify()
+    return _Measured(size, size, size, spread, n_sets, rel_error, failure)
+
+
+def _search_shapes(base: int, align: int) -> list[tuple[int, int, int]]:
+    """Squares from base/4 to 2*base and the rectangles of {base/2, base, 2*base}^3
+    (for base 8192: multiples of 2048 from 2048 to 16384), smallest product first."""
+    dims = {_align(base * f, align) for f in (0.5, 1.0, 2.0)}
+    shapes = {(d1, d2, d3) for d1 in dims for d2 in dims for d3 in dims}
+    shapes |= {(d, d, d) for d in (_align(base * f, align) for f in (0.25, 0.75, 1.5))}
+    return sorted(shapes, key=lambda s: (s[0] * s[1] * s[2], s))
+
+
+def _search_max(
+    ctx: BenchContext, dev: BenchDevice, dtype: str, key: str, rate_hint: float
+) -> tuple[_Measured | None, int, int]:
+    """The best median rate over the shape grid, L2 flushed before every timed call.
+    Returns (best or None, shapes measured, shapes left out for time or memory)."""
+    import torch
+
+    from rigbench.bench.timing import l2_flusher, rates
+
+    tdev = torch.device(dev.torch_device)
+    on_cuda = tdev.type == "cuda"
+    align = GPU_ALIGN if on_cuda else CPU_ALIGN
+    base = _align((GPU_N if on_cuda else CPU_N) * ctx.size_scale, align)
+    flush = l2_flusher(tdev)
+    warm_s = WARM_S_GPU / 5 if on_cuda else 0.0
+    seed = _seed(ctx, key + ":max")
+    deadline = time.monotonic() + FULL_SEARCH_BUDGET_S
+    best: tuple[float, tuple[int, int, int], Spread] | None = None
+    tried = left_out = 0
+    for m, n, k in _search_shapes(base, align):
+        est = 2.0 * m * n * k / 1e12 / max(rate_hint, 1e-9) * 1.5
+        if time.monotonic() + est * (FULL_WARMUP + FULL_REPEATS + 4) > deadline:
+            left_out += 1
+            continue
+        if on_cuda:
+            free, _total = torch.cuda.mem_get_info(tdev)
+            if _operand_bytes(dtype, m, n, k) > 0.8 * free:
+                left_out += 1
+                continue
+        prob = _build(dtype, m, n, k, tdev, _generator(tdev, seed), 1)
+        seconds = _time_problem(prob, tdev, warm_s=warm_s, repeats=FULL_REPEATS, flush=flush)
+        spread = summarize(rates(seconds, prob.flops / 1e12))
+        tried += 1
+        if best is None or spread.p50 > best[0]:
+            best = (spread.p50, (m, n, k), spread)
+        del prob
+        _release(tdev)
+    if best is None:
+        return None, tried, left_out
+    _rate, (m, n, k), spread = best
+    prob = _build(dtype, m, n, k, tdev, _generator(tdev, seed), 1)
+    rel_error, failure = prob.verify()
+    del prob
+    return _Measured(m, n, k, spread, 1, rel_error, failure), tried, left_out
+
+
+# --- results --------------------------------------------------------------------------
+
+
+def _device(ctx: BenchContext, step: Step) -> BenchDevice:
+    label = step.devices[0]
+    for dev in ctx.devices:
+        if dev.label == label:
+            return dev
+    raise KeyError(f"no device {label!r} in the context")
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _result(
+    dev: BenchDevice, dtype: str, metric: str, meas: _Measured, params: dict[str, Any]
+) -> Result:
+    peak = dev.peak_tflops.get(dtype)
+    params = {**params, "rel_error": _finite(meas.rel_error)}
+    if dtype == "fp8":
+        params["fast_accum"] = FP8_FAST_ACCUM
+    if meas.failure is not None:
+        return Result.failure(
+            NAME,
+            metric,
+            unit_for(dtype),
+            f"{dev.label}: wrong result: {meas.failure}",
+            devices=[dev.label],
+            params=params,
+        )
+    return Result(
+        benchmark=NAME,
+        metric=metric,
+        value=meas.spread.p50,
+        unit=unit_for(dtype),
+        params=params,
+        devices=[dev.label],
+        spread=meas.spread,
+        peak=peak.value if peak else None,
+        basis=peak.basis if peak else None,
+    )
+
+
+def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
+    import torch
+
+    dev = _device(ctx, step)
+    dtype = str(step.params["dtype"])
+    unit = unit_for(dtype)
+    tdev = torch.device(dev.torch_device)
+    capability = dev.compute_capability
+    if tdev.type == "cuda" and capability is None:
+        capability = torch.cuda.get_device_capability(tdev)
+    why = unsupported(dev, dtype, capability)
+    if why is not None:
+        yield Result.failure(
+            NAME,
+            "matmul",
+            unit,
+            why,
+            devices=[dev.label],
+            params={"dtype": dtype},
+            status="skipped",
+        )
+        return
+
+    def math_mode() -> contextlib.AbstractContextManager[None]:
+        if dtype in ("fp32", "tf32"):
+            return fp32_math(tdev.type, tf32=dtype == "tf32")
+        return contextlib.nullcontext()
+
+    try:
+        with math_mode():
+            meas = _measure_fixed(ctx, dev, dtype, step.key)
+        _release(tdev)
+        yield _result(
+            dev,
+            dtype,
+            "matmul",
+            meas,
+            {"dtype": dtype, "m": meas.m, "n": meas.n, "k": meas.k, "input_sets": meas.sets},
+        )
+        if ctx.mode != "full" or meas.failure is not None:
+            return
+        with math_mode():
+            best, tried, left_out = _search_max(ctx, dev, dtype, step.key, meas.spread.p50)
+        if best is None:
+            yield Result.failure(
+                NAME,
+                "matmul_max",
+                unit,
+                "no shape of the search grid fit the time budget",
+                devices=[dev.label],
+                params={"dtype": dtype},
+                status="skipped",
+            )
+            return
+        yield _result(
+            dev,
+            dtype,
+            "matmul_max",
+            best,
+            {
+                "dtype": dtype,
+                "best_m": best.m,
+                "best_n": best.n,
+                "best_k": best.k,
+                "shapes_tried": tried,
+                "shapes_left_out": left_out,
+                "l2_flush": tdev.type == "cuda",
+            },
+        )
+    finally:
+        _release(tdev, workspaces=True)

@@ -1,0 +1,195 @@
+"""`rigbench bench`: choose devices, attach expectations from topology and catalog, run
+each benchmark's steps under the runner, and hand every result on as it arrives."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode, Step
+from rigbench.bench.runner import load_module, run_steps
+from rigbench.catalog import find_gpu
+from rigbench.errors import BadInput
+from rigbench.hw.model import GpuInfo, Rig
+from rigbench.links import expected_host_link, expected_pair
+from rigbench.records import Result
+
+BENCHMARKS = ("gemm", "memory", "hostlink", "p2p", "collectives")
+# Benchmarks that need two or more devices; on a CPU-only machine they get two CPU workers.
+MULTI_DEVICE = ("p2p", "collectives")
+CPU_WORKERS = 2
+
+
+def parse_only(only: str | None) -> list[str]:
+    if not only:
+        return list(BENCHMARKS)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise BadInput(
+            f"unknown benchmark {', '.join(repr(u) for u in unknown)}: "
+            f"choose from {', '.join(BENCHMARKS)}"
+        )
+    return [n for n in BENCHMARKS if n in names]
+
+
+def parse_gpus(gpus: str | None, rig: Rig) -> list[int]:
+    available = [g.index for g in rig.gpus]
+    if not gpus:
+        return available
+    try:
+        wanted = [int(x) for x in gpus.split(",") if x.strip()]
+    except ValueError:
+        raise BadInput(f"--gpus takes GPU indices like 0,1,3; got {gpus!r}") from None
+    missing = [g for g in wanted if g not in available]
+    if missing:
+        have = ", ".join(str(g) for g in available) if available else "none"
+        raise BadInput(
+            f"GPU {', '.join(str(m) for m in missing)} does not exist (GPUs here: {have})"
+        )
+    return sorted(set(wanted))
+
+
+def _peaks(gpu: GpuInfo) -> tuple[dict[str, Expectation], Expectation | None]:
+    spec = find_gpu(gpu.name)
+    if spec is None:
+        return {}, None
+    src = spec.source_for("peak_tflops") or "catalog"
+    peaks = {
+        dtype: Expectation(
+            value=v,
+            unit="TOP/s" if dtype == "int8" else "TFLOP/s",
+            basis=f"{spec.name}, dense {dtype} peak ({src})",
+        )
+        for dtype, v in spec.peak_tflops.items()
+    }
+    mem = None
+    if spec.memory_bandwidth_gbs:
+        mem_src = spec.source_for("memory") or "catalog"
+        mem = Expectation(
+            value=spec.memory_bandwidth_gbs,
+            unit="GB/s",
+            basis=f"{spec.name} memory bandwidth ({mem_src})",
+        )
+    return peaks, mem
+
+
+def _cuda_index(nvml_index: int) -> int | None:
+    """CUDA's index of an NVML GPU, given CUDA_DEVICE_ORDER=PCI_BUS_ID (set by the caller)
+    and any CUDA_VISIBLE_DEVICES of plain indices."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None or visible.strip() == "":
+        return nvml_index if visible is None else None
+    try:
+        order = [int(v) for v in visible.split(",")]
+    except ValueError:
+        return None  # UUIDs or MIG names: mapping them is left to the user
+    return order.index(nvml_index) if nvml_index in order else None
+
+
+@dataclass(kw_only=True)
+class Plan:
+    """Per benchmark, the context its steps run in and the steps."""
+
+    contexts: dict[str, BenchContext] = field(default_factory=dict)
+    steps: dict[str, list[Step]] = field(default_factory=dict)
+    stand_ins: bool = False
+    # benchmark -> why it has no steps on this machine
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(len(s) for s in self.steps.values())
+
+
+def build_plan(
+    rig: Rig,
+    *,
+    gpus: list[int],
+    only: list[str],
+    mode: Mode = "quick",
+    cuda_available: bool,
+    size_scale: float = 1.0,
+    step_timeout_s: float | None = None,
+) -> Plan:
+    live = rig.source == "nvml" and cuda_available and bool(gpus)
+    selected = [g for g in rig.gpus if g.index in gpus]
+    devices: list[BenchDevice] = []
+    if selected:
+        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+        for g in selected:
+            peaks, mem = _peaks(g)
+            cuda = _cuda_index(g.index) if live else None
+            if live and cuda is None:
+                raise BadInput(f"GPU {g.index} is hidden by CUDA_VISIBLE_DEVICES")
+            cc: tuple[int, int] | None = None
+            if live and g.compute_capability:
+                major, minor = g.compute_capability.split(".")
+                cc = (int(major), int(minor))
+            devices.append(
+                BenchDevice(
+                    label=f"GPU{g.index}",
+                    torch_device=f"cuda:{cuda}" if live else "cpu",
+                    name=g.name if live else f"{g.name} (CPU stand-in)",
+                    gpu_index=g.index,
+                    compute_capability=cc,
+                    peak_tflops=peaks if live else {},
+                    peak_memory_bandwidth=mem if live else None,
+                    host_link=expected_host_link(g),
+                )
+            )
+    pair_expected: dict[str, Expectation] = {}
+    for i in range(len(selected)):
+        for j in range(i + 1, len(selected)):
+            link = rig.pair(selected[i].index, selected[j].index)
+            exp = expected_pair(link, selected[i], selected[j]) if link else None
+            if exp:
+                pair_expected[f"{i}-{j}"] = exp
+    faults = {}
+    for i in range(len(selected)):
+        for j in range(i + 1, len(selected)):
+            key = f"{selected[i].index}-{selected[j].index}"
+            if key in rig.p2p_faults:
+                faults[f"{i}-{j}"] = rig.p2p_faults[key]
+    base = BenchContext(
+        devices=devices,
+        mode=mode,
+        on_gpu=live,
+        pair_expected=pair_expected,
+        p2p_faults=faults,
+        size_scale=size_scale,
+    )
+    plan = Plan(stand_ins=not live)
+    for name in only:
+        ctx = base
+        if not devices:
+            n = CPU_WORKERS if name in MULTI_DEVICE else 1
+            cpus = [
+                BenchDevice(label=f"cpu{k}", torch_device="cpu", name=rig.system.cpu_model or "CPU")
+                for k in range(n)
+            ]
+            ctx = replace(base, devices=cpus)
+        plan.contexts[name] = ctx
+        steps = load_module(name).plan(ctx)
+        if step_timeout_s is not None:
+            steps = [replace(s, timeout_s=step_timeout_s) for s in steps]
+        plan.steps[name] = steps
+        if not steps and name in MULTI_DEVICE:
+            plan.skipped[name] = f"needs at least 2 GPUs ({len(ctx.devices)} selected)"
+    return plan
+
+
+def run_plan(
+    plan: Plan,
+    on_result: Callable[[Result], None],
+    on_step: Callable[[Step], None] | None = None,
+) -> list[str]:
+    """Run every planned step; returns the keys of steps whose worker hung or died."""
+    aborted: list[str] = []
+    for name, why in plan.skipped.items():
+        on_result(Result.failure(name, name, "", why, status="skipped"))
+    for name, steps in plan.steps.items():
+        if steps:
+            aborted += run_steps(name, plan.contexts[name], steps, on_result, on_step)
+    return aborted

@@ -1,0 +1,23 @@
+"""Named errors. Only the CLI turns them into one-line messages and exit codes."""
+
+
+class RigbenchError(Exception):
+    """Base class: the message is shown to the user as one line."""
+
+    exit_code = 2
+
+
+class BadInput(RigbenchError):
+    """The user asked for something that cannot be: unknown names, bad ids, bad files."""
+
+
+class SimulationFileError(BadInput):
+    """A simulated-rig file that cannot be read or does not validate."""
+
+
+class StoreError(RigbenchError):
+    """The results database cannot be opened or written."""
+
+
+class HardwareError(RigbenchError):
+    """The hardware layer failed in a way that stops the command."""

@@ -1,0 +1,118 @@
+"""What the hardware layer reports: plain dataclasses, identical for live and simulated rigs.
+
+A figure a GPU or platform does not expose is `None`; the reason, where known, goes in
+`unavailable` (field name -> why), never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+# nvidia-smi topo -m codes, from nearest to farthest. NV# is expressed by `nvlink_count`.
+PciePath = Literal["SELF", "PIX", "PXB", "PHB", "NODE", "SYS"]
+PCIE_PATH_MEANING: dict[str, str] = {
+    "PIX": "at most one PCIe bridge",
+    "PXB": "several PCIe bridges, no host bridge",
+    "PHB": "through a PCIe host bridge (the CPU)",
+    "NODE": "across host bridges within one NUMA node",
+    "SYS": "across the inter-socket link (QPI/UPI/Infinity Fabric)",
+}
+# What the driver says about peer access; what actually happens on a transfer is measured.
+P2PState = Literal["ok", "unsupported", "disabled", "unknown"]
+
+
+@dataclass(kw_only=True, slots=True)
+class PcieLink:
+    """A GPU's PCIe link. `gen_max`/`width_max` are what the GPU and slot together allow;
+    `gpu_gen_max`/`gpu_width_max` what the GPU alone can do (a riser shows as the gap)."""
+
+    gen_current: int | None = None
+    width_current: int | None = None
+    gen_max: int | None = None
+    width_max: int | None = None
+    gpu_gen_max: int | None = None
+    gpu_width_max: int | None = None
+    replay_count: int | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class GpuInfo:
+    index: int
+    name: str
+    uuid: str | None = None
+    bus_id: str | None = None
+    memory_total_bytes: int | None = None
+    compute_capability: str | None = None  # "9.0"
+    pcie: PcieLink = field(default_factory=PcieLink)
+    power_limit_w: float | None = None
+    power_default_limit_w: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    sm_clock_max_mhz: int | None = None
+    mem_clock_max_mhz: int | None = None
+    numa_node: int | None = None
+    nvlink_version: int | None = None
+    nvlink_active_links: int | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True, slots=True)
+class PairLink:
+    """How two GPUs reach each other."""
+
+    a: int
+    b: int
+    nvlink_count: int = 0
+    nvlink_version: int | None = None
+    via_nvswitch: bool = False
+    pcie_path: PciePath | None = None
+    p2p: P2PState = "unknown"
+    p2p_detail: str | None = None
+
+    @property
+    def topo_code(self) -> str:
+        """The cell nvidia-smi topo -m would print for this pair."""
+        if self.nvlink_count:
+            return f"NV{self.nvlink_count}"
+        return self.pcie_path or "?"
+
+
+@dataclass(kw_only=True, slots=True)
+class SystemInfo:
+    hostname: str | None = None
+    os: str | None = None
+    kernel: str | None = None
+    cpu_model: str | None = None
+    cpu_cores: int | None = None
+    cpu_sockets: int | None = None
+    ram_bytes: int | None = None
+    driver_version: str | None = None
+    cuda_driver_version: str | None = None
+    torch_version: str | None = None
+    torch_cuda_version: str | None = None
+    nccl_version: str | None = None
+    python_version: str | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True, slots=True)
+class Rig:
+    """A snapshot of the whole machine as the tool sees it."""
+
+    source: str  # "nvml", "simulated:<file>", "none"
+    gpus: list[GpuInfo] = field(default_factory=list)
+    pairs: list[PairLink] = field(default_factory=list)
+    system: SystemInfo = field(default_factory=SystemInfo)
+    # Faults a simulated rig plays when benchmarks run on its CPU stand-ins, keyed "a-b".
+    p2p_faults: dict[str, str] = field(default_factory=dict)
+
+    def pair(self, a: int, b: int) -> PairLink | None:
+        lo, hi = min(a, b), max(a, b)
+        for p in self.pairs:
+            if (p.a, p.b) == (lo, hi):
+                return p
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Renderers: read records and rig snapshots, never benchmark internals."""

@@ -1,0 +1,176 @@
+"""Terminal tables of benchmark results, one per benchmark, GPU pairs as matrices."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from rigbench.records import Result
+from rigbench.report.format import num, ratio_cell, size
+
+
+def _spread(r: Result) -> str:
+    if r.spread is None or r.spread.n < 2:
+        return "—"
+    return f"{num(r.spread.p10)}–{num(r.spread.p90)}"
+
+
+def _reference(r: Result) -> str:
+    ref = r.expected if r.expected else r.peak
+    return num(ref) if ref else "—"
+
+
+def _value(r: Result) -> str:
+    if r.status == "skipped":
+        return "[dim]skipped[/dim]"
+    if r.status == "failed":
+        return "[red]FAILED[/red]"
+    return num(r.value)
+
+
+Column = tuple[str, Callable[[Result], str]]
+
+
+def param(key: str) -> Callable[[Result], str]:
+    return lambda r: str(r.params.get(key, "—"))
+
+
+def _shape(r: Result) -> str:
+    p = r.params
+    if "best_m" in p:
+        return f"best {p['best_m']}×{p['best_n']}×{p['best_k']}"
+    return f"{p['m']}×{p['n']}×{p['k']}" if "m" in p else "—"
+
+
+def _bytes(r: Result) -> str:
+    return size(int(r.params["bytes"])) if "bytes" in r.params else "—"
+
+
+def _device_table(title: str, results: list[Result], key_cols: list[Column]) -> Table:
+    t = Table(title=title, title_justify="left")
+    t.add_column("device")
+    for header, _ in key_cols:
+        t.add_column(header)
+    unit = next((r.unit for r in results if r.unit), "")
+    t.add_column(f"median {unit}", justify="right")
+    t.add_column("p10–p90", justify="right")
+    t.add_column("expected / peak", justify="right")
+    t.add_column("ratio", justify="right")
+    for r in results:
+        t.add_row(
+            ",".join(r.devices),
+            *[fn(r) for _, fn in key_cols],
+            _value(r),
+            _spread(r),
+            _reference(r),
+            ratio_cell(r.ratio),
+        )
+    return t
+
+
+def _pair_matrix(
+    title: str, results: list[Result], labels: list[str], symmetric: bool = False
+) -> Table:
+    cells: dict[tuple[str, str], Result] = {}
+    for res in results:
+        if len(res.devices) == 2:
+            cells[(res.devices[0], res.devices[1])] = res
+    t = Table(title=title, title_justify="left")
+    t.add_column("from \\ to")
+    for lab in labels:
+        t.add_column(lab, justify="right")
+    for src in labels:
+        row = []
+        for dst in labels:
+            r: Result | None = cells.get((src, dst))
+            if r is None:
+                # bidir is one cell per pair; a failed pair fails both directions
+                other = cells.get((dst, src))
+                if other is not None and (symmetric or other.status != "ok"):
+                    r = other
+            if src == dst or r is None:
+                row.append("—")
+            elif r.status != "ok":
+                row.append("[red]FAIL[/red]")
+            else:
+                extra = f" {ratio_cell(r.ratio)}" if r.ratio is not None else ""
+                row.append(f"{num(r.value)}{extra}")
+        t.add_row(src, *row)
+    return t
+
+
+def render_results(results: Iterable[Result], console: Console) -> None:
+    by_bench: dict[str, list[Result]] = defaultdict(list)
+    notes: list[Result] = []
+    for r in results:
+        # a whole benchmark that could not run here is a note, not a table row
+        (notes if r.status == "skipped" and not r.devices else by_bench[r.benchmark]).append(r)
+    for bench, rs in by_bench.items():
+        if bench == "gemm":
+            console.print(
+                _device_table("gemm — matmul", rs, [("dtype", param("dtype")), ("M×N×K", _shape)])
+            )
+        elif bench == "memory":
+            console.print(
+                _device_table("memory — device copy (read + write)", rs, [("size", _bytes)])
+            )
+        elif bench == "hostlink":
+            console.print(
+                _device_table(
+                    "hostlink — host⇄device",
+                    rs,
+                    [
+                        ("dir", lambda r: r.metric),
+                        ("size", _bytes),
+                        ("host memory", param("host_memory")),
+                    ],
+                )
+            )
+        elif bench == "p2p":
+            labels = sorted({d for r in rs for d in r.devices}, key=lambda s: (len(s), s))
+            for metric, title in (
+                ("unidir", "p2p unidirectional GB/s (ratio to expected)"),
+                ("bidir", "p2p bidirectional GB/s, both directions together"),
+                ("latency", "p2p one-way latency, µs"),
+            ):
+                sub = [r for r in rs if r.metric == metric]
+                if sub:
+                    console.print(_pair_matrix(title, sub, labels, symmetric=metric == "bidir"))
+        elif bench == "collectives":
+            t = Table(title="collectives", title_justify="left")
+            for col in (
+                "op",
+                "size",
+                "busbw GB/s",
+                "algbw GB/s",
+                "p50 µs",
+                "p99 µs",
+                "expected",
+                "ratio",
+            ):
+                t.add_column(col, justify="right" if col != "op" else "left")
+            for r in rs:
+                if r.metric != "busbw" and r.status == "ok":
+                    continue
+                p = r.params
+                t.add_row(
+                    str(p.get("op", "—")),
+                    size(int(p["bytes"])) if "bytes" in p else "—",
+                    _value(r),
+                    num(p.get("algbw_gbs")),
+                    num(p.get("time_us_p50")),
+                    num(p.get("time_us_p99")),
+                    _reference(r),
+                    ratio_cell(r.ratio),
+                )
+            console.print(t)
+        else:
+            console.print(_device_table(bench, rs, []))
+    for r in notes:
+        console.print(f"[dim]{r.benchmark}: skipped — {r.message}[/dim]")
+    problems = [r for rs in by_bench.values() for r in rs if r.status == "failed"]
+    for r in problems:
+        console.print(f"[red]✗[/red] {r.benchmark} {r.metric} {','.join(r.devices)}: {r.message}")

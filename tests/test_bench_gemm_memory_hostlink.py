@@ -1,0 +1,298 @@
+"""gemm, memory and hostlink on the CPU stand-in (and, where there is one, a CUDA GPU)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rigbench.bench import gemm, hostlink, memory
+from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode
+from rigbench.bench.runner import BenchmarkModule, run_steps
+from rigbench.records import Result
+
+SCALE = 0.125  # gemm 64^3, memory 8 MiB, hostlink 2 MiB on the CPU
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _expect(value: float, unit: str, basis: str) -> Expectation:
+    return Expectation(value=value, unit=unit, basis=basis)
+
+
+def _cpu_device(i: int, *, with_figures: bool = True) -> BenchDevice:
+    dev = BenchDevice(label=f"cpu{i}", torch_device="cpu", name="CPU stand-in")
+    if with_figures:
+        dev.peak_tflops = {"fp32": _expect(2.0, "TFLOP/s", "test fp32 peak")}
+        dev.peak_memory_bandwidth = _expect(100.0, "GB/s", "test memory peak")
+        dev.host_link = _expect(31.5, "GB/s", "PCIe 4.0 x16, 31.5 GB/s per direction")
+    return dev
+
+
+def _ctx(n_devices: int = 1, mode: Mode = "quick") -> BenchContext:
+    return BenchContext(
+        devices=[_cpu_device(i) for i in range(n_devices)], mode=mode, size_scale=SCALE, seed=7
+    )
+
+
+def _run(module: BenchmarkModule, ctx: BenchContext) -> dict[str, list[Result]]:
+    out: dict[str, list[Result]] = {}
+    for step in module.plan(ctx):
+        assert step.timeout_s > 0
+        out[step.key] = list(module.run(ctx, step))
+    return out
+
+
+def _assert_measured(r: Result, unit: str, repeats: int) -> None:
+    assert r.status == "ok", r.message
+    assert r.unit == unit
+    assert r.value is not None and r.value > 0 and math.isfinite(r.value)
+    assert r.spread is not None and r.spread.n == repeats
+    assert r.spread.min <= r.value <= r.spread.max
+
+
+# --- gemm -----------------------------------------------------------------------------
+
+
+def test_gemm_plan_has_a_step_per_device_and_dtype() -> None:
+    steps = gemm.plan(_ctx(2))
+    assert [s.key for s in steps] == [
+        f"gemm:cpu{i}:{dtype}" for i in range(2) for dtype in gemm.DTYPES
+    ]
+    for s in steps:
+        assert s.metric == "matmul" and s.devices == [s.key.split(":")[1]]
+        assert s.unit == ("TOP/s" if s.params["dtype"] == "int8" else "TFLOP/s")
+
+
+def test_gemm_cpu_measures_fp64_fp32_bf16_and_skips_the_rest() -> None:
+    results = _run(gemm, _ctx())
+    for dtype in gemm.DTYPES:
+        (r,) = results[f"gemm:cpu0:{dtype}"]
+        assert r.metric == "matmul" and r.devices == ["cpu0"]
+        assert r.params["dtype"] == dtype
+        if dtype in gemm.CPU_DTYPES:
+            _assert_measured(r, "TFLOP/s", gemm.REPEATS_CPU)
+            assert r.params["m"] == r.params["n"] == r.params["k"] == 64
+            assert 0 <= r.params["rel_error"] <= gemm.TOLERANCE[dtype]
+        else:
+            assert r.status == "skipped" and r.value is None and r.message
+            assert r.unit == gemm.unit_for(dtype)
+    (fp32,) = results["gemm:cpu0:fp32"]
+    assert fp32.peak == 2.0 and fp32.basis == "test fp32 peak"
+    (fp64,) = results["gemm:cpu0:fp64"]
+    assert fp64.peak is None and fp64.basis is None
+
+
+def test_gemm_full_reports_the_best_shape() -> None:
+    ctx = _ctx(mode="full")
+    step = next(s for s in gemm.plan(ctx) if s.params["dtype"] == "fp32")
+    fixed, best = list(gemm.run(ctx, step))
+    assert fixed.metric == "matmul" and fixed.params["m"] == 64
+    assert best.metric == "matmul_max"
+    _assert_measured(best, "TFLOP/s", gemm.FULL_REPEATS)
+    assert best.peak == 2.0
+    assert best.params["shapes_tried"] >= 1
+    for dim in ("best_m", "best_n", "best_k"):
+        assert best.params[dim] % gemm.CPU_ALIGN == 0
+
+
+def test_gemm_leaves_fp32_precision_as_it_found_it() -> None:
+    cuda_mm = torch.backends.cuda.matmul
+    before = cuda_mm.fp32_precision
+    with gemm.fp32_math("cuda", tf32=True):
+        assert cuda_mm.fp32_precision == "tf32"
+    with gemm.fp32_math("cuda", tf32=False):
+        assert cuda_mm.fp32_precision == "ieee"
+    assert cuda_mm.fp32_precision == before
+    cpu_before = torch.backends.mkldnn.matmul.fp32_precision
+    ctx = _ctx()
+    for step in gemm.plan(ctx):
+        if step.params["dtype"] in ("fp32", "tf32"):
+            list(gemm.run(ctx, step))
+    assert torch.backends.mkldnn.matmul.fp32_precision == cpu_before
+    assert cuda_mm.fp32_precision == before
+
+
+def test_gemm_check_catches_wrong_outputs() -> None:
+    gen = torch.Generator().manual_seed(1)
+    ref = torch.randn(64, 64, generator=gen, dtype=torch.float64)
+    err, why = gemm.check_output("fp32", ref.float(), ref)
+    assert why is None and err < 1e-6
+    corrupted = ref.float().clone()
+    corrupted[3, 5] += 10.0
+    err, why = gemm.check_output("fp32", corrupted, ref)
+    assert why is not None and err > gemm.TOLERANCE["fp32"]
+    with_nan = ref.clone()
+    with_nan[0, 0] = math.nan
+    assert gemm.check_output("fp64", with_nan, ref)[1] is not None
+    assert gemm.check_output("bf16", ref.bfloat16(), ref)[1] is None
+    exact = torch.randint(-500, 500, (32, 32), generator=gen).double()
+    assert gemm.check_output("int8", exact.int(), exact)[1] is None
+    off_by_one = exact.int().clone()
+    off_by_one[1, 2] += 1
+    assert gemm.check_output("int8", off_by_one, exact)[1] is not None
+
+
+def test_gemm_verify_catches_an_unwritten_output() -> None:
+    gen = torch.Generator().manual_seed(3)
+    prob = gemm._build("fp32", 64, 64, 64, torch.device("cpu"), gen, 1)
+    assert prob.verify()[1] is None
+    prob.call = lambda i: None  # a "kernel" that writes nothing
+    err, why = prob.verify()
+    assert why is not None and "not written" in why
+
+
+# --- memory ---------------------------------------------------------------------------
+
+
+def test_memory_cpu_copy() -> None:
+    ctx = _ctx(2)
+    results = _run(memory, ctx)
+    assert list(results) == ["memory:cpu0:8MiB", "memory:cpu1:8MiB"]
+    for (r,) in results.values():
+        assert r.metric == "copy" and r.params["bytes"] == 8 << 20
+        assert r.params["bytes_moved"] == 16 << 20
+        _assert_measured(r, "GB/s", memory.REPEATS_CPU)
+        assert r.peak == 100.0 and r.basis == "test memory peak"
+
+
+def test_memory_through_the_worker() -> None:
+    ctx = _ctx()
+    got: list[Result] = []
+    run_steps("memory", ctx, memory.plan(ctx), got.append)
+    (r,) = got
+    assert r.benchmark == "memory" and r.devices == ["cpu0"]
+    _assert_measured(r, "GB/s", memory.REPEATS_CPU)
+    assert r.peak == 100.0
+
+
+def test_memory_verify_catches_a_wrong_copy() -> None:
+    src = torch.randn(1000, generator=torch.Generator().manual_seed(5))
+    assert memory.verify_copy(src, src.clone()) is None
+    dst = src.clone()
+    dst[17] = 0.0
+    why = memory.verify_copy(src, dst)
+    assert why is not None and "1 of 1000" in why
+    assert memory.verify_copy(src, src[:10].clone()) is not None
+
+
+# --- hostlink -------------------------------------------------------------------------
+
+
+def test_hostlink_cpu_is_labelled_memcpy_and_skips_pinned() -> None:
+    ctx = _ctx(2)
+    results = _run(hostlink, ctx)
+    assert list(results) == ["hostlink:cpu0", "hostlink:cpu1", "hostlink:all"]
+    for key, rs in results.items():
+        assert sorted((r.metric, r.params["pinned"]) for r in rs) == [
+            ("d2h", False),
+            ("d2h", True),
+            ("h2d", False),
+            ("h2d", True),
+        ]
+        for r in rs:
+            assert r.params["bytes"] == 2 << 20
+            if r.params["pinned"]:
+                assert r.status == "skipped" and r.value is None and r.message
+                continue
+            _assert_measured(r, "GB/s", hostlink.REPEATS_CPU)
+            assert r.params["host_memory"] == "pageable"
+            assert r.params["note"] == "no host link on CPU: this is memcpy"
+            if key == "hostlink:all":
+                assert r.devices == ["cpu0", "cpu1"]
+                assert r.params["at_once"] == 2 and r.params["bytes_total"] == 4 << 20
+                assert r.expected == pytest.approx(63.0)
+                assert r.basis and "sum" in r.basis
+            else:
+                assert r.devices == [key.split(":")[1]]
+                assert r.expected == 31.5
+                assert r.basis == "PCIe 4.0 x16, 31.5 GB/s per direction"
+
+
+def test_hostlink_without_a_known_link_has_no_expectation() -> None:
+    ctx = BenchContext(
+        devices=[_cpu_device(0, with_figures=False), _cpu_device(1)], size_scale=SCALE
+    )
+    steps = hostlink.plan(ctx)
+    for step in (steps[0], steps[-1]):  # cpu0 alone, and all at once
+        measured = [r for r in hostlink.run(ctx, step) if r.status == "ok"]
+        assert len(measured) == 2
+        assert all(r.expected is None and r.basis is None for r in measured)
+
+
+def test_hostlink_single_device_has_no_all_step() -> None:
+    assert [s.key for s in hostlink.plan(_ctx(1))] == ["hostlink:cpu0"]
+
+
+def test_hostlink_verify_catches_a_wrong_transfer() -> None:
+    src = torch.randn(1000, generator=torch.Generator().manual_seed(9))
+    assert hostlink.verify_transfer(src, src.clone()) is None
+    dst = src.clone()
+    dst[999] = math.nan
+    assert hostlink.verify_transfer(src, dst) is not None
+
+
+def test_hostlink_concurrent_failure_is_raised_not_hung() -> None:
+    cpu = torch.device("cpu")
+    good = hostlink._Lane(cpu, torch.randn(64), torch.empty(64), False)
+    bad = hostlink._Lane(cpu, torch.randn(64), torch.empty(32), False)
+    with pytest.raises(RuntimeError):
+        hostlink.concurrent_wall_times([good, bad], warmup=1, repeats=3)
+
+
+# --- on a CUDA GPU --------------------------------------------------------------------
+
+
+def _gpu_ctx() -> BenchContext:
+    dev = BenchDevice(
+        label="GPU0",
+        torch_device="cuda:0",
+        name=torch.cuda.get_device_name(0),
+        gpu_index=0,
+        compute_capability=torch.cuda.get_device_capability(0),
+        host_link=_expect(25.0, "GB/s", "test link"),
+    )
+    return BenchContext(devices=[dev], on_gpu=True, size_scale=0.25)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_gemm_gpu_all_dtypes() -> None:
+    before = torch.backends.cuda.matmul.fp32_precision
+    ctx = _gpu_ctx()
+    by_dtype = {}
+    for key, (r, *_rest) in _run(gemm, ctx).items():
+        assert r.status in ("ok", "skipped"), (key, r.message)
+        by_dtype[r.params["dtype"]] = r
+        if r.status == "ok":
+            _assert_measured(r, r.unit, gemm.REPEATS_GPU)
+            assert r.params["rel_error"] <= gemm.TOLERANCE[r.params["dtype"]]
+    assert torch.backends.cuda.matmul.fp32_precision == before
+    if by_dtype["tf32"].status == "ok":  # TF32 was really on for tf32 and off for fp32
+        assert by_dtype["tf32"].params["rel_error"] > 1e-5
+        assert by_dtype["fp32"].params["rel_error"] < 1e-5
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_gemm_gpu_through_the_worker() -> None:
+    ctx = _gpu_ctx()
+    steps = [s for s in gemm.plan(ctx) if s.params["dtype"] == "bf16"]
+    got: list[Result] = []
+    run_steps("gemm", ctx, steps, got.append)
+    (r,) = got
+    assert r.status in ("ok", "skipped"), r.message
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_memory_and_hostlink_gpu() -> None:
+    ctx = _gpu_ctx()
+    for (r,) in _run(memory, ctx).values():
+        _assert_measured(r, "GB/s", memory.REPEATS_GPU)
+    (rs,) = _run(hostlink, ctx).values()
+    assert len(rs) == 4
+    for r in rs:
+        _assert_measured(r, "GB/s", hostlink.REPEATS_GPU)
+        assert r.expected == 25.0 and "note" not in r.params

@@ -1,0 +1,112 @@
+"""The CLI as a user meets it: help everywhere, one-line errors, exit codes, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from rigbench.cli import app
+from rigbench.store import Store
+
+runner = CliRunner()
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_every_command_and_option_has_help() -> None:
+    root = get_command(app)
+    commands = root.commands  # type: ignore[attr-defined]
+    assert {"info", "bench", "show"} <= set(commands)
+    for name, cmd in commands.items():
+        assert cmd.help, f"{name} has no help"
+        for param in cmd.params:
+            if param.param_type_name == "option" and not getattr(param, "hidden", False):
+                assert param.help, f"{name} {param.opts} has no help"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["bench", "--only", "gemm,flops"], "unknown benchmark 'flops'"),
+        (["bench", "--gpus", "0,9"], "GPU 0, 9 does not exist"),
+        (["bench", "--gpus", "zero"], "--gpus takes GPU indices"),
+        (["bench", "--quick", "--full"], "choose one of --quick and --full"),
+        (["info", "--simulate", "no-such-rig.toml"], "no-such-rig.toml"),
+        (["show", "42"], "no run #42"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
+    code, out, err = _invoke(*args)
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err + out
+
+
+def test_unwritable_db_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    code, _, err = _invoke("bench", "--only", "memory", "--db", str(blocker / "x" / "r.db"))
+    assert code == 2 and "cannot open database" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_malformed_simulation_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "rig.toml"
+    bad.write_text('[rig]\nname = "x"\n[[gpu]]\nname = "NVIDIA H100 80GB HBM3"\nmemory_gib = -1\n')
+    code, _, err = _invoke("bench", "--simulate", str(bad))
+    assert code == 2 and "rig.toml" in err and "memory_gib" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_info_json_from_a_simulated_rig(examples: Path) -> None:
+    code, out, _ = _invoke("info", "--json", "--simulate", str(examples / "v100-sxm2-server.toml"))
+    assert code == 0
+    rig = json.loads(out)
+    assert [g["name"] for g in rig["gpus"]] == ["Tesla V100-SXM2-16GB"] * 4
+    assert {p["nvlink_count"] for p in rig["pairs"]} == {2}
+
+
+def test_info_table_names_slot_limit(examples: Path) -> None:
+    code, out, _ = _invoke("info", "--simulate", str(examples / "desktop-3060-1060-x1.toml"))
+    assert code == 0
+    assert "GTX 1060" in out and "Gen3 x1" in out
+
+
+def test_bench_on_cpu_stores_and_prints_json(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    code, out, _ = _invoke(
+        "bench", "--only", "memory,p2p", "--json", "--db", str(db), "--scale", "0.05"
+    )
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["run"]["status"] == "complete"
+    benches = {r["benchmark"] for r in doc["results"]}
+    assert benches == {"memory", "p2p"}
+    stored = Store.open(db).results(doc["run"]["id"])
+    assert len(stored) == len(doc["results"])
+    code, out, _ = _invoke("show", "--json", "--db", str(db))
+    assert code == 0 and json.loads(out)["run"]["id"] == doc["run"]["id"]
+
+
+def test_simulated_hang_is_a_failed_cell_and_exit_1(tmp_path: Path, examples: Path) -> None:
+    rig = tmp_path / "hang.toml"
+    text = (examples / "tr1920x-3x3090-p2p-hang.toml").read_text()
+    rig.write_text(text)
+    db = tmp_path / "r.db"
+    code, out, _ = _invoke(
+        "bench", "--only", "p2p", "--gpus", "0,1", "--simulate", str(rig), "--db", str(db),
+        "--scale", "0.02", "--timeout", "5", "--json",
+    )  # fmt: skip
+    assert code == 1
+    doc = json.loads(out)
+    failed = [r for r in doc["results"] if r["status"] == "failed"]
+    assert len(failed) == 1 and "hung" in failed[0]["message"]
+    assert doc["run"]["status"] == "incomplete"
