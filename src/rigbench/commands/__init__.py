@@ -1,0 +1,2 @@
+"""CLI commands, one module per area; each defines a Typer `app` whose commands the root
+adds at top level (see rigbench.cli)."""

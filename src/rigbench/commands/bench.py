@@ -1,0 +1,188 @@
+"""`rigbench info`, `rigbench bench` and `rigbench show`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rigbench.commands.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    DbOpt,
+    JsonOpt,
+    SimulateOpt,
+    err,
+    one_line_errors,
+    out,
+    print_json,
+)
+from rigbench.errors import BadInput
+
+app = typer.Typer()
+
+
+@app.command()
+def info(simulate: SimulateOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the machine as rigbench sees it: GPUs, links, P2P, CPU, driver and versions."""
+    from rigbench.hw.backend import select_backend
+    from rigbench.report.rig import render_rig
+
+    with one_line_errors():
+        rig = select_backend(simulate).rig()
+    if as_json:
+        print_json(rig.to_dict())
+    else:
+        render_rig(rig, out)
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A few sizes per benchmark (default).")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Size sweeps and a GEMM shape search (minutes).")
+    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help="Comma-separated benchmarks: gemm, memory, hostlink, p2p, collectives.",
+            metavar="LIST",
+        ),
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option("--gpus", help="Comma-separated GPU indices (default: all).", metavar="LIST"),
+    ] = None,
+    simulate: SimulateOpt = None,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Seconds a step may go without progress before it counts as hung.",
+            metavar="SECONDS",
+        ),
+    ] = None,
+    scale: Annotated[
+        float, typer.Option("--scale", hidden=True, help="Scale problem sizes (tests).")
+    ] = 1.0,
+) -> None:
+    """Measure matmul, memory, host link, GPU-to-GPU and collectives against what the
+    hardware should give. Every result is stored as it is measured."""
+    from rigbench.bench.suite import build_plan, parse_gpus, parse_only, run_plan
+    from rigbench.hw.backend import select_backend
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.records import Result, Run
+    from rigbench.report.results import render_results
+    from rigbench.store import Store
+
+    with one_line_errors():
+        if quick and full:
+            raise BadInput("choose one of --quick and --full")
+        if not 0 < scale <= 16:
+            raise BadInput("--scale must be in (0, 16]")
+        if timeout is not None and timeout <= 0:
+            raise BadInput("--timeout must be a positive number of seconds")
+        names = parse_only(only)
+        backend = select_backend(simulate)
+        rig = backend.rig()
+        selected = parse_gpus(gpus, rig)
+        store = Store.open(db)
+        cuda = False
+        if rig.source == "nvml" and selected:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        plan = build_plan(
+            rig,
+            gpus=selected,
+            only=names,
+            mode="full" if full else "quick",
+            cuda_available=cuda,
+            size_scale=scale,
+            step_timeout_s=timeout,
+        )
+        run = Run(
+            command="bench",
+            argv=sys.argv[1:],
+            backend=backend.kind,
+            machine=machine_summary(rig),
+            versions=software_versions(rig),
+        )
+        assert run.id is None
+        run_id = store.start_run(run)
+
+    if plan.stand_ins and not as_json:
+        where = "simulated rig" if rig.source.startswith("simulated") else "no GPU here"
+        err.print(f"[yellow]{where}: benchmarks run on the CPU at small sizes[/yellow]")
+    results: list[Result] = []
+
+    def on_result(r: Result) -> None:
+        with one_line_errors():
+            store.add_result(run_id, r)
+        results.append(r)
+
+    status = "complete"
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json or not err.is_terminal,
+        ) as progress:
+            task = progress.add_task("bench", total=plan.total_steps)
+            aborted = run_plan(
+                plan,
+                on_result,
+                on_step=lambda step: progress.update(task, advance=1, description=step.label),
+            )
+        if aborted:
+            status = "incomplete"
+    except KeyboardInterrupt:
+        store.finish_run(run, "incomplete")
+        err.print(
+            f"interrupted: {len(results)} results kept in run #{run_id} "
+            f"({store.path or 'memory'}), marked incomplete"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    store.finish_run(run, status)  # type: ignore[arg-type]
+    if as_json:
+        print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
+    else:
+        render_results(results, out)
+        out.print(f"[dim]run #{run_id} ({status}) saved to {store.path}[/dim]")
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def show(
+    run_id: Annotated[int | None, typer.Argument(help="Run number (default: the latest).")] = None,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Show a stored run's results."""
+    from rigbench.report.results import render_results
+    from rigbench.store import Store
+
+    with one_line_errors():
+        store = Store.open(db)
+        rid = run_id if run_id is not None else store.latest_run_id()
+        run = store.get_run(rid) if rid is not None else None
+        if run is None:
+            raise BadInput(f"no run #{run_id} in {store.path}" if run_id else "no runs stored yet")
+        results = store.results(rid)  # type: ignore[arg-type]
+    if as_json:
+        print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
+        return
+    out.print(f"run #{run.id} {run.command} ({run.status}) started {run.started_at}, {run.backend}")
+    render_results(results, out)

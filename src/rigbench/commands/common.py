@@ -1,0 +1,50 @@
+"""What every command shares: consoles, common options, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rigbench.errors import RigbenchError
+
+out = Console()
+err = Console(stderr=True)
+
+SimulateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--simulate",
+        help="Read a simulated rig from this TOML file instead of the hardware.",
+        metavar="FILE",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db", help="SQLite database for results (default: the user data dir).", metavar="PATH"
+    ),
+]
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Our named errors become one line on stderr and their exit code."""
+    try:
+        yield
+    except RigbenchError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
