@@ -145,6 +145,7 @@ def run_steps(
                     step = current or next((s for s in remaining if s.key not in finished), None)
                     if step is not None:
                         if msg == "died":
+                            proc.join(timeout=5)  # the pipe can close before exitcode is set
                             why = f"worker died (exit code {proc.exitcode})"
                         elif current is not None:
                             why = f"hung: no progress for {wait:.0f} s, worker killed"
