@@ -53,6 +53,13 @@ class BenchContext:
     def pair_key(self, i: int, j: int) -> str:
         return f"{min(i, j)}-{max(i, j)}"
 
+    def device(self, label: str) -> BenchDevice:
+        """The device under test called `label` (a step names its devices by label)."""
+        for dev in self.devices:
+            if dev.label == label:
+                return dev
+        raise KeyError(f"no device {label!r} in the context")
+
 
 @dataclass(kw_only=True, slots=True)
 class Step:

@@ -506,14 +506,6 @@ def _search_max(
 # --- results --------------------------------------------------------------------------
 
 
-def _device(ctx: BenchContext, step: Step) -> BenchDevice:
-    label = step.devices[0]
-    for dev in ctx.devices:
-        if dev.label == label:
-            return dev
-    raise KeyError(f"no device {label!r} in the context")
-
-
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -550,7 +542,7 @@ def _result(
 def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
     import torch
 
-    dev = _device(ctx, step)
+    dev = ctx.device(step.devices[0])
     dtype = str(step.params["dtype"])
     unit = unit_for(dtype)
     tdev = torch.device(dev.torch_device)

@@ -174,13 +174,6 @@ def _release(tdevs: list[torch.device]) -> None:
             empty_host()
 
 
-def _device(ctx: BenchContext, label: str) -> BenchDevice:
-    for dev in ctx.devices:
-        if dev.label == label:
-            return dev
-    raise KeyError(f"no device {label!r} in the context")
-
-
 def _skipped_pinned(labels: list[str], direction: str, params: dict[str, Any]) -> Result:
     return Result.failure(
         NAME,
@@ -242,7 +235,7 @@ def _measure_one(
 def _run_one(ctx: BenchContext, step: Step) -> Iterator[Result]:
     import torch
 
-    dev = _device(ctx, step.devices[0])
+    dev = ctx.device(step.devices[0])
     tdev = torch.device(dev.torch_device)
     nbytes = transfer_bytes(ctx, dev)
     try:
@@ -387,7 +380,7 @@ def _measure_all(
 def _run_all(ctx: BenchContext, step: Step) -> Iterator[Result]:
     import torch
 
-    devs = [_device(ctx, label) for label in step.devices]
+    devs = [ctx.device(label) for label in step.devices]
     tdevs = [torch.device(d.torch_device) for d in devs]
     cuda = all(t.type == "cuda" for t in tdevs)
     try:

@@ -89,14 +89,6 @@ def verify_copy(src: torch.Tensor, dst: torch.Tensor) -> str | None:
     return f"{wrong} of {src.numel()} copied elements differ from the source"
 
 
-def _device(ctx: BenchContext, step: Step) -> BenchDevice:
-    label = step.devices[0]
-    for dev in ctx.devices:
-        if dev.label == label:
-            return dev
-    raise KeyError(f"no device {label!r} in the context")
-
-
 def _release(tdev: torch.device) -> None:
     import torch
 
@@ -168,7 +160,7 @@ def _measure(ctx: BenchContext, dev: BenchDevice, step: Step, nbytes: int) -> Re
 def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
     import torch
 
-    dev = _device(ctx, step)
+    dev = ctx.device(step.devices[0])
     tdev = torch.device(dev.torch_device)
     try:
         yield _measure(ctx, dev, step, int(step.params["bytes"]))
