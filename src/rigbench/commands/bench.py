@@ -15,6 +15,7 @@ from rigbench.commands.common import (
     JsonOpt,
     SimulateOpt,
     err,
+    interrupt_on_signals,
     one_line_errors,
     out,
     print_json,
@@ -129,6 +130,7 @@ def bench(
         results.append(r)
 
     status = "complete"
+    interrupt_on_signals()
     try:
         with Progress(
             TextColumn("{task.description}"),

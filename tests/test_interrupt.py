@@ -1,0 +1,58 @@
+"""Ctrl-C in the middle of a run: what was measured stays, the run is marked incomplete,
+and no worker is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _count(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # schema not created yet
+
+
+def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples: Path) -> None:
+    db = tmp_path / "r.db"
+    # Pair 0-1 hangs for a minute, so the run is still going when we interrupt it;
+    # pair 0-2 and 1-2 are never reached. Memory runs first and gives results to keep.
+    cmd = [
+        sys.executable, "-m", "rigbench", "bench", "--only", "memory,p2p",
+        "--simulate", str(examples / "tr1920x-3x3090-p2p-hang.toml"),
+        "--db", str(db), "--scale", "0.02", "--timeout", "60",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        # every memory result (one per stand-in GPU) is stored before p2p starts
+        while _count(db, "SELECT count(*) FROM results WHERE benchmark = 'memory'") < 3:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no results stored in time"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    with sqlite3.connect(db) as conn:
+        status = conn.execute("SELECT status FROM runs").fetchone()[0]
+        kept = conn.execute("SELECT count(*) FROM results WHERE status = 'ok'").fetchone()[0]
+    assert status == "incomplete"
+    assert kept >= 3
+    # the hung worker ran in its own session; it must be gone with the run
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"--db {db}"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert [p for p in leftovers if int(p) != os.getpid()] == []
