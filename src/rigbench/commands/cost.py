@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from rigbench.commands.common import JsonOpt, one_line_errors, out, print_json
 from rigbench.errors import BadInput
-from rigbench.plan.build import Build, CostsSection, UsageSection, load_build
 from rigbench.plan.cost import CostInputs, CostReport, analyse, electricity_per_hour
+
+if TYPE_CHECKING:  # the build-file models load pydantic: only when a file is read
+    from rigbench.plan.build import Build, CostsSection
 
 app = typer.Typer()
 
@@ -134,6 +136,8 @@ def resolve_inputs(
     """Flags over the build file's [costs] and [usage]. Returns the inputs and how
     electricity per hour was found."""
     _check_flags(price, cloud_per_hour, electricity_per_hour_usd, watts, kwh_price, tokens_per_s)
+    from rigbench.plan.build import CostsSection, UsageSection, load_build
+
     build = load_build(build_path) if build_path is not None else None
     costs = (build.costs if build else None) or CostsSection()
     usage = (build.usage if build else None) or UsageSection()

@@ -10,18 +10,34 @@ and data-parallel bounds) and returns a `PlanReport` of typed findings and predi
 0
 """
 
-from rigbench.plan.build import (
-    Build,
-    BuildFile,
-    BuildFileError,
-    GpuUnit,
-    PsuGroup,
-    build_json_schema,
-    load_build,
-    write_build_schema,
-)
-from rigbench.plan.checks import plan_build
-from rigbench.plan.records import Finding, PlanReport, Prediction
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Exported lazily (PEP 562): `rigbench.plan.cost` and the CLI import this package, and the
+# build-file models (pydantic) should load only when a build file is read.
+_EXPORTS = {
+    "Build": "build",
+    "BuildFile": "build",
+    "BuildFileError": "build",
+    "GpuUnit": "build",
+    "PsuGroup": "build",
+    "build_json_schema": "build",
+    "load_build": "build",
+    "write_build_schema": "build",
+    "plan_build": "checks",
+    "Finding": "records",
+    "PlanReport": "records",
+    "Prediction": "records",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"rigbench.plan.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'rigbench.plan' has no attribute {name!r}")
+
 
 __all__ = [
     "Build",
