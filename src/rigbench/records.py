@@ -10,6 +10,7 @@ from rigbench.stats import Spread
 
 Status = Literal["ok", "failed", "skipped"]
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
+Severity = Literal["ok", "info", "warning", "error", "skipped"]
 
 
 def utc_now() -> str:
@@ -100,3 +101,30 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(kw_only=True, slots=True)
+class Finding:
+    """One thing `rigbench doctor` found about a rig.
+
+    `id` is stable ("pcie.link_degraded", "xid.79", "<check>.ok", "<check>.skipped"):
+    scripts match on it. `severity`: ok (checked, fine), info (worth knowing, nothing to
+    do), warning (costs speed or will bite), error (broken, or data at risk), skipped
+    (could not be checked; `why` says why). `evidence` holds the figures read, `why` why
+    it matters, `fix` what to do, `gpus` the NVML indices concerned.
+    """
+
+    id: str
+    severity: Severity
+    title: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    why: str | None = None
+    fix: str | None = None
+    gpus: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
+        return cls(**d)

@@ -15,7 +15,12 @@ from rigbench.hw.model import GpuInfo, Rig
 from rigbench.links import expected_host_link, expected_pair
 from rigbench.records import Result
 
-BENCHMARKS = ("gemm", "memory", "hostlink", "p2p", "collectives")
+DEFAULT_BENCHMARKS = ("gemm", "memory", "hostlink", "p2p", "collectives")
+# Real workloads (minutes on a GPU): run only when named, e.g. --only train,infer,nbody.
+WORKLOADS = ("train", "infer", "nbody")
+BENCHMARKS = DEFAULT_BENCHMARKS + WORKLOADS
+# Data-parallel workloads over 1..N devices; on a CPU-only machine they get two CPU workers.
+DATA_PARALLEL = ("train",)
 # Benchmarks that need two or more devices; on a CPU-only machine they get two CPU workers.
 MULTI_DEVICE = ("p2p", "collectives")
 CPU_WORKERS = 2
@@ -23,7 +28,7 @@ CPU_WORKERS = 2
 
 def parse_only(only: str | None) -> list[str]:
     if not only:
-        return list(BENCHMARKS)
+        return list(DEFAULT_BENCHMARKS)
     names = [n.strip() for n in only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
@@ -164,7 +169,7 @@ def build_plan(
     for name in only:
         ctx = base
         if not devices:
-            n = CPU_WORKERS if name in MULTI_DEVICE else 1
+            n = CPU_WORKERS if name in MULTI_DEVICE or name in DATA_PARALLEL else 1
             cpus = [
                 BenchDevice(label=f"cpu{k}", torch_device="cpu", name=rig.system.cpu_model or "CPU")
                 for k in range(n)

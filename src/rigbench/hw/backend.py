@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from rigbench.hw.health import HealthInfo
 from rigbench.hw.model import Rig
+from rigbench.hw.telemetry import TelemetrySource
 
 
 class Backend(Protocol):
@@ -15,6 +17,15 @@ class Backend(Protocol):
 
     def rig(self) -> Rig:
         """A fresh snapshot of GPUs, pairs and system facts."""
+        ...
+
+    def health(self, rig: Rig) -> HealthInfo:
+        """Health counters of `rig`'s GPUs and the host facts `rigbench doctor` judges."""
+        ...
+
+    def telemetry(self, gpus: list[int] | None = None) -> TelemetrySource:
+        """A telemetry source for `gpus` (default: every GPU) that `monitor` and `burnin`
+        sample from their own thread (see hw.telemetry)."""
         ...
 
 

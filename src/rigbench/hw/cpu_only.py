@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from rigbench.hw.health import HealthInfo
 from rigbench.hw.model import Rig
 from rigbench.hw.system import host_system_info
+from rigbench.hw.telemetry import TelemetrySource
 
 
 class CpuOnlyBackend:
@@ -13,3 +15,13 @@ class CpuOnlyBackend:
         system = host_system_info()
         system.unavailable["driver_version"] = "no NVIDIA driver (NVML did not load)"
         return Rig(source="none", system=system)
+
+    def health(self, rig: Rig) -> HealthInfo:
+        from rigbench.hw.health import read_host_health
+
+        return HealthInfo(host=read_host_health(rig))
+
+    def telemetry(self, gpus: list[int] | None = None) -> TelemetrySource:
+        from rigbench.hw.telemetry import NoGpuTelemetry
+
+        return NoGpuTelemetry()

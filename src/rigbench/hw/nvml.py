@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 import pynvml
 
+from rigbench.hw.health import HealthInfo
 from rigbench.hw.model import GpuInfo, PairLink, PcieLink, PciePath, Rig
 from rigbench.hw.system import host_system_info
+from rigbench.hw.telemetry import TelemetrySource
 
 T = TypeVar("T")
 
@@ -207,3 +209,14 @@ class NvmlBackend:
         finally:
             pynvml.nvmlShutdown()
         return Rig(source="nvml", gpus=gpus, pairs=pairs, system=system)
+
+    def health(self, rig: Rig) -> HealthInfo:
+        from rigbench.hw.health import read_host_health
+        from rigbench.hw.nvml_health import read_gpu_health
+
+        return HealthInfo(gpus=read_gpu_health(), host=read_host_health(rig))
+
+    def telemetry(self, gpus: list[int] | None = None) -> TelemetrySource:
+        from rigbench.hw.nvml_telemetry import NvmlTelemetry
+
+        return NvmlTelemetry(gpus)

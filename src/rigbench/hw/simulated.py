@@ -9,6 +9,8 @@ examples/simulated/minerva-4x3090.toml. In short:
     [[gpu]]     one entry per GPU model/slot; count repeats it; indices follow file order
     [pairs]     defaults for every GPU pair
     [[pair]]    gpus = [a, b] plus the pair fields that differ from the defaults
+    [gpu.health], [health], [kernel], [env]    rigbench doctor's facts (hw.simulated_health)
+    [telemetry]  the trace monitor and burnin play (hw.sim_telemetry)
 
 The whole file is read and checked in `from_file`; every problem becomes one
 `SimulationFileError` line: `<file>: <key path>: <what is wrong>`.
@@ -41,7 +43,16 @@ from pydantic import (
 )
 
 from rigbench.errors import SimulationFileError
+from rigbench.hw.health import HealthInfo
 from rigbench.hw.model import GpuInfo, PairLink, PcieLink, Rig, SystemInfo
+from rigbench.hw.sim_telemetry import SimulatedTelemetry, TelemetrySection, check_trace
+from rigbench.hw.simulated_health import (
+    GpuHealthSection,
+    HealthSection,
+    HealthSpecError,
+    KernelSection,
+    build_health,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -112,7 +123,8 @@ NvlinkVersion = Annotated[int, AfterValidator(_between(1, 5))]
 NvlinkLinks = Annotated[int, AfterValidator(_between(0, 18))]
 PairPath = Literal["PIX", "PXB", "PHB", "NODE", "SYS"]
 P2P = Literal["ok", "unsupported", "disabled", "unknown"]
-Fault = Literal["hang", "corrupt", "crash", "none"]
+# corrupt_collectives: copies arrive intact, collectives over the pair return wrong data.
+Fault = Literal["hang", "corrupt", "crash", "none", "corrupt_collectives"]
 
 _GPU_FIELDS = [
     f.name for f in dataclasses.fields(GpuInfo) if f.name not in ("index", "unavailable")
@@ -199,6 +211,7 @@ class _GpuSection(_Strict):
     nvlink_version: NvlinkVersion | None = None
     nvlink_active_links: NvlinkLinks | None = None
     unavailable: dict[str, str] = Field(default_factory=dict)
+    health: GpuHealthSection | None = None  # [gpu.health], for rigbench doctor
 
     @field_validator("compute_capability")
     @classmethod
@@ -268,6 +281,12 @@ class _RigFile(_Strict):
     gpu: list[_GpuSection] = Field(default_factory=list)
     pairs: _PairDefaults = Field(default_factory=_PairDefaults)
     pair: list[_PairEntry] = Field(default_factory=list)
+    # rigbench doctor's facts (see hw.simulated_health)
+    health: HealthSection | None = None
+    kernel: KernelSection | None = None
+    env: dict[str, str] | None = None
+    # the telemetry trace monitor and burnin play (see hw.sim_telemetry)
+    telemetry: TelemetrySection | None = None
 
 
 # --- turning pydantic's errors into one line --------------------------------------------------
@@ -329,7 +348,7 @@ def _shown(value: Any) -> str | None:
 
 
 _ARRAY_TABLES = {"gpu", "pair"}
-_TABLES = {"rig", "system", "pairs"}
+_TABLES = {"rig", "system", "pairs", "health", "kernel", "env"}
 
 
 def _describe(err: Any) -> str:
@@ -578,6 +597,15 @@ def _build(path: Path, spec: _RigFile) -> Rig:
     )
 
 
+def _build_health(path: Path, spec: _RigFile, rig: Rig) -> HealthInfo:
+    """The [gpu.health], [health], [kernel] and [env] sections, per GPU index."""
+    per_gpu = [section.health for section in spec.gpu for _ in range(section.count)]
+    try:
+        return build_health(rig, per_gpu, spec.health, spec.kernel, spec.env)
+    except HealthSpecError as exc:
+        raise _fail(path, exc.where, exc.what) from None
+
+
 class SimulatedBackend:
     """Plays the rig a TOML file describes. The file is read and checked once, here."""
 
@@ -588,6 +616,8 @@ class SimulatedBackend:
         self.name = spec.rig.name
         self.description = spec.rig.description
         self._snapshot = snapshot
+        self._health = _build_health(path, spec, snapshot)
+        self._trace = spec.telemetry
 
     @classmethod
     def from_file(cls, path: Path) -> SimulatedBackend:
@@ -597,11 +627,25 @@ class SimulatedBackend:
             spec = _RigFile.model_validate(data)
         except ValidationError as exc:
             raise _from_validation_error(path, exc) from None
-        return cls(path, spec, _build(path, spec))
+        rig = _build(path, spec)
+        if spec.telemetry is not None:
+            bad = check_trace(spec.telemetry, len(rig.gpus))
+            if bad is not None:
+                raise _fail(path, *bad)
+        return cls(path, spec, rig)
 
     def rig(self) -> Rig:
         # A fresh copy each time: callers may change what they are given.
         return copy.deepcopy(self._snapshot)
+
+    def health(self, rig: Rig) -> HealthInfo:
+        """What the file says for `rigbench doctor`; a fact it leaves out is None."""
+        return copy.deepcopy(self._health)
+
+    def telemetry(self, gpus: list[int] | None = None) -> SimulatedTelemetry:
+        """The file's [telemetry] trace played for `gpus` (default: all); without one, every
+        GPU reads a steady, healthy state."""
+        return SimulatedTelemetry(self._snapshot, self._trace, gpus)
 
 
 __all__ = ["SimulatedBackend"]

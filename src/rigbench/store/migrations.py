@@ -45,4 +45,55 @@ def m001_runs_and_results(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_runs_and_results]
+def m002_telemetry(db: sqlite3.Connection) -> None:
+    """GPU telemetry of `monitor --record` and `burnin`: one row per GPU per tick (t in
+    seconds since sampling began, units in the column names), each sampled GPU's fixed
+    facts, and events (Xid, lost GPU, ECC)."""
+    db.executescript(
+        """
+        CREATE TABLE telemetry_gpus (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            gpu INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            uuid TEXT,
+            t0_unix REAL NOT NULL,
+            power_instant_source TEXT,
+            power_avg_source TEXT,
+            facts TEXT NOT NULL,
+            PRIMARY KEY (run_id, gpu)
+        );
+        CREATE TABLE telemetry_samples (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            t REAL NOT NULL,
+            gpu INTEGER NOT NULL,
+            power_instant_w REAL,
+            power_avg_w REAL,
+            energy_mj INTEGER,
+            sm_clock_mhz INTEGER,
+            mem_clock_mhz INTEGER,
+            temp_gpu_c REAL,
+            temp_mem_c REAL,
+            fan_pct REAL,
+            util_gpu_pct REAL,
+            util_mem_pct REAL,
+            mem_used_bytes INTEGER,
+            throttle_mask INTEGER,
+            pcie_replay_count INTEGER,
+            ecc_corrected INTEGER,
+            ecc_uncorrected INTEGER
+        );
+        CREATE INDEX telemetry_samples_run ON telemetry_samples(run_id, gpu, t);
+        CREATE TABLE telemetry_events (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            t REAL NOT NULL,
+            gpu INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            code INTEGER,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX telemetry_events_run ON telemetry_events(run_id);
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_runs_and_results, m002_telemetry]

@@ -1,0 +1,1 @@
+"""Small model definitions the workloads run (random weights; nothing is downloaded)."""

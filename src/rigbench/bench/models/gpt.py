@@ -1,0 +1,121 @@
+"""A GPT-2-style decoder for the training workload: learned positions, pre-LayerNorm,
+fused attention (`F.scaled_dot_product_attention`, causal), GELU MLP, tied embeddings.
+
+Sizes follow GPT-2 (vocabulary padded to 50304, a multiple of 64, as nanoGPT does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GPTConfig:
+    n_layer: int
+    n_embd: int
+    n_head: int
+    block_size: int  # context length in tokens
+    vocab_size: int
+
+
+SIZES: dict[str, GPTConfig] = {
+    "tiny": GPTConfig(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=512),
+    "124m": GPTConfig(n_layer=12, n_embd=768, n_head=12, block_size=1024, vocab_size=50304),
+    "350m": GPTConfig(n_layer=24, n_embd=1024, n_head=16, block_size=1024, vocab_size=50304),
+    "774m": GPTConfig(n_layer=36, n_embd=1280, n_head=20, block_size=1024, vocab_size=50304),
+    "1.5b": GPTConfig(n_layer=48, n_embd=1600, n_head=25, block_size=1024, vocab_size=50304),
+    # Does not fit one 80 GB GPU with AdamW (16 bytes a parameter): the FSDP size.
+    "6.7b": GPTConfig(n_layer=32, n_embd=4096, n_head=32, block_size=2048, vocab_size=50304),
+}
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        d = cfg.n_embd
+        self.n_head = cfg.n_head
+        self.ln_1 = nn.LayerNorm(d)
+        self.c_attn = nn.Linear(d, 3 * d)
+        self.c_proj = nn.Linear(d, d)
+        self.ln_2 = nn.LayerNorm(d)
+        self.c_fc = nn.Linear(d, 4 * d)
+        self.mlp_proj = nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(d, dim=2)
+        hd = d // self.n_head
+        q = q.view(b, t, self.n_head, hd).transpose(1, 2)
+        k = k.view(b, t, self.n_head, hd).transpose(1, 2)
+        v = v.view(b, t, self.n_head, hd).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.c_proj(y.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied, as GPT-2
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """GPT-2's initialisation (again after a model built on the meta device is given
+        memory): normal(0.02), residual projections scaled by 1/sqrt(2·layers)."""
+        self.apply(self._init)
+        for block in self.blocks:
+            assert isinstance(block, Block)
+            std = 0.02 / math.sqrt(2 * self.cfg.n_layer)
+            nn.init.normal_(block.c_proj.weight, std=std)
+            nn.init.normal_(block.mlp_proj.weight, std=std)
+        for m in self.modules():
+            if isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of next-token prediction (logits in float32)."""
+        t = idx.shape[1]
+        pos = torch.arange(t, device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def matmul_params(model: GPT) -> int:
+    """Parameters that take part in matrix products: all but the position embedding (a
+    lookup). The token embedding counts once, as the tied output projection (nanoGPT's
+    `get_num_params`)."""
+    return sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
+
+
+def flops_per_token(n_params: int, cfg: GPTConfig, *, attention: bool = True) -> float:
+    """Training FLOPs per token: 6·N (forward 2·N, backward 4·N), plus, with `attention`,
+    12·L·d·T for the attention scores and their weighted sum (PaLM, appendix B; nanoGPT's
+    `estimate_mfu`), counted over the full T×T square although the mask is causal."""
+    base = 6.0 * n_params
+    if attention:
+        base += 12.0 * cfg.n_layer * cfg.n_embd * cfg.block_size
+    return base

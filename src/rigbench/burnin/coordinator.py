@@ -1,0 +1,445 @@
+"""The parent's side of the burn-in load: start one load worker per device and the
+all_reduce crew, hand them the schedule, listen, and record every child that errors, hangs
+or dies while the others carry on.
+
+Children are forked from a fork server that has imported torch once (where the platform
+has one; spawned otherwise), each in its own process session: ending a child kills its
+whole group. A load worker that is silent for HANG_S is hung; the crew is hung when an
+allreduce phase has not reported CREW_GRACE_S after its end. A hung or failed crew is
+killed and, while two or more devices still run and an allreduce phase is ahead, started
+again over those devices (at most MAX_CREWS crews in a run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any, Literal, cast
+
+from rigbench.burnin.load import (
+    CPU_ALLREDUCE_BYTES,
+    GPU_ALLREDUCE_BYTES,
+    LoadConfig,
+    LoadDevice,
+    crew_rank_main,
+    load_worker_main,
+)
+from rigbench.burnin.schedule import Phase
+
+WorkerStatus = Literal["starting", "ready", "running", "done", "failed"]
+
+GPU_STARTUP_S = 180.0
+CPU_STARTUP_S = 90.0
+GPU_HANG_S = 30.0
+CPU_HANG_S = 10.0
+GPU_CREW_GRACE_S = 30.0
+CPU_CREW_GRACE_S = 4.0
+JOIN_S = 10.0
+GO_LEAD_S = 0.5  # the schedule starts this long after the last worker is ready
+MAX_CREWS = 4  # the first crew and up to three restarts
+
+
+@dataclass(kw_only=True)
+class WorkerOutcome:
+    """What one device's load worker did."""
+
+    device: LoadDevice
+    status: WorkerStatus = "starting"
+    error: str | None = None
+    error_detail: str | None = None
+    error_t: float | None = None  # seconds after t0
+    info: dict[str, Any] = field(default_factory=dict)
+    gemm: dict[int, list[float]] = field(default_factory=dict)  # phase -> TFLOP/s per batch
+    memory: dict[int, list[float]] = field(default_factory=dict)  # phase -> GB/s per batch
+    wrong: list[str] = field(default_factory=list)
+    checks: int = 0
+    phases_started: int = 0
+    # parent-side bookkeeping
+    proc: BaseProcess | None = None
+    conn: Any = None
+    last_heard: float = 0.0
+
+
+@dataclass(kw_only=True)
+class CrewRun:
+    """One crew: the devices it spanned and how it ended."""
+
+    members: list[str]
+    started_t: float
+    busbw: dict[int, list[float]] = field(default_factory=dict)  # phase -> GB/s, slowest rank
+    problems: list[str] = field(default_factory=list)
+    failure: str | None = None
+    failure_t: float | None = None
+
+
+@dataclass(kw_only=True)
+class _Crew:
+    run: CrewRun
+    devices: list[LoadDevice]
+    procs: list[BaseProcess]
+    conns: list[Any]
+    stop: Any
+    ready: set[int] = field(default_factory=set)
+    went: bool = False
+    reports: dict[int, dict[int, tuple[list[float], str | None]]] = field(default_factory=dict)
+    done: set[int] = field(default_factory=set)
+    last_heard: float = 0.0
+
+
+def _context() -> Any:
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["torch", "torch.distributed", "rigbench.burnin.load"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _kill(proc: BaseProcess | None) -> None:
+    if proc is None or proc.pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.join(timeout=5)
+
+
+class Coordinator:
+    def __init__(
+        self,
+        devices: list[LoadDevice],
+        cfg: LoadConfig,
+        *,
+        on_gpu: bool,
+        collectives: bool,
+    ) -> None:
+        self.devices = devices
+        self.cfg = cfg
+        self.on_gpu = on_gpu
+        self.collectives = collectives and len(devices) >= 2
+        self.ctx = _context()
+        self.stop_event = self.ctx.Event()
+        self.workers = [WorkerOutcome(device=d) for d in devices]
+        self.crews: list[CrewRun] = []
+        self._crew: _Crew | None = None
+        self.phases: list[Phase] = []
+        self.hang_s = GPU_HANG_S if on_gpu else CPU_HANG_S
+        self.startup_s = GPU_STARTUP_S if on_gpu else CPU_STARTUP_S
+        self.crew_grace_s = GPU_CREW_GRACE_S if on_gpu else CPU_CREW_GRACE_S
+        self.crew_bytes = GPU_ALLREDUCE_BYTES if on_gpu else CPU_ALLREDUCE_BYTES
+        self.backend = "nccl" if on_gpu else "gloo"
+
+    def t(self) -> float:
+        return time.monotonic() - self.cfg.t0
+
+    # --- starting ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+        now = time.monotonic()
+        for w in self.workers:
+            here, there = self.ctx.Pipe()
+            proc = self.ctx.Process(
+                target=load_worker_main,
+                args=(w.device, self.cfg, there, self.stop_event),
+                name=f"rigbench-burnin-{w.device.label}",
+                daemon=True,
+            )
+            proc.start()
+            there.close()
+            w.proc, w.conn, w.last_heard = proc, here, now
+        if self.collectives:
+            self._start_crew(self.devices)
+
+    def _start_crew(self, devices: list[LoadDevice]) -> None:
+        now = time.monotonic()
+        run = CrewRun(members=[d.label for d in devices], started_t=now - self.cfg.t0)
+        stop = self.ctx.Event()
+        procs, conns = [], []
+        for rank, dev in enumerate(devices):
+            here, there = self.ctx.Pipe()
+            proc = self.ctx.Process(
+                target=crew_rank_main,
+                args=(
+                    rank,
+                    len(devices),
+                    self.backend,
+                    dev,
+                    self.cfg,
+                    self.crew_bytes,
+                    there,
+                    stop,
+                ),
+                name=f"rigbench-burnin-crew{rank}",
+                daemon=True,
+            )
+            proc.start()
+            there.close()
+            procs.append(proc)
+            conns.append(here)
+        self.crews.append(run)
+        self._crew = _Crew(
+            run=run, devices=devices, procs=procs, conns=conns, stop=stop, last_heard=now
+        )
+
+    def wait_ready(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Until every load worker is ready or has failed (the crew may come later)."""
+        deadline = time.monotonic() + self.startup_s
+        while any(w.status == "starting" for w in self.workers):
+            self._poll(0.1)
+            for w in self.workers:
+                if w.status == "starting" and time.monotonic() > deadline:
+                    self._fail(w, f"did not start within {self.startup_s:.0f} s")
+            if on_tick:
+                on_tick()
+
+    def go(self, phases: list[Phase]) -> None:
+        self.phases = phases
+        for w in self.workers:
+            if w.status == "ready":
+                w.conn.send(("go", phases))
+                w.status = "running"
+        self._crew_go()
+
+    def _crew_go(self) -> None:
+        c = self._crew
+        if c is None or c.went or not self.phases or len(c.ready) < len(c.devices):
+            return
+        for conn in c.conns:
+            conn.send(("go", self.phases))
+        c.went = True
+
+    # --- listening ---------------------------------------------------------------------
+
+    def _fail(self, w: WorkerOutcome, why: str, detail: str | None = None) -> None:
+        if w.status in ("failed", "done"):
+            return
+        w.status = "failed"
+        w.error = why
+        w.error_detail = detail
+        w.error_t = self.t()
+        _kill(w.proc)
+
+    def _poll(self, timeout: float) -> None:
+        conns: dict[Any, tuple[str, Any]] = {}
+        for w in self.workers:
+            if w.status in ("starting", "ready", "running"):
+                conns[w.conn] = ("worker", w)
+        c = self._crew
+        if c is not None:
+            for rank, conn in enumerate(c.conns):
+                if rank not in c.done:
+                    conns[conn] = ("crew", rank)
+        if conns:
+            ready = mpc.wait(list(conns), timeout=timeout)
+        else:
+            time.sleep(timeout)
+            ready = []
+        now = time.monotonic()
+        for conn in ready:
+            kind, who = conns[conn]
+            try:
+                msg = cast("tuple[Any, ...]", cast(mpc.Connection, conn).recv())
+            except (EOFError, OSError):
+                msg = ("eof",)
+            if kind == "worker":
+                self._on_worker(who, msg, now)
+            else:
+                self._on_crew(who, msg, now)
+        self._check_deadlines(now)
+
+    def _on_worker(self, w: WorkerOutcome, msg: tuple[Any, ...], now: float) -> None:
+        w.last_heard = now
+        kind = msg[0]
+        if kind == "ready":
+            w.info = msg[1]
+            if w.info.get("reference_problem"):
+                w.wrong.append(f"first matmul against float64: {w.info['reference_problem']}")
+            w.status = "ready" if w.status == "starting" else w.status
+            if self.phases and w.status == "ready":  # a late starter joins what is left
+                w.conn.send(("go", self.phases))
+                w.status = "running"
+        elif kind == "phase":
+            w.phases_started += 1
+        elif kind == "gemm":
+            w.gemm.setdefault(msg[1], []).extend(msg[2])
+            w.checks = max(w.checks, msg[3])
+        elif kind == "memory":
+            w.memory.setdefault(msg[1], []).extend(msg[2])
+            w.checks = max(w.checks, msg[3])
+        elif kind == "wrong":
+            w.wrong.append(f"phase {msg[1]}: {msg[2]}")
+        elif kind == "done":
+            w.checks = max(w.checks, msg[1].get("checks", 0))
+            w.status = "done"
+        elif kind == "error":
+            self._fail(w, msg[1], msg[2])
+        elif kind == "eof":
+            code = w.proc.exitcode if w.proc is not None else None
+            if w.proc is not None:
+                w.proc.join(timeout=1)
+                code = w.proc.exitcode
+            self._fail(w, f"worker died (exit code {code})")
+
+    def _on_crew(self, rank: int, msg: tuple[Any, ...], now: float) -> None:
+        c = self._crew
+        assert c is not None
+        c.last_heard = now
+        kind = msg[0]
+        if kind == "port":
+            for conn in c.conns[1:]:
+                conn.send(("port", msg[1]))
+        elif kind == "ready":
+            c.ready.add(rank)
+            self._crew_go()
+        elif kind == "allreduce":
+            c.reports.setdefault(msg[1], {})[rank] = (list(msg[2]), msg[3])
+            if len(c.reports[msg[1]]) == len(c.devices):
+                self._close_report(c, msg[1])
+        elif kind == "done":
+            c.done.add(rank)
+        elif kind == "error":
+            self._crew_failed(f"rank {rank} ({c.devices[rank].label}): {msg[1]}")
+        elif kind == "eof":
+            self._crew_failed(f"rank {rank} ({c.devices[rank].label}) exited")
+
+    def _close_report(self, c: _Crew, phase: int) -> None:
+        reports = c.reports[phase]
+        per_rank = [reports[r][0] for r in sorted(reports)]
+        n = min((len(x) for x in per_rank), default=0)
+        # an iteration's busbw is its slowest rank's
+        c.run.busbw[phase] = [min(x[i] for x in per_rank) for i in range(n)]
+        for r in sorted(reports):
+            if reports[r][1]:
+                c.run.problems.append(f"phase {phase}: {reports[r][1]}")
+
+    def _crew_failed(self, why: str) -> None:
+        c = self._crew
+        if c is None:
+            return
+        c.run.failure = why
+        c.run.failure_t = self.t()
+        c.stop.set()
+        for p in c.procs:
+            _kill(p)
+        for conn in c.conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+        self._crew = None
+        # again, over the devices still running, if an allreduce phase is still ahead
+        alive = [w.device for w in self.workers if w.status in ("ready", "running")]
+        ahead = any(p.kind == "allreduce" and p.start > time.monotonic() + 1.0 for p in self.phases)
+        if (
+            len(alive) >= 2
+            and ahead
+            and len(self.crews) < MAX_CREWS
+            and not self.stop_event.is_set()
+        ):
+            self._start_crew(alive)
+            self._crew_go()
+
+    def _check_deadlines(self, now: float) -> None:
+        for w in self.workers:
+            if w.status in ("ready", "running") and now - w.last_heard > self.hang_s:
+                self._fail(w, f"hung: no progress for {self.hang_s:.0f} s, worker killed")
+            elif (
+                w.status in ("ready", "running")
+                and w.proc is not None
+                and not w.proc.is_alive()
+                and not w.conn.poll(0)
+            ):
+                self._fail(w, f"worker died (exit code {w.proc.exitcode})")
+        c = self._crew
+        if c is None:
+            return
+        if not c.went:
+            if now - c.last_heard > self.startup_s:
+                self._crew_failed(f"did not start within {self.startup_s:.0f} s")
+            return
+        for p in self.phases:
+            if p.kind != "allreduce" or p.end + self.crew_grace_s > now:
+                continue
+            if p.end <= c.run.started_t + self.cfg.t0:  # before this crew existed
+                continue
+            if len(c.reports.get(p.index, {})) < len(c.devices):
+                silent = [
+                    c.devices[r].label
+                    for r in range(len(c.devices))
+                    if r not in c.reports.get(p.index, {})
+                ]
+                self._crew_failed(
+                    f"hung in all_reduce phase {p.index}: no report from "
+                    f"{', '.join(silent)} {self.crew_grace_s:.0f} s after the phase ended, "
+                    "crew killed"
+                )
+                return
+
+    def supervise(
+        self, until: float, *, on_tick: Callable[[], None] | None = None, tick_s: float = 0.1
+    ) -> None:
+        """Listen until monotonic `until` (or until every worker has ended)."""
+        while time.monotonic() < until:
+            if all(w.status in ("done", "failed") for w in self.workers):
+                break
+            self._poll(min(tick_s, max(0.0, until - time.monotonic())))
+            if on_tick:
+                on_tick()
+
+    # --- stopping ----------------------------------------------------------------------
+
+    def shutdown(self, *, grace_s: float = JOIN_S) -> None:
+        """Tell everyone to stop, collect their last words, and kill who is left."""
+        self.stop_event.set()
+        c = self._crew
+        if c is not None:
+            c.stop.set()
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            busy = [w for w in self.workers if w.status in ("starting", "ready", "running")]
+            crew_busy = c is not None and self._crew is c and len(c.done) < len(c.devices)
+            if not busy and not crew_busy:
+                break
+            try:
+                self._poll(0.1)
+            except Exception:
+                break
+            c = self._crew
+        for w in self.workers:
+            if w.status in ("starting", "ready", "running"):
+                self._fail(w, "did not stop when asked, worker killed")
+            _kill(w.proc)
+            with contextlib.suppress(OSError):
+                w.conn.close()
+        c = self._crew
+        if c is not None:
+            pending = [
+                p.index
+                for p in self.phases
+                if p.kind == "allreduce"
+                and p.start < time.monotonic()
+                and len(c.reports.get(p.index, {})) < len(c.devices)
+            ]
+            if pending and len(c.done) < len(c.devices) and c.run.failure is None:
+                c.run.failure = f"did not finish all_reduce phase {pending[-1]} when asked to stop"
+                c.run.failure_t = self.t()
+            for p in c.procs:
+                _kill(p)
+            for conn in c.conns:
+                with contextlib.suppress(OSError):
+                    conn.close()
+            self._crew = None
+
+    def kill_all(self) -> None:
+        """Last resort (a second Ctrl-C): kill every child now."""
+        for w in self.workers:
+            _kill(w.proc)
+        if self._crew is not None:
+            for p in self._crew.procs:
+                _kill(p)

@@ -1,0 +1,421 @@
+"""The burn-in's verdict: per GPU and for the rig, pass or fail with reasons (pure functions
+of what was measured; no hardware, no I/O).
+
+A GPU fails for: an Xid; falling off the bus; its load worker erroring, hanging or dying;
+wrong results (a matmul checksum that changes over time, differs from the other GPUs of its
+model, or a first product off its float64 reference; a device copy that does not match);
+a median matmul rate more than SLOWER_LIMIT below the best GPU of the same model (not
+judged on CPU stand-ins, which share the host's cores); thermal or hardware (power-brake)
+slowdown for THROTTLE_FAIL_S or more; a power cap that holds its SM clock more than
+CLOCK_GAP_LIMIT below the same model's best while the others run free; SM clocks under
+sustained load falling by more than CLOCK_FALL_LIMIT from the start of the run to its end;
+a temperature at or over the limit the GPU reports; ECC error counts rising. Warnings (not
+a failure): within TEMP_MARGIN_C of a limit, PCIe replays rising, an instantaneous power
+peak above the power limit. The rig fails when a GPU fails, when all_reduce across the GPUs
+failed (wrong sums, a hang), or when a build file's PSU or circuit is exceeded.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
+from rigbench.hw.throttle import REASONS
+from rigbench.hw.xid import xid_info
+from rigbench.telemetry.aggregate import GpuAggregate
+
+Severity = Literal["fail", "warn", "info"]
+
+SLOWER_LIMIT = 0.10
+THROTTLE_FAIL_S = 0.5
+CLOCK_GAP_LIMIT = 0.10
+CAPPED_SHARE = 0.5  # of sustained-load samples with the power cap set
+CLOCK_FALL_LIMIT = 0.15
+TEMP_MARGIN_C = 5.0
+
+THERMAL = ("sw_thermal", "hw_thermal")
+BRAKE = ("hw_slowdown", "hw_power_brake")
+WORDS = {r.name: r.words for r in REASONS}
+
+
+@dataclass(kw_only=True, slots=True)
+class Reason:
+    code: str  # xid, lost, worker, wrong_result, slower, thermal, power_brake, power_cap,
+    # clocks_falling, temperature, ecc, pcie_replay, power_peak, all_reduce, psu, circuit, ...
+    severity: Severity
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(kw_only=True, slots=True)
+class LoadEvidence:
+    """What a device's load worker reported (burnin.coordinator.WorkerOutcome, flattened)."""
+
+    status: str
+    error: str | None = None
+    error_t: float | None = None
+    gemm_tflops: list[float] = field(default_factory=list)  # sustained gemm phases only
+    memory_gbps: list[float] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+    checksum: int | None = None
+    checks: int = 0
+    dtype: str | None = None
+    n: int | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class DeviceEvidence:
+    label: str
+    name: str
+    gpu: int | None  # None for a CPU stand-in of a machine without GPUs
+    stand_in: bool
+    load: LoadEvidence
+    channel: GpuChannel | None = None
+    agg: GpuAggregate | None = None
+    events: list[TelemetryEvent] = field(default_factory=list)
+    # SM clock (MHz) under sustained load, in time order, and the share of those samples
+    # with the power cap set
+    sustained_clocks: list[float] = field(default_factory=list)
+    capped_share: float | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class DeviceVerdict:
+    label: str
+    name: str
+    gpu: int | None
+    verdict: Literal["pass", "fail"]
+    reasons: list[Reason]
+    figures: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "name": self.name,
+            "gpu": self.gpu,
+            "verdict": self.verdict,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "figures": self.figures,
+        }
+
+
+@dataclass(kw_only=True, slots=True)
+class RigVerdict:
+    verdict: Literal["pass", "fail"]
+    reasons: list[Reason]
+    devices: list[DeviceVerdict]
+    totals: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "gpus": [d.to_dict() for d in self.devices],
+            "totals": self.totals,
+        }
+
+
+def _median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def _t(t: float | None) -> str:
+    return f" at t={t:.1f} s" if t is not None else ""
+
+
+def _figures(d: DeviceEvidence) -> dict[str, Any]:
+    a, ch = d.agg, d.channel
+    f: dict[str, Any] = {
+        "gemm_tflops_median": _median(d.load.gemm_tflops),
+        "gemm_batches": len(d.load.gemm_tflops),
+        "gemm_dtype": d.load.dtype,
+        "gemm_n": d.load.n,
+        "memory_gbps_median": _median(d.load.memory_gbps),
+        "checks": d.load.checks,
+        "checksum": f"{d.load.checksum:08x}" if d.load.checksum is not None else None,
+        "load_status": d.load.status,
+    }
+    if a is not None:
+        f.update(
+            samples=a.samples,
+            power_peak_w=a.power.value,
+            power_peak_t=a.power.t,
+            power_peak_kind=(ch.power_instant_kind or ch.power_avg_kind) if ch else None,
+            power_avg_1s_peak_w=a.power_avg.value,
+            power_mean_w=a.power_mean.value,
+            energy_avg_w=a.energy_avg_w,
+            power_rise_w=a.rise.rise,
+            power_rise_window_s=a.rise.window_s,
+            temp_gpu_peak_c=a.temp_gpu.value,
+            temp_mem_peak_c=a.temp_mem.value,
+            sm_clock_sustained_median_mhz=_median(d.sustained_clocks),
+            sm_clock_min_mhz=a.sm_clock_min,
+            sm_clock_max_mhz=a.sm_clock_max,
+            throttle_s=dict(a.throttle_s),
+            throttle_harmful_s=sum(
+                s for k, s in a.throttle_s.items() if k in THERMAL + BRAKE + ("sw_power_cap",)
+            ),
+            power_capped_share=d.capped_share,
+            lost_at=a.lost_at,
+        )
+    if ch is not None:
+        f["power_limit_w"] = ch.power_limit_w
+        f["unavailable"] = dict(ch.unavailable)
+    return f
+
+
+def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason]:
+    reasons: list[Reason] = []
+    a, ch = d.agg, d.channel
+    # Events and a lost GPU
+    seen_xid: set[int] = set()
+    for e in d.events:
+        if e.kind == "xid" and e.code is not None and e.code not in seen_xid:
+            seen_xid.add(e.code)
+            info = xid_info(e.code)
+            n = sum(1 for x in d.events if x.kind == "xid" and x.code == e.code)
+            times = f" ({n} times)" if n > 1 else ""
+            reasons.append(
+                Reason(
+                    code="xid",
+                    severity="fail",
+                    message=f"Xid {e.code}{_t(e.t)}{times}: {info.meaning}; {info.action}",
+                )
+            )
+        elif e.kind == "ecc_uncorrected":
+            reasons.append(Reason(code="ecc", severity="fail", message=f"{e.message}{_t(e.t)}"))
+    lost_t = a.lost_at if a is not None else None
+    lost_t = next((e.t for e in d.events if e.kind in ("lost", "unavailable")), lost_t)
+    if lost_t is not None:
+        reasons.append(
+            Reason(
+                code="lost",
+                severity="fail",
+                message=f"fell off the bus{_t(lost_t)}: no telemetry after it"
+                + ("" if 79 in seen_xid else " (check power transients, PSU, riser, seating)"),
+            )
+        )
+    # The load worker
+    if d.load.status == "failed":
+        reasons.append(
+            Reason(
+                code="worker",
+                severity="fail",
+                message=f"load worker failed{_t(d.load.error_t)}: {d.load.error}",
+            )
+        )
+    for w in d.load.wrong[:3]:
+        reasons.append(Reason(code="wrong_result", severity="fail", message=w))
+    if len(d.load.wrong) > 3:
+        reasons.append(
+            Reason(
+                code="wrong_result",
+                severity="fail",
+                message=f"{len(d.load.wrong) - 3} more wrong results",
+            )
+        )
+    same = [p for p in peers if p.name == d.name and p is not d]
+    if d.load.checksum is not None:
+        others = [p for p in same if p.load.checksum is not None]
+        agree = [p for p in others if p.load.checksum == d.load.checksum]
+        differ = [p for p in others if p.load.checksum != d.load.checksum]
+        if differ and len(agree) + 1 <= len(differ):
+            reasons.append(
+                Reason(
+                    code="wrong_result",
+                    severity="fail",
+                    message=f"matmul of the same inputs gives a different result from "
+                    f"{', '.join(p.label for p in differ)} (same model)",
+                )
+            )
+    # Speed against the same model
+    mine = _median(d.load.gemm_tflops)
+    if mine is not None and not d.stand_in:
+        rates = [(r, p.label) for p in same if (r := _median(p.load.gemm_tflops)) is not None]
+        if rates:
+            best, who = max(rates)
+            if best > mine and mine < (1 - SLOWER_LIMIT) * best:
+                reasons.append(
+                    Reason(
+                        code="slower",
+                        severity="fail",
+                        message=f"matmul {mine:.1f} TFLOP/s is {100 * (1 - mine / best):.0f} % "
+                        f"below {who} ({best:.1f} TFLOP/s, same model)",
+                    )
+                )
+    if a is None:
+        return reasons
+    # Throttling
+    for code, names, what in (
+        ("thermal", THERMAL, "thermal slowdown"),
+        ("power_brake", BRAKE, "hardware slowdown / power brake"),
+    ):
+        secs = sum(a.throttle_s.get(n, 0.0) for n in names)
+        if secs >= THROTTLE_FAIL_S:
+            which = ", ".join(WORDS[n] for n in names if a.throttle_s.get(n))
+            reasons.append(
+                Reason(code=code, severity="fail", message=f"{what} for {secs:.1f} s ({which})")
+            )
+    capped = a.throttle_s.get("sw_power_cap", 0.0)
+    my_clock = _median(d.sustained_clocks)
+    if capped > 0:
+        peer_clocks = [(c, p.label) for p in same if (c := _median(p.sustained_clocks)) is not None]
+        best_clock = max(peer_clocks) if peer_clocks else None
+        limit = f" at its {ch.power_limit_w:.0f} W limit" if ch and ch.power_limit_w else ""
+        if (
+            best_clock is not None
+            and my_clock is not None
+            and (d.capped_share or 0) >= CAPPED_SHARE
+            and my_clock < (1 - CLOCK_GAP_LIMIT) * best_clock[0]
+        ):
+            reasons.append(
+                Reason(
+                    code="power_cap",
+                    severity="fail",
+                    message=f"power cap{limit} holds the SM clock at {my_clock:.0f} MHz, "
+                    f"{100 * (1 - my_clock / best_clock[0]):.0f} % below {best_clock[1]} "
+                    f"({best_clock[0]:.0f} MHz, same model)",
+                )
+            )
+        else:
+            reasons.append(
+                Reason(
+                    code="power_cap",
+                    severity="info",
+                    message=f"power-capped{limit} for {capped:.1f} s (normal under full load)",
+                )
+            )
+    if (
+        ch
+        and ch.power_limit_w
+        and ch.power_default_limit_w
+        and ch.power_limit_w < ch.power_default_limit_w - 1
+    ):
+        reasons.append(
+            Reason(
+                code="power_limit",
+                severity="info",
+                message=f"power limit {ch.power_limit_w:.0f} W is below the default "
+                f"{ch.power_default_limit_w:.0f} W",
+            )
+        )
+    # Clocks falling over the run
+    clocks = d.sustained_clocks
+    if len(clocks) >= 8:
+        q = max(1, len(clocks) // 4)
+        early, late = statistics.median(clocks[:q]), statistics.median(clocks[-q:])
+        if early > 0 and late < (1 - CLOCK_FALL_LIMIT) * early:
+            reasons.append(
+                Reason(
+                    code="clocks_falling",
+                    severity="fail",
+                    message=f"SM clock under sustained load fell from {early:.0f} to "
+                    f"{late:.0f} MHz ({100 * (1 - late / early):.0f} %)",
+                )
+            )
+    # Temperatures
+    lim = ch.limits if ch is not None else None
+    for code, peak, limit_c, limit_name, what in (
+        (
+            "temperature",
+            a.temp_gpu.value,
+            (lim.gpu_max_c or lim.slowdown_c) if lim else None,
+            "max operating" if lim and lim.gpu_max_c else "slowdown",
+            "GPU",
+        ),
+        (
+            "temperature",
+            a.temp_mem.value,
+            lim.mem_max_c if lim else None,
+            "max operating",
+            "memory",
+        ),
+    ):
+        if peak is None or limit_c is None:
+            continue
+        if peak >= limit_c:
+            reasons.append(
+                Reason(
+                    code=code,
+                    severity="fail",
+                    message=f"{what} temperature reached {peak:.0f} °C, at or over its "
+                    f"{limit_name} limit of {limit_c:.0f} °C",
+                )
+            )
+        elif peak >= limit_c - TEMP_MARGIN_C:
+            reasons.append(
+                Reason(
+                    code=code,
+                    severity="warn",
+                    message=f"{what} temperature reached {peak:.0f} °C, within "
+                    f"{TEMP_MARGIN_C:.0f} °C of its {limit_name} limit ({limit_c:.0f} °C)",
+                )
+            )
+    # Counters
+    for code, first, last, what, sev in (
+        ("ecc", a.ecc_uncorrected_first, a.ecc_uncorrected_last, "uncorrected ECC errors", "fail"),
+        ("ecc", a.ecc_corrected_first, a.ecc_corrected_last, "corrected ECC errors", "fail"),
+        ("pcie_replay", a.replay_first, a.replay_last, "PCIe replays", "warn"),
+    ):
+        if first is not None and last is not None and last > first:
+            reasons.append(
+                Reason(
+                    code=code,
+                    severity=sev,  # type: ignore[arg-type]
+                    message=f"{what} rose by {last - first} during the run ({first} -> {last})",
+                )
+            )
+    if ch and ch.power_limit_w and a.power.value and a.power.value > 1.05 * ch.power_limit_w:
+        kind = "instantaneous" if ch.power_instant_kind == "instant" else "1 s average"
+        reasons.append(
+            Reason(
+                code="power_peak",
+                severity="warn",
+                message=f"{kind} power peaked at {a.power.value:.0f} W{_t(a.power.t)}, "
+                f"{100 * (a.power.value / ch.power_limit_w - 1):.0f} % over its "
+                f"{ch.power_limit_w:.0f} W limit: the transient the PSU must carry",
+            )
+        )
+    return reasons
+
+
+def judge(
+    devices: list[DeviceEvidence],
+    *,
+    totals: dict[str, Any],
+    rig_reasons: list[Reason] | None = None,
+) -> RigVerdict:
+    """Each device against itself and its peers; the rig fails when a device fails or a
+    rig-level reason (all_reduce, PSU, circuit) is a failure."""
+    out: list[DeviceVerdict] = []
+    for d in devices:
+        reasons = _judge_device(d, devices)
+        mine: Literal["pass", "fail"] = (
+            "fail" if any(r.severity == "fail" for r in reasons) else "pass"
+        )
+        out.append(
+            DeviceVerdict(
+                label=d.label,
+                name=d.name,
+                gpu=d.gpu,
+                verdict=mine,
+                reasons=reasons,
+                figures=_figures(d),
+            )
+        )
+    rig_reasons = list(rig_reasons or [])
+    failed = [v.label for v in out if v.verdict == "fail"]
+    if failed:
+        rig_reasons.insert(
+            0, Reason(code="gpus", severity="fail", message=f"failed: {', '.join(failed)}")
+        )
+    if not devices:
+        rig_reasons.append(Reason(code="nothing", severity="fail", message="no device ran"))
+    verdict: Literal["pass", "fail"] = (
+        "fail" if any(r.severity == "fail" for r in rig_reasons) else "pass"
+    )
+    return RigVerdict(verdict=verdict, reasons=rig_reasons, devices=out, totals=totals)

@@ -1,0 +1,143 @@
+"""`rigbench burnin`: sustained and stepped load on every chosen GPU, checked, with a verdict."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rigbench.commands.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    DbOpt,
+    JsonOpt,
+    SimulateOpt,
+    err,
+    interrupt_on_signals,
+    one_line_errors,
+    out,
+    print_json,
+)
+from rigbench.errors import BadInput
+
+app = typer.Typer()
+
+MAX_MINUTES = 7 * 24 * 60
+
+
+@app.command()
+def burnin(
+    minutes: Annotated[
+        float,
+        typer.Option("--minutes", help="How long the load runs (fractions allowed).", metavar="N"),
+    ] = 10.0,
+    gpus: Annotated[
+        str | None,
+        typer.Option("--gpus", help="Comma-separated GPU indices (default: all).", metavar="LIST"),
+    ] = None,
+    build: Annotated[
+        Path | None,
+        typer.Option(
+            "--build",
+            help="A build file (rigbench plan): compare measured peaks with its PSUs and circuit.",
+            metavar="BUILD.toml",
+        ),
+    ] = None,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate", help="Telemetry samples per second per GPU (50 or more).", metavar="HZ"
+        ),
+    ] = 100.0,
+    simulate: SimulateOpt = None,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Load every chosen GPU with checked matmuls, memory traffic and all_reduce, alternated
+    with idle->full steps on all GPUs at once, while sampling telemetry; then a verdict per
+    GPU and for the rig. Exit 0 pass, 1 fail, 2 bad input, 130 Ctrl-C."""
+    from rigbench.bench.suite import parse_gpus
+    from rigbench.burnin import build as build_check
+    from rigbench.burnin.run import MIN_RATE_HZ, LiveState, run_burnin
+    from rigbench.hw.backend import select_backend
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.records import Run
+    from rigbench.report.burnin import progress_view, render_burnin
+    from rigbench.store import Store
+    from rigbench.telemetry.sampler import MAX_RATE_HZ
+
+    with one_line_errors():
+        if not 0 < minutes <= MAX_MINUTES:
+            raise BadInput(f"--minutes must be above 0 and at most {MAX_MINUTES} (got {minutes:g})")
+        if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+            raise BadInput(
+                f"--rate must be between {MIN_RATE_HZ:g} and {MAX_RATE_HZ:g} Hz (got {rate:g}): "
+                "slower sampling misses the transients a burn-in provokes"
+            )
+        build_obj, build_note = build_check.load(build) if build is not None else (None, None)
+        backend = select_backend(simulate)
+        rig = backend.rig()
+        selected = parse_gpus(gpus, rig)
+        store = Store.open(db)
+        run = Run(
+            command="burnin",
+            argv=sys.argv[1:],
+            backend=backend.kind,
+            machine=machine_summary(rig),
+            versions=software_versions(rig),
+        )
+        store.start_run(run)
+
+    live_display = None
+    on_live = None
+    if not as_json and err.is_terminal:
+        from rich.live import Live
+
+        live_display = Live(console=err, refresh_per_second=4, transient=True)
+        last = [0.0]
+
+        def on_live(state: LiveState) -> None:
+            import time
+
+            now = time.monotonic()
+            if now - last[0] >= 0.25:
+                last[0] = now
+                live_display.update(progress_view(state))
+
+    if not as_json:
+        err.print(f"burn-in for {minutes:g} min, telemetry at {rate:g} Hz; run #{run.id}")
+    interrupt_on_signals()  # Ctrl-C and SIGTERM stop the load; what ran is kept and judged
+    try:
+        if live_display is not None:
+            live_display.start()
+        with one_line_errors():
+            outcome = run_burnin(
+                backend,
+                rig,
+                selected,
+                store,
+                run,
+                minutes=minutes,
+                rate_hz=rate,
+                build=build_obj,
+                build_note=build_note,
+                on_live=on_live,
+            )
+    except BaseException:
+        if run.status == "running":
+            store.finish_run(run, "failed")
+        raise
+    finally:
+        if live_display is not None:
+            live_display.stop()
+    if as_json:
+        print_json(outcome.to_dict())
+    else:
+        render_burnin(outcome, out)
+        out.print(f"[dim]run #{run.id} saved to {store.path}[/dim]")
+    if outcome.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if outcome.verdict.verdict != "pass":
+        raise typer.Exit(EXIT_FAILED)

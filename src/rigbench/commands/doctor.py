@@ -1,0 +1,104 @@
+"""`rigbench doctor`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from rigbench.commands.common import (
+    EXIT_INTERRUPTED,
+    JsonOpt,
+    SimulateOpt,
+    err,
+    interrupt_on_signals,
+    one_line_errors,
+    out,
+    print_json,
+)
+from rigbench.errors import BadInput
+
+app = typer.Typer()
+
+
+@app.command()
+def doctor(
+    as_json: JsonOpt = False,
+    simulate: SimulateOpt = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help="Comma-separated checks: inventory, versions, pcie, p2p, nvlink, collectives, "
+            "iommu, acs, env, persistence, shm, memlock, governor, numa, xid, ecc, memory, "
+            "throttle, temperature, power, clocks.",
+            metavar="LIST",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Seconds a probe (a GPU pair's copy, the all_reduce) may make no progress "
+            "before it counts as hung (default 10 and 30 on GPUs, 5 and 20 on CPU stand-ins).",
+            metavar="SECONDS",
+        ),
+    ] = None,
+) -> None:
+    """Find what is wrong with the rig and say how to fix it. Exit code 0 healthy,
+    1 warnings, 2 errors."""
+    from rigbench.doctor.run import parse_checks, run_doctor
+    from rigbench.hw.backend import select_backend
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.records import Run, utc_now
+    from rigbench.report.findings import render_findings
+
+    with one_line_errors():
+        if timeout is not None and timeout <= 0:
+            raise BadInput("--timeout must be a positive number of seconds")
+        checks = parse_checks(only)
+        backend = select_backend(simulate)
+    sampler = None
+    if backend.kind == "nvml":
+        from rigbench.hw.nvml_health import PcieLinkSampler
+
+        sampler = PcieLinkSampler
+    interrupt_on_signals()
+    run = Run(command="doctor", argv=sys.argv[1:], backend=backend.kind)
+    try:
+        with one_line_errors():
+            report = run_doctor(backend, checks, timeout_s=timeout, sampler_factory=sampler)
+    except KeyboardInterrupt:
+        err.print("interrupted: no report")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    run.machine = machine_summary(report.rig)
+    run.versions = software_versions(report.rig)
+    run.finished_at = utc_now()
+    run.status = "complete"
+    code = report.exit_code
+    if as_json:
+        print_json(
+            {
+                "run": run.to_dict(),
+                "findings": [f.to_dict() for f in report.findings],
+                "summary": {
+                    **report.counts(),
+                    "exit_code": code,
+                    "checks": checks,
+                    "seconds": round(report.seconds, 2),
+                    "probe_seconds": round(report.probes.seconds, 2),
+                },
+            }
+        )
+    else:
+        gpus = report.rig.gpus
+        names = sorted({g.name for g in gpus})
+        header = (
+            f"rigbench doctor: {report.rig.source}, {len(gpus)} GPU(s)"
+            + (f" ({', '.join(names)})" if names else "")
+            + f", {report.seconds:.1f} s"
+        )
+        render_findings(report.findings, out, header=header, exit_code=code)
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,211 @@
+"""`rigbench monitor`: live GPU telemetry, recorded and exported on request."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from rigbench.commands.common import (
+    EXIT_FAILED,
+    DbOpt,
+    JsonOpt,
+    SimulateOpt,
+    err,
+    interrupt_on_signals,
+    one_line_errors,
+    out,
+    print_json,
+)
+from rigbench.errors import BadInput
+
+if TYPE_CHECKING:
+    from rigbench.hw.telemetry import TelemetrySource
+    from rigbench.telemetry.aggregate import Aggregator
+    from rigbench.telemetry.recorder import Recorder
+    from rigbench.telemetry.sampler import Sampler
+
+app = typer.Typer()
+
+REFRESH_S = 0.25
+
+
+@app.command()
+def monitor(
+    rate: Annotated[
+        float,
+        typer.Option("--rate", help="Samples per second per GPU (up to 1000).", metavar="HZ"),
+    ] = 20.0,
+    seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--seconds", help="Stop after this many seconds (default: until Ctrl-C).", metavar="N"
+        ),
+    ] = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Store every sample in the database as a run.")
+    ] = False,
+    prometheus: Annotated[
+        int | None,
+        typer.Option(
+            "--prometheus",
+            help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port).",
+            metavar="PORT",
+        ),
+    ] = None,
+    simulate: SimulateOpt = None,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Watch every GPU's power (instantaneous and averaged), clocks, temperatures, fans,
+    throttle reasons and Xid events, many times a second, with peaks since start. Exits 1
+    when a GPU fell off the bus or reported an Xid, else 0 (Ctrl-C is the normal way out)."""
+    from rigbench.hw.backend import select_backend
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.records import Run
+    from rigbench.report.telemetry import monitor_summary, monitor_view, unavailable_notes
+    from rigbench.store import Store
+    from rigbench.telemetry.aggregate import Aggregator
+    from rigbench.telemetry.prometheus import PrometheusExporter, render_metrics
+    from rigbench.telemetry.recorder import FLUSH_EVERY_S, Recorder
+    from rigbench.telemetry.sampler import MAX_RATE_HZ, Sampler, Sink
+
+    with one_line_errors():
+        if not 0 < rate <= MAX_RATE_HZ:
+            raise BadInput(f"--rate must be above 0 and at most {MAX_RATE_HZ:g} Hz (got {rate:g})")
+        if seconds is not None and not seconds > 0:
+            raise BadInput(f"--seconds must be a positive number (got {seconds:g})")
+        backend = select_backend(simulate)
+        rig = backend.rig()
+        source = backend.telemetry()
+    channels = source.channels()
+    if not channels:
+        source.close()
+        message = "no NVIDIA GPU here: nothing to monitor"
+        if rig.source.startswith("simulated"):
+            message = (
+                f"the simulated rig {rig.source.split(':', 1)[1]} has no GPUs: nothing to monitor"
+            )
+        if as_json:
+            print_json({"gpus": [], "message": message})
+        else:
+            err.print(message)
+        return
+
+    store = run = recorder = exporter = None
+    aggregator = Aggregator(channels, 1.0 / rate)
+    sinks: list[Sink] = [aggregator.add]
+    try:
+        with one_line_errors():
+            if record:
+                store = Store.open(db)
+                run = Run(
+                    command="monitor",
+                    argv=sys.argv[1:],
+                    backend=backend.kind,
+                    machine=machine_summary(rig),
+                    versions=software_versions(rig),
+                )
+                run_id = store.start_run(run)
+                recorder = Recorder(store, run_id, channels, time.time())
+                sinks.append(recorder.add)
+            sampler = Sampler(source, rate, sinks)
+            if prometheus is not None:
+                exporter = PrometheusExporter(
+                    lambda: render_metrics(aggregator.view(), sampler.stats().achieved_hz),
+                    prometheus,
+                )
+                err.print(f"Prometheus metrics at {exporter.url}")
+        if not as_json:
+            for note in unavailable_notes(channels):
+                err.print(f"[dim]{note}[/dim]", highlight=False)
+        interrupt_on_signals()  # Ctrl-C and SIGTERM end the watch; what was sampled is kept
+        interrupted = _watch(sampler, aggregator, recorder, seconds, as_json, source, FLUSH_EVERY_S)
+        stats = sampler.stop()
+        with one_line_errors():
+            sampler.check()
+            if recorder is not None:
+                recorder.flush()
+            if store is not None and run is not None:
+                store.finish_run(run, "complete")
+    finally:
+        if exporter is not None:
+            exporter.close()
+        source.close()
+
+    view = aggregator.view()
+    if as_json:
+        doc = monitor_summary(view, stats)
+        doc["run"] = run.to_dict() if run is not None else None
+        doc["interrupted"] = interrupted
+        doc["events_unavailable"] = source.events_unavailable
+        print_json(doc)
+    else:
+        out.print(
+            monitor_view(
+                view,
+                stats,
+                events_unavailable=source.events_unavailable,
+                title=f"GPU telemetry over {stats.elapsed_s:.1f} s (peaks in brackets)",
+            )
+        )
+        if run is not None and recorder is not None:
+            where = store.path if store is not None else None
+            out.print(f"[dim]{recorder.written} samples saved as run #{run.id} ({where})[/dim]")
+    if any(e.kind in ("xid", "lost") for e in view.events):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _watch(
+    sampler: Sampler,
+    aggregator: Aggregator,
+    recorder: Recorder | None,
+    seconds: float | None,
+    quiet: bool,
+    source: TelemetrySource,
+    flush_every: float,
+) -> bool:
+    """Run the sampler and the live view until `seconds` pass or Ctrl-C; True if
+    interrupted."""
+    from rich.live import Live
+
+    from rigbench.report.telemetry import monitor_view
+
+    live = None
+    if not quiet and out.is_terminal:
+        live = Live(console=out, refresh_per_second=1 / REFRESH_S, transient=True)
+    t0 = sampler.start()
+    last_flush = t0
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            now = time.monotonic()
+            if seconds is not None and now - t0 >= seconds:
+                return False
+            if not sampler.alive:
+                return False  # the sampler stopped on an error: check() re-raises it
+            if recorder is not None and now - last_flush >= flush_every:
+                with one_line_errors():
+                    recorder.flush()
+                last_flush = now
+            if live is not None:
+                live.update(
+                    monitor_view(
+                        aggregator.view(),
+                        sampler.stats(),
+                        events_unavailable=source.events_unavailable,
+                        title=f"GPU telemetry, {now - t0:.0f} s (peaks in brackets; Ctrl-C stops)",
+                    )
+                )
+            wait = REFRESH_S
+            if seconds is not None:
+                wait = min(wait, max(0.0, t0 + seconds - time.monotonic()))
+            time.sleep(wait)
+    except KeyboardInterrupt:
+        return True
+    finally:
+        if live is not None:
+            live.stop()

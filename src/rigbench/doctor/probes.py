@@ -1,0 +1,312 @@
+"""The doctor's probes that can hang, each in the bench runner's worker processes under a
+timeout (`bench.runner.run_steps`), all three at once:
+
+* p2p: `bench.p2p`'s copy of every GPU pair, both ways, received data verified, all pairs
+  in one worker. At 4 MiB a copy (p2p sizes its buffers by `ctx.on_gpu`, so the doctor
+  hands it the CPU-stand-in size on GPUs too): it checks that copies arrive intact, it
+  does not measure. The first pair that hangs or kills its worker ends the probe; the
+  pairs left are reported as not probed (a P2P hang is a platform problem in practice,
+  and every further hang would cost another timeout).
+* all_reduce: `bench.collectives`' all_reduce across every GPU at two small sizes, its
+  result checked against the known sum (copies can pass while a collective is wrong).
+* load: on live GPUs, `bench.hostlink`'s host<->device copies while the parent samples
+  each GPU's PCIe link (`hw.nvml_health.PcieLinkSampler`): links train down at idle.
+
+On a simulated rig the GPUs are CPU stand-ins that play the rig's faults, as in
+`rigbench bench`. Nothing here changes a GPU setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from rigbench.bench.context import BenchDevice
+from rigbench.hw.model import Rig
+from rigbench.records import Result
+
+PairStatus = Literal["ok", "hang", "corrupt", "crash", "error", "not_probed"]
+ReduceStatus = Literal["ok", "wrong", "hang", "crash", "error"]
+
+P2P_SCALE = 0.25  # of p2p's 16 MiB stand-in size: 4 MiB copies
+HOSTLINK_SCALE = 1 / 8  # of hostlink's 256 MiB: 32 MiB copies
+REDUCE_SIZES_GPU = (4 << 10, 1 << 20)
+REDUCE_SIZES_CPU = (4 << 10,)
+# Seconds a step may make no progress: (GPUs, CPU stand-ins). The all_reduce step starts
+# one process per GPU and their communicator before its first reply.
+P2P_TIMEOUT_S = (10.0, 5.0)
+REDUCE_TIMEOUT_S = (30.0, 20.0)
+LOAD_TIMEOUT_S = 30.0
+
+
+@dataclass(kw_only=True, slots=True)
+class PairProbe:
+    a: int
+    b: int
+    status: PairStatus
+    message: str | None = None
+    gbps: float | None = None  # median unidir copy a->b (4 MiB, not a measurement to quote)
+
+
+@dataclass(kw_only=True, slots=True)
+class ProbeResults:
+    """What the hang-prone probes found; a None part did not run (see `skipped`)."""
+
+    pairs: list[PairProbe] | None = None
+    reduce_status: ReduceStatus | None = None
+    reduce_message: str | None = None
+    reduce_gpus: list[int] = field(default_factory=list)
+    # GPU index -> highest (gen, width) seen while the GPUs were loaded
+    pcie_loaded: dict[int, tuple[int | None, int | None]] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # "p2p"/"all_reduce"/"load" -> why
+    seconds: float = 0.0
+
+
+class _Stop(Exception):
+    """Raised from a result callback to end a probe early (its worker is then killed)."""
+
+
+def _hung(r: Result) -> str | None:
+    text = r.message or ""
+    if r.status != "failed":
+        return None
+    if "hung:" in text or "did not start" in text:
+        return "hang"
+    if "worker died" in text:
+        return "crash"
+    return None
+
+
+def _cuda_usable(rig: Rig) -> tuple[bool, str | None]:
+    if rig.source != "nvml" or not rig.gpus:
+        return False, None
+    try:
+        import torch
+    except ImportError:
+        return False, "torch is not installed"
+    if not torch.cuda.is_available():
+        build = torch.version.cuda
+        why = "this torch is a CPU-only build" if build is None else "torch sees no CUDA device"
+        return False, why
+    return True, None
+
+
+def _pair_probes(
+    devices: list[BenchDevice], results: list[Result], order: list[tuple[int, int]]
+) -> list[PairProbe]:
+    """One PairProbe per GPU pair (NVML indices), from p2p's results in probe order."""
+    label_to_gpu = {d.label: d.gpu_index for d in devices if d.gpu_index is not None}
+    by_pair: dict[tuple[int, int], list[Result]] = {}
+    for r in results:
+        gpus = [label_to_gpu[label] for label in r.devices[:2] if label in label_to_gpu]
+        if len(gpus) == 2:
+            a, b = sorted(gpus)
+            by_pair.setdefault((a, b), []).append(r)
+    probes = []
+    for a, b in order:
+        rs = by_pair.get((a, b))
+        if not rs:
+            probes.append(PairProbe(a=a, b=b, status="not_probed"))
+            continue
+        status: PairStatus = "ok"
+        message = None
+        for r in rs:
+            kind = _hung(r)
+            if kind:
+                status, message = kind, r.message  # type: ignore[assignment]
+                break
+            if r.status == "failed":
+                wrong = "differs" in (r.message or "")
+                status, message = ("corrupt" if wrong else "error"), r.message
+                break
+        speed = next(
+            (r.value for r in rs if r.metric == "unidir" and r.value is not None),
+            None,
+        )
+        probes.append(PairProbe(a=a, b=b, status=status, message=message, gbps=speed))
+    return probes
+
+
+def run_probes(
+    rig: Rig,
+    *,
+    p2p: bool,
+    all_reduce: bool,
+    load: bool,
+    timeout_s: float | None = None,
+    sampler_factory: Callable[[], object] | None = None,
+) -> ProbeResults:
+    """Run the asked-for probes at once and wait for all of them. `sampler_factory`
+    builds the live PCIe sampler (a context manager with `.seen`, `.samples`, `.error`)."""
+    from rigbench.bench.runner import run_steps
+    from rigbench.bench.suite import build_plan
+    from rigbench.errors import BadInput
+
+    started = time.monotonic()
+    out = ProbeResults()
+    live, why_not = _cuda_usable(rig)
+    if rig.source == "nvml" and not live:
+        for name in ("p2p", "all_reduce", "load"):
+            out.skipped[name] = why_not or "no GPU to probe"
+        return out
+    if len(rig.gpus) < 2:
+        out.skipped["p2p"] = out.skipped["all_reduce"] = (
+            f"needs at least 2 GPUs ({len(rig.gpus)} here)"
+        )
+        p2p = all_reduce = False
+    if not live:
+        load = False  # simulated links are given as read under load
+    wanted = [n for n, on in (("hostlink", load), ("p2p", p2p), ("collectives", all_reduce)) if on]
+    if not wanted:
+        return out
+    gpus = [g.index for g in rig.gpus]
+    try:
+        plan = build_plan(
+            rig,
+            gpus=gpus,
+            only=wanted,
+            mode="quick",
+            cuda_available=live,
+            size_scale=HOSTLINK_SCALE if live else 1.0,
+        )
+    except BadInput as exc:  # a GPU hidden by CUDA_VISIBLE_DEVICES
+        for name in ("p2p", "all_reduce", "load"):
+            out.skipped[name] = f"{exc}; unset it to probe every GPU"
+        return out
+    k = 0 if live else 1
+    jobs: list[tuple[str, Callable[[], None]]] = []
+
+    if p2p:
+        ctx = replace(plan.contexts["p2p"], on_gpu=False, size_scale=P2P_SCALE)
+        limit = timeout_s or P2P_TIMEOUT_S[k]
+        steps = [replace(s, timeout_s=limit) for s in plan.steps["p2p"]]
+        order = []
+        for s in steps:
+            i, j = (int(x) for x in s.key.split(":", 1)[1].split("-"))
+            a, b = ctx.devices[i].gpu_index, ctx.devices[j].gpu_index
+            if a is not None and b is not None:
+                order.append((a, b))
+        p2p_results: list[Result] = []
+
+        def on_p2p(r: Result) -> None:
+            p2p_results.append(r)
+            if _hung(r):
+                raise _Stop
+
+        def job_p2p() -> None:
+            with contextlib.suppress(_Stop):
+                run_steps("p2p", ctx, steps, on_p2p)
+            out.pairs = _pair_probes(ctx.devices, p2p_results, order)
+
+        jobs.append(("p2p", job_p2p))
+
+    if all_reduce:
+        cctx = plan.contexts["collectives"]
+        faults = {
+            key: ("corrupt" if f == "corrupt_collectives" else f)
+            for key, f in cctx.p2p_faults.items()
+            if f in ("corrupt", "hang", "corrupt_collectives")
+        }
+        cctx = replace(cctx, p2p_faults=faults)
+        sizes = list(REDUCE_SIZES_GPU if live else REDUCE_SIZES_CPU)
+        step = next(s for s in plan.steps["collectives"] if s.key.endswith(":all_reduce"))
+        step = replace(
+            step,
+            timeout_s=timeout_s or REDUCE_TIMEOUT_S[k],
+            params={**step.params, "sizes": sizes},
+        )
+        out.reduce_gpus = [d.gpu_index for d in cctx.devices if d.gpu_index is not None]
+        reduce_results: list[Result] = []
+
+        def job_reduce() -> None:
+            run_steps("collectives", cctx, [step], reduce_results.append)
+            status: ReduceStatus = "ok"
+            message = None
+            for r in reduce_results:
+                kind = _hung(r)
+                if kind:
+                    status, message = kind, r.message  # type: ignore[assignment]
+                    break
+                if r.status == "failed":
+                    wrong = "wrong" in (r.message or "")
+                    status, message = ("wrong" if wrong else "error"), r.message
+                    break
+            if not reduce_results:
+                status, message = "error", "the all_reduce worker returned nothing"
+            out.reduce_status, out.reduce_message = status, message
+
+        jobs.append(("all_reduce", job_reduce))
+
+    if load:
+        lctx = plan.contexts["hostlink"]
+        lsteps = plan.steps["hostlink"]
+        load_steps = [s for s in lsteps if s.key.endswith(":all")] or lsteps[:1]
+        load_steps = [replace(s, timeout_s=timeout_s or LOAD_TIMEOUT_S) for s in load_steps]
+
+        def job_load() -> None:
+            run_steps("hostlink", lctx, load_steps, lambda r: None)
+
+        jobs.append(("load", job_load))
+
+    errors: dict[str, str] = {}
+
+    def guarded(name: str, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except Exception as exc:  # a probe that breaks is reported, not raised
+                errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+        return run
+
+    threads = [
+        threading.Thread(target=guarded(name, fn), name=f"doctor-{name}", daemon=True)
+        for name, fn in jobs
+    ]
+    sampler = sampler_factory() if (load and sampler_factory) else None
+    with contextlib.ExitStack() as stack:
+        if sampler is not None:
+            stack.enter_context(sampler)  # type: ignore[arg-type]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(timeout=0.2)
+        except KeyboardInterrupt:
+            _kill_workers()
+            for t in threads:
+                t.join(timeout=5)
+            raise
+    for name, why in errors.items():
+        if name == "p2p":
+            out.pairs = None
+        if name == "all_reduce":
+            out.reduce_status, out.reduce_message = "error", why
+        out.skipped.setdefault(name, f"the probe failed: {why}")
+    if sampler is not None:
+        seen = getattr(sampler, "seen", {})
+        if seen:
+            out.pcie_loaded = dict(seen)
+        else:
+            out.skipped["load"] = getattr(sampler, "error", None) or "no PCIe sample was read"
+    out.seconds = time.monotonic() - started
+    return out
+
+
+def _kill_workers() -> None:
+    """End the probe workers this process started, with everything they started (each
+    worker leads its own process session)."""
+    for child in mp.active_children():
+        if child.pid is None:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.kill()

@@ -1,0 +1,174 @@
+"""The doctor's checks, in the order they are reported, and `run_doctor`, which reads the
+rig and its health facts, runs the hang-prone probes the chosen checks need (in child
+processes, under timeouts) and turns everything into findings."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rigbench.doctor import gpu_health, inventory, links, platform
+from rigbench.doctor.context import DoctorInput, gpus_text
+from rigbench.doctor.probes import ProbeResults, run_probes
+from rigbench.errors import BadInput
+from rigbench.hw.backend import Backend
+from rigbench.hw.health import HealthInfo
+from rigbench.hw.model import Rig
+from rigbench.records import Finding
+
+Check = Callable[[DoctorInput], list[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    name: str
+    fn: Check
+    summary: str  # for --help and the README
+    probes: tuple[str, ...] = ()  # "p2p", "all_reduce", "load"
+
+
+CHECKS: tuple[CheckSpec, ...] = (
+    CheckSpec(
+        "inventory",
+        inventory.check_inventory,
+        "GPUs seen by the driver vs the PCI bus, mixed models",
+    ),
+    CheckSpec("versions", inventory.check_versions, "driver, CUDA, torch and NCCL versions fit"),
+    CheckSpec("pcie", links.check_pcie, "PCIe link under load vs max, replays", ("load",)),
+    CheckSpec("p2p", links.check_p2p, "P2P capability and a verified copy per GPU pair", ("p2p",)),
+    CheckSpec("nvlink", links.check_nvlink, "NVLink links up, link errors"),
+    CheckSpec(
+        "collectives",
+        links.check_collectives,
+        "a verified all_reduce across all GPUs",
+        ("all_reduce",),
+    ),
+    CheckSpec("iommu", platform.check_iommu, "IOMMU translating GPU DMA"),
+    CheckSpec("acs", platform.check_acs, "PCIe ACS redirect on bridges between GPUs"),
+    CheckSpec("env", platform.check_env, "NCCL/CUDA environment variables that hurt"),
+    CheckSpec("persistence", platform.check_persistence, "persistence mode"),
+    CheckSpec("shm", platform.check_shm, "/dev/shm size"),
+    CheckSpec("memlock", platform.check_memlock, "locked-memory limit"),
+    CheckSpec("governor", platform.check_governor, "CPU frequency governor"),
+    CheckSpec("numa", platform.check_numa, "NUMA node of each GPU"),
+    CheckSpec("xid", gpu_health.check_xid, "Xid errors in the kernel log"),
+    CheckSpec("ecc", gpu_health.check_ecc, "ECC error counts"),
+    CheckSpec("memory", gpu_health.check_memory, "retired pages, remapped rows"),
+    CheckSpec(
+        "throttle",
+        gpu_health.check_throttle,
+        "thermal / power-brake throttling, now and accumulated",
+    ),
+    CheckSpec("temperature", gpu_health.check_temperature, "GPU and memory temperature vs limits"),
+    CheckSpec("power", gpu_health.check_power, "power limits below default or uneven"),
+    CheckSpec("clocks", gpu_health.check_clocks, "application / locked clocks"),
+)
+CHECK_NAMES = tuple(c.name for c in CHECKS)
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2, "ok": 3, "skipped": 4}
+
+
+def parse_checks(only: str | None) -> list[str]:
+    """The checks `--only` names, in report order; every check without it."""
+    if not only:
+        return list(CHECK_NAMES)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CHECK_NAMES]
+    if unknown or not names:
+        what = ", ".join(repr(u) for u in unknown) if unknown else "nothing"
+        raise BadInput(f"unknown check {what}: choose from {', '.join(CHECK_NAMES)}")
+    return [n for n in CHECK_NAMES if n in names]
+
+
+@dataclass(kw_only=True, slots=True)
+class DoctorReport:
+    rig: Rig
+    health: HealthInfo
+    probes: ProbeResults
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 healthy (ok, info, skipped), 1 warnings, 2 errors."""
+        severities = {f.severity for f in self.findings}
+        return 2 if "error" in severities else 1 if "warning" in severities else 0
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(SEVERITY_ORDER, 0)
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+
+def merge_per_gpu(findings: list[Finding]) -> list[Finding]:
+    """Per-GPU findings that say the same thing become one naming every GPU. A per-GPU
+    title starts with "{gpus}: "; it is filled in here ("GPU 2: ..." or "GPUs 0, 1: ...")."""
+    merged: dict[str, Finding] = {}
+    out: list[Finding] = []
+    for f in findings:
+        if "{gpus}" not in f.title:
+            out.append(f)
+            continue
+        key = json.dumps([f.id, f.severity, f.title, f.why, f.fix, f.evidence], default=str)
+        if key in merged:
+            merged[key].gpus = sorted(set(merged[key].gpus) | set(f.gpus))
+            continue
+        merged[key] = f
+        out.append(f)
+    for f in out:
+        if "{gpus}" in f.title:
+            f.title = f.title.replace("{gpus}", gpus_text(f.gpus) if f.gpus else "GPUs")
+    return out
+
+
+def _safe(spec: CheckSpec, d: DoctorInput) -> list[Finding]:
+    """A check that raises becomes a skipped finding: the doctor never crashes on a rig."""
+    try:
+        found = merge_per_gpu(spec.fn(d))
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return [
+            Finding(
+                id=f"{spec.name}.skipped",
+                severity="skipped",
+                title=f"{spec.name}: not checked",
+                why=f"the check failed: {type(exc).__name__}: {exc} "
+                f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno}); please report it",
+            )
+        ]
+    return found
+
+
+def run_doctor(
+    backend: Backend,
+    checks: list[str],
+    *,
+    timeout_s: float | None = None,
+    sampler_factory: Callable[[], object] | None = None,
+) -> DoctorReport:
+    """Read the rig, run the probes `checks` need, run `checks`."""
+    started = time.monotonic()
+    rig = backend.rig()
+    health = backend.health(rig)  # before the probes: they set CUDA_DEVICE_ORDER
+    specs = [c for c in CHECKS if c.name in checks]
+    wanted = {p for c in specs for p in c.probes}
+    probes = run_probes(
+        rig,
+        p2p="p2p" in wanted,
+        all_reduce="all_reduce" in wanted,
+        load="load" in wanted,
+        timeout_s=timeout_s,
+        sampler_factory=sampler_factory,
+    )
+    d = DoctorInput(rig=rig, health=health, probes=probes)
+    findings = [f for spec in specs for f in _safe(spec, d)]
+    return DoctorReport(
+        rig=rig,
+        health=health,
+        probes=probes,
+        findings=findings,
+        seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,439 @@
+"""Live telemetry through NVML: one nvmlInit for the session, handles cached, the fast
+figures of each GPU read in one nvmlDeviceGetFieldValues call plus four plain queries, and
+Xid/ECC events watched through NVML's event API in a thread of their own.
+
+What each tick reads, per GPU (a query the GPU refuses when sampling starts is dropped, and
+the reason kept in the channel's `unavailable`):
+
+* one nvmlDeviceGetFieldValues call: instantaneous and averaged power, total energy,
+  memory temperature, PCIe replay counter, volatile ECC totals;
+* nvmlDeviceGetClockInfo (SM, memory), nvmlDeviceGetTemperature,
+  nvmlDeviceGetCurrentClocksEventReasons; nvmlDeviceGetPowerUsage only where a power field
+  is missing;
+* every SLOW_EVERY_S only: fan, utilisation, memory used (NVML itself refreshes
+  utilisation every 1/6 to 1 s); between refreshes the last value is repeated.
+
+A GPU that answers NVML_ERROR_GPU_IS_LOST is reported once as a "lost" event and not read
+again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pynvml
+
+from rigbench.errors import HardwareError
+from rigbench.hw.telemetry import (
+    GpuChannel,
+    TelemetryEvent,
+    TelemetrySample,
+    TemperatureLimits,
+    memory_temperature_unavailable,
+    power_usage_kind,
+)
+
+SLOW_EVERY_S = 0.1
+EVENT_WAIT_MS = 200
+
+# (sample attribute, NVML field id name); fields this nvidia-ml-py lacks are skipped.
+_FIELDS: tuple[tuple[str, str], ...] = (
+    ("power_instant_w", "NVML_FI_DEV_POWER_INSTANT"),
+    ("power_avg_w", "NVML_FI_DEV_POWER_AVERAGE"),
+    ("energy_mj", "NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION"),
+    ("temp_mem_c", "NVML_FI_DEV_MEMORY_TEMP"),
+    ("pcie_replay_count", "NVML_FI_DEV_PCIE_REPLAY_COUNTER"),
+    ("ecc_corrected", "NVML_FI_DEV_ECC_SBE_VOL_TOTAL"),
+    ("ecc_uncorrected", "NVML_FI_DEV_ECC_DBE_VOL_TOTAL"),
+)
+_MILLI = {"power_instant_w", "power_avg_w"}  # NVML gives mW
+
+_EVENT_TYPES: tuple[tuple[str, str], ...] = (
+    ("xid", "nvmlEventTypeXidCriticalError"),
+    ("ecc_uncorrected", "nvmlEventTypeDoubleBitEccError"),
+    ("unavailable", "nvmlEventTypeGpuUnavailableError"),
+)
+
+_VALUE_MEMBER = {
+    0: "dVal",
+    1: "uiVal",
+    2: "ulVal",
+    3: "ullVal",
+    4: "sllVal",
+    5: "siVal",
+    6: "usVal",
+}
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _field_value(fv: Any) -> float | int | None:
+    member = _VALUE_MEMBER.get(int(fv.valueType))
+    return getattr(fv.value, member) if member else None
+
+
+def _error_text(code: int) -> str:
+    try:
+        return _text(pynvml.nvmlErrorString(code))
+    except Exception:  # pragma: no cover - only with a broken library
+        return f"NVML error {code}"
+
+
+def _is_lost(exc: pynvml.NVMLError) -> bool:
+    return getattr(exc, "value", None) == pynvml.NVML_ERROR_GPU_IS_LOST
+
+
+def _handle_key(handle: Any) -> int | None:
+    return ctypes.cast(handle, ctypes.c_void_p).value
+
+
+class _Gpu:
+    """One GPU's handle and what was found readable on it."""
+
+    def __init__(self, index: int, handle: Any) -> None:
+        self.index = index
+        self.handle = handle
+        self.channel = GpuChannel(gpu=index, name=_text(pynvml.nvmlDeviceGetName(handle)))
+        self.field_ids: list[int] = []
+        self.field_attrs: list[str] = []
+        self.usage_as: str | None = None  # "power_instant_w" / "power_avg_w" / None
+        self.queries: dict[str, Callable[[], Any]] = {}
+        self.slow: dict[str, Any] = {}
+        self.slow_at = -1e9
+        self.lost = False
+
+
+class NvmlTelemetry:
+    """Samples the GPUs NVML lists (or the `gpus` given), from the sampler's thread."""
+
+    kind = "nvml"
+
+    def __init__(self, gpus: list[int] | None = None) -> None:
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            raise HardwareError(f"NVML did not start for telemetry: {exc}") from exc
+        self._open = True
+        self._gpus: list[_Gpu] = []
+        self._events: list[TelemetryEvent] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._event_set: Any = None
+        self._t0 = time.monotonic()
+        self.events_unavailable: str | None = None
+        self.read_errors: dict[int, int] = {}  # GPU -> ticks whose read failed (not lost)
+        self.last_error: str | None = None
+        try:
+            count = pynvml.nvmlDeviceGetCount()
+            for i in gpus if gpus is not None else range(count):
+                self._gpus.append(self._probe(i, pynvml.nvmlDeviceGetHandleByIndex(i)))
+        except pynvml.NVMLError as exc:
+            self.close()
+            raise HardwareError(f"NVML: cannot open the GPUs for telemetry: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # --- what each GPU can give ----------------------------------------------------------
+
+    def _probe(self, index: int, handle: Any) -> _Gpu:
+        g = _Gpu(index, handle)
+        ch = g.channel
+        why = ch.unavailable
+
+        def once(name: str, fn: Callable[[], Any]) -> Any:
+            try:
+                return fn()
+            except pynvml.NVMLError as exc:
+                why[name] = f"NVML: {exc}"
+            except AttributeError:
+                why[name] = "this nvidia-ml-py has no such query"
+            return None
+
+        ch.uuid = once("uuid", lambda: _text(pynvml.nvmlDeviceGetUUID(handle)))
+        limit = once("power_limit_w", lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle))
+        ch.power_limit_w = limit / 1000 if limit is not None else None
+        default = once(
+            "power_default_limit_w",
+            lambda: pynvml.nvmlDeviceGetPowerManagementDefaultLimit(handle),
+        )
+        ch.power_default_limit_w = default / 1000 if default is not None else None
+        ch.sm_clock_max_mhz = once(
+            "sm_clock_max_mhz", lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, 1)
+        )
+        cc = once("compute_capability", lambda: pynvml.nvmlDeviceGetCudaComputeCapability(handle))
+        usage_kind = power_usage_kind(f"{cc[0]}.{cc[1]}" if cc else None)
+
+        def threshold(name: str, const: str) -> float | None:
+            code = getattr(pynvml, const, None)
+            if code is None:
+                return None
+            v = once(
+                f"limits.{name}", lambda: pynvml.nvmlDeviceGetTemperatureThreshold(handle, code)
+            )
+            return float(v) if v else None
+
+        ch.limits = TemperatureLimits(
+            gpu_max_c=threshold("gpu_max_c", "NVML_TEMPERATURE_THRESHOLD_GPU_MAX"),
+            slowdown_c=threshold("slowdown_c", "NVML_TEMPERATURE_THRESHOLD_SLOWDOWN"),
+            shutdown_c=threshold("shutdown_c", "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN"),
+            mem_max_c=threshold("mem_max_c", "NVML_TEMPERATURE_THRESHOLD_MEM_MAX"),
+        )
+
+        # Field values: ask for all at once and keep the ones that answer.
+        wanted = [(attr, getattr(pynvml, const, None), const) for attr, const in _FIELDS]
+        present = [(a, fid, c) for a, fid, c in wanted if fid is not None]
+        for a, fid, c in wanted:
+            if fid is None:
+                why[a] = f"this nvidia-ml-py has no {c}"
+        try:
+            values = pynvml.nvmlDeviceGetFieldValues(handle, [fid for _, fid, _ in present])
+            for (attr, fid, const), fv in zip(present, values, strict=True):
+                ret = int(fv.nvmlReturn)
+                value = _field_value(fv) if ret == pynvml.NVML_SUCCESS else None
+                if ret != pynvml.NVML_SUCCESS:
+                    reason = f"NVML field {const}: {_error_text(ret)}"
+                    if attr == "temp_mem_c":
+                        reason = memory_temperature_unavailable(ch.name)
+                    why[attr] = reason
+                elif attr == "temp_mem_c" and not value:
+                    why[attr] = memory_temperature_unavailable(ch.name) + " (NVML reads 0 °C)"
+                else:
+                    g.field_ids.append(int(fid))
+                    g.field_attrs.append(attr)
+        except pynvml.NVMLError as exc:
+            for attr, _, const in present:
+                why[attr] = f"NVML field {const}: {exc}"
+
+        # Power: what is missing from the fields comes from nvmlDeviceGetPowerUsage where
+        # that call returns the same kind of figure on this GPU.
+        has_instant = "power_instant_w" in g.field_attrs
+        has_avg = "power_avg_w" in g.field_attrs
+        if has_instant:
+            ch.power_instant_kind, ch.power_instant_source = "instant", "NVML_FI_DEV_POWER_INSTANT"
+        if has_avg:
+            ch.power_avg_kind, ch.power_avg_source = "average_1s", "NVML_FI_DEV_POWER_AVERAGE"
+        usage_ok = once("power_usage", lambda: pynvml.nvmlDeviceGetPowerUsage(handle)) is not None
+        if usage_ok and usage_kind == "instant" and not has_instant:
+            g.usage_as = "power_instant_w"
+            ch.power_instant_kind = "instant"
+            ch.power_instant_source = "nvmlDeviceGetPowerUsage (instantaneous on GA100 and older)"
+            why.pop("power_instant_w", None)
+        elif usage_ok and usage_kind == "average_1s" and not has_avg:
+            g.usage_as = "power_avg_w"
+            ch.power_avg_kind = "average_1s"
+            ch.power_avg_source = "nvmlDeviceGetPowerUsage (1 s average on Ampere and newer)"
+            why.pop("power_avg_w", None)
+        why.pop("power_usage", None)
+        if not has_instant and g.usage_as != "power_instant_w":
+            why["power_instant_w"] = (
+                why.get("power_instant_w", "no instantaneous power reading")
+                + "; peaks are of the 1 s average and hide shorter transients"
+            )
+
+        # Plain queries, probed once; a refused one is not asked again.
+        def clock(kind: int) -> Callable[[], Any]:
+            return lambda: pynvml.nvmlDeviceGetClockInfo(handle, kind)
+
+        reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or (
+            pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        )
+        fast: dict[str, Callable[[], Any]] = {
+            "sm_clock_mhz": clock(pynvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": clock(pynvml.NVML_CLOCK_MEM),
+            "temp_gpu_c": lambda: pynvml.nvmlDeviceGetTemperature(handle, 0),
+            "throttle_mask": lambda: reasons(handle),
+            "fan_pct": lambda: pynvml.nvmlDeviceGetFanSpeed(handle),
+            "util": lambda: pynvml.nvmlDeviceGetUtilizationRates(handle),
+            "mem_used_bytes": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used,
+        }
+        for name, fn in fast.items():
+            if once(name, fn) is not None:
+                g.queries[name] = fn
+        if "util" in why:
+            why["util_gpu_pct"] = why["util_mem_pct"] = why.pop("util")
+        return g
+
+    # --- the source protocol -------------------------------------------------------------
+
+    def channels(self) -> list[GpuChannel]:
+        return [g.channel for g in self._gpus]
+
+    def start(self, t0: float) -> None:
+        self._t0 = t0
+        self._start_events()
+
+    def read(self, t: float) -> list[TelemetrySample]:
+        out = []
+        now = time.monotonic()
+        for g in self._gpus:
+            if g.lost:
+                continue
+            try:
+                out.append(self._read_one(g, t, now))
+            except pynvml.NVMLError as exc:
+                if _is_lost(exc):
+                    self._lose(g, t, f"NVML: {exc}")
+                else:  # a passing error: this GPU has no sample this tick
+                    self.read_errors[g.index] = self.read_errors.get(g.index, 0) + 1
+                    self.last_error = f"GPU {g.index}: NVML: {exc}"
+        return out
+
+    def _lose(self, g: _Gpu, t: float, why: str) -> None:
+        g.lost = True
+        with self._lock:
+            self._events.append(
+                TelemetryEvent(
+                    t=t, gpu=g.index, kind="lost", message=f"GPU fell off the bus ({why})"
+                )
+            )
+
+    def _read_one(self, g: _Gpu, t: float, now: float) -> TelemetrySample:
+        ch = g.channel
+        s = TelemetrySample(
+            t=t,
+            gpu=g.index,
+            power_instant_kind=ch.power_instant_kind,
+            power_avg_kind=ch.power_avg_kind,
+        )
+        if g.field_ids:
+            values = pynvml.nvmlDeviceGetFieldValues(g.handle, g.field_ids)
+            for attr, fv in zip(g.field_attrs, values, strict=True):
+                ret = int(fv.nvmlReturn)
+                if ret == pynvml.NVML_ERROR_GPU_IS_LOST:
+                    raise pynvml.NVMLError(ret)
+                if ret != pynvml.NVML_SUCCESS:
+                    continue
+                v = _field_value(fv)
+                if v is None:
+                    continue
+                setattr(s, attr, v / 1000 if attr in _MILLI else v)
+        if g.usage_as is not None:
+            setattr(s, g.usage_as, pynvml.nvmlDeviceGetPowerUsage(g.handle) / 1000)
+        q = g.queries
+        for name in ("sm_clock_mhz", "mem_clock_mhz", "temp_gpu_c", "throttle_mask"):
+            fn = q.get(name)
+            if fn is not None:
+                setattr(s, name, self._soft(fn))
+        if now - g.slow_at >= SLOW_EVERY_S:
+            g.slow_at = now
+            for name in ("fan_pct", "util", "mem_used_bytes"):
+                fn = q.get(name)
+                if fn is not None:
+                    g.slow[name] = self._soft(fn)
+        s.fan_pct = g.slow.get("fan_pct")
+        util = g.slow.get("util")
+        if util is not None:
+            s.util_gpu_pct, s.util_mem_pct = util.gpu, util.memory
+        s.mem_used_bytes = g.slow.get("mem_used_bytes")
+        return s
+
+    @staticmethod
+    def _soft(fn: Callable[[], Any]) -> Any:
+        """A query's value, or None on a passing error; a lost GPU propagates."""
+        try:
+            return fn()
+        except pynvml.NVMLError as exc:
+            if _is_lost(exc):
+                raise
+            return None
+
+    def events(self) -> list[TelemetryEvent]:
+        with self._lock:
+            out, self._events = self._events, []
+        return out
+
+    # --- events --------------------------------------------------------------------------
+
+    def _start_events(self) -> None:
+        if not self._gpus or self._thread is not None:
+            return
+        try:
+            self._event_set = pynvml.nvmlEventSetCreate()
+        except (pynvml.NVMLError, AttributeError) as exc:
+            self.events_unavailable = f"NVML event set: {exc}"
+            return
+        by_handle: dict[int | None, int] = {}
+        refused = []
+        for g in self._gpus:
+            wanted = 0
+            for _, const in _EVENT_TYPES:
+                wanted |= int(getattr(pynvml, const, 0))
+            try:
+                supported = int(pynvml.nvmlDeviceGetSupportedEventTypes(g.handle))
+                mask = wanted & supported
+                if mask:
+                    pynvml.nvmlDeviceRegisterEvents(g.handle, mask, self._event_set)
+                    by_handle[_handle_key(g.handle)] = g.index
+                else:
+                    refused.append(f"GPU {g.index}: supports none of Xid/ECC events")
+            except pynvml.NVMLError as exc:
+                refused.append(f"GPU {g.index}: {exc}")
+        if not by_handle:
+            self.events_unavailable = "; ".join(refused) or "no GPU accepted event registration"
+            pynvml.nvmlEventSetFree(self._event_set)
+            self._event_set = None
+            return
+        if refused:
+            self.events_unavailable = "; ".join(refused)
+        self._thread = threading.Thread(
+            target=self._watch, args=(by_handle,), name="rigbench-nvml-events", daemon=True
+        )
+        self._thread.start()
+
+    def _watch(self, by_handle: dict[int | None, int]) -> None:
+        xid = int(getattr(pynvml, "nvmlEventTypeXidCriticalError", 0))
+        dbe = int(getattr(pynvml, "nvmlEventTypeDoubleBitEccError", 0))
+        gone = int(getattr(pynvml, "nvmlEventTypeGpuUnavailableError", 0))
+        while not self._stop.is_set():
+            try:
+                data = pynvml.nvmlEventSetWait_v2(self._event_set, EVENT_WAIT_MS)
+            except pynvml.NVMLError as exc:
+                if getattr(exc, "value", None) == pynvml.NVML_ERROR_TIMEOUT:
+                    continue
+                # e.g. a GPU lost while waiting; keep watching the others
+                self._stop.wait(EVENT_WAIT_MS / 1000)
+                continue
+            t = time.monotonic() - self._t0
+            gpu = by_handle.get(_handle_key(data.device), -1)
+            etype, edata = int(data.eventType), int(data.eventData)
+            if etype & xid:
+                from rigbench.hw.xid import xid_info
+
+                ev = TelemetryEvent(
+                    t=t, gpu=gpu, kind="xid", code=edata, message=xid_info(edata).meaning
+                )
+            elif etype & dbe:
+                ev = TelemetryEvent(
+                    t=t, gpu=gpu, kind="ecc_uncorrected", message="double-bit ECC error event"
+                )
+            elif etype & gone:
+                ev = TelemetryEvent(
+                    t=t, gpu=gpu, kind="unavailable", message="NVML: GPU unavailable event"
+                )
+            else:
+                continue
+            with self._lock:
+                self._events.append(ev)
+
+    def close(self) -> None:
+        if not self._open:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * EVENT_WAIT_MS / 1000 + 1)
+        if self._event_set is not None and (self._thread is None or not self._thread.is_alive()):
+            with contextlib.suppress(pynvml.NVMLError):
+                pynvml.nvmlEventSetFree(self._event_set)
+        self._event_set = None
+        self._open = False
+        with contextlib.suppress(pynvml.NVMLError):
+            pynvml.nvmlShutdown()

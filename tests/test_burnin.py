@@ -1,0 +1,253 @@
+"""`rigbench burnin`: simulated traces drive the same code a real rig does (load workers
+and the all_reduce crew on CPU stand-ins, the trace's telemetry), and each story gets its
+verdict; the verdict rules and the schedule on their own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from rigbench.burnin.schedule import build_schedule, steps_count
+from rigbench.burnin.verdict import DeviceEvidence, LoadEvidence, judge
+from rigbench.cli import app
+from rigbench.hw.telemetry import GpuChannel, TemperatureLimits
+from rigbench.store import Store
+from rigbench.telemetry.aggregate import GpuAggregate
+
+runner = CliRunner()
+MINUTES = "0.05"  # 3 s of load after the workers start
+
+
+def _burnin(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    res = runner.invoke(
+        app,
+        ["burnin", "--minutes", MINUTES, "--json", "--db", str(tmp_path / "r.db"), *args],
+        env={"COLUMNS": "200"},
+    )
+    doc = json.loads(res.stdout) if res.stdout.strip().startswith("{") else {}
+    return res.exit_code, doc, res.stderr
+
+
+def _gpu(doc: dict[str, Any], label: str) -> dict[str, Any]:
+    return next(g for g in doc["gpus"] if g["label"] == label)
+
+
+def _codes(gpu: dict[str, Any], severity: str = "fail") -> set[str]:
+    return {r["code"] for r in gpu["reasons"] if r["severity"] == severity}
+
+
+def test_healthy_rig_passes_and_exits_0(tmp_path: Path, examples: Path) -> None:
+    code, doc, err = _burnin(tmp_path, "--simulate", str(examples / "iva-2x3090.toml"))
+    assert code == 0, (doc.get("reasons"), err)
+    assert doc["verdict"] == "pass" and doc["run"]["status"] == "complete"
+    for label in ("GPU0", "GPU1"):
+        g = _gpu(doc, label)
+        assert g["verdict"] == "pass" and _codes(g) == set()
+        f = g["figures"]
+        assert f["gemm_batches"] > 0 and f["checks"] > 0 and f["load_status"] == "done"
+        assert f["power_peak_w"] == pytest.approx(0.85 * 350) and f["samples"] > 100
+    # the same inputs gave the same output on both stand-ins
+    assert _gpu(doc, "GPU0")["figures"]["checksum"] == _gpu(doc, "GPU1")["figures"]["checksum"]
+    tot = doc["totals"]
+    assert tot["idle_to_full_steps"] > 0 and tot["allreduce_busbw_gbps_median"] > 0
+    assert tot["sampler"]["achieved_hz"] > 50
+    assert Path(doc["plot"]).is_file()
+    store = Store.open(tmp_path / "r.db")
+    stored = store.results(doc["run_id"])
+    rig = next(r for r in stored if r.metric == "rig_verdict")
+    assert rig.status == "ok" and rig.params["plot"] == doc["plot"]
+    assert {r.benchmark for r in stored} >= {"burnin", "burnin.matmul", "burnin.power"}
+
+
+def test_a_gpu_that_overheats_fails_on_thermal(tmp_path: Path, examples: Path) -> None:
+    code, doc, _ = _burnin(tmp_path, "--simulate", str(examples / "iva-2x3090-overheat.toml"))
+    assert code == 1 and doc["verdict"] == "fail"
+    hot, cool = _gpu(doc, "GPU1"), _gpu(doc, "GPU0")
+    assert {"thermal", "temperature"} <= _codes(hot)
+    assert cool["verdict"] == "pass"
+    assert hot["figures"]["temp_gpu_peak_c"] == 95
+
+
+def test_a_gpu_that_drops_off_the_bus_fails_and_the_others_carry_on(
+    tmp_path: Path, examples: Path
+) -> None:
+    code, doc, _ = _burnin(
+        tmp_path, "--simulate", str(examples / "v100-sxm2-server-transients.toml")
+    )
+    assert code == 1 and doc["verdict"] == "fail"
+    lost = _gpu(doc, "GPU3")
+    assert {"lost", "xid", "worker"} <= _codes(lost)
+    assert any("Xid 79" in r["message"] for r in lost["reasons"])
+    for label in ("GPU0", "GPU1", "GPU2"):
+        g = _gpu(doc, label)
+        assert g["verdict"] == "pass", g["reasons"]
+        assert g["figures"]["load_status"] == "done" and g["figures"]["gemm_batches"] > 0
+    assert any(r["code"] == "all_reduce" and r["severity"] == "fail" for r in doc["reasons"])
+    assert doc["totals"]["power_rise_w"] == pytest.approx(800)  # 4 x (350 - 150) W at once
+
+
+def test_a_power_cap_that_throttles_fails_the_capped_gpu(tmp_path: Path, examples: Path) -> None:
+    code, doc, _ = _burnin(tmp_path, "--simulate", str(examples / "tr1920x-3x3090-power-cap.toml"))
+    assert code == 1
+    capped = _gpu(doc, "GPU2")
+    assert "power_cap" in _codes(capped)
+    assert any("1350 MHz" in r["message"] for r in capped["reasons"])
+    for label in ("GPU0", "GPU1"):
+        g = _gpu(doc, label)
+        assert g["verdict"] == "pass" and "power_cap" in _codes(g, "info")
+
+
+def test_no_gpu_runs_on_cpu_stand_ins(tmp_path: Path, examples: Path) -> None:
+    code, doc, _ = _burnin(tmp_path, "--simulate", str(examples / "cpu-only.toml"))
+    assert code == 0
+    assert [g["label"] for g in doc["gpus"]] == ["cpu0", "cpu1"]
+    assert doc["plot"] is None
+    assert any("no GPU telemetry" in n for n in doc["notes"])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--minutes", "0"], "--minutes must be above 0"),
+        (["--rate", "10"], "--rate must be between 50"),
+        (["--gpus", "7"], "GPU 7 does not exist"),
+        (["--build", "no-such-build.toml"], "no-such-build.toml"),
+    ],
+)
+def test_burnin_bad_input_is_one_line_exit_2(
+    tmp_path: Path, examples: Path, args: list[str], needle: str
+) -> None:
+    res = runner.invoke(
+        app,
+        ["burnin", "--simulate", str(examples / "iva-2x3090.toml"), "--db",
+         str(tmp_path / "r.db"), *args],
+    )  # fmt: skip
+    assert res.exit_code == 2
+    assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in res.stdout + res.stderr
+
+
+# --- the rules on their own ------------------------------------------------------------
+
+
+def _device(label: str, **kw: Any) -> DeviceEvidence:
+    load = kw.pop("load", LoadEvidence(status="done"))
+    return DeviceEvidence(
+        label=label, name=kw.pop("name", "NVIDIA H100"), gpu=int(label[-1]), stand_in=False,
+        load=load, **kw,
+    )  # fmt: skip
+
+
+def test_a_gpu_slower_than_its_peers_fails_but_not_on_stand_ins() -> None:
+    fast = _device("GPU0", load=LoadEvidence(status="done", gemm_tflops=[700.0] * 5))
+    slow = _device("GPU1", load=LoadEvidence(status="done", gemm_tflops=[600.0] * 5))
+    v = judge([fast, slow], totals={})
+    assert [d.verdict for d in v.devices] == ["pass", "fail"]
+    assert "14 % below GPU0" in v.devices[1].reasons[0].message
+    slow.stand_in = fast.stand_in = True
+    assert judge([fast, slow], totals={}).verdict == "pass"
+
+
+def test_a_different_checksum_from_the_same_model_is_a_wrong_result() -> None:
+    devs = [
+        _device(f"GPU{i}", load=LoadEvidence(status="done", checksum=c))
+        for i, c in enumerate([7, 7, 7, 9])
+    ]
+    v = judge(devs, totals={})
+    assert [d.verdict for d in v.devices] == ["pass", "pass", "pass", "fail"]
+    assert v.devices[3].reasons[0].code == "wrong_result"
+
+
+def test_falling_clocks_rising_ecc_and_heat_near_the_limit() -> None:
+    agg = GpuAggregate(gpu=0)
+    agg.ecc_uncorrected_first, agg.ecc_uncorrected_last = 0, 2
+    agg.temp_gpu.update(84.0, 1.0)
+    ch = GpuChannel(gpu=0, name="NVIDIA H100", limits=TemperatureLimits(gpu_max_c=87))
+    d = _device("GPU0", agg=agg, channel=ch, sustained_clocks=[1980.0] * 10 + [1500.0] * 10)
+    reasons = {(r.code, r.severity) for r in judge([d], totals={}).devices[0].reasons}
+    assert reasons >= {("clocks_falling", "fail"), ("ecc", "fail"), ("temperature", "warn")}
+
+
+def test_schedule_fills_the_run_with_steps_on_all_gpus_at_once() -> None:
+    phases = build_schedule(100.0, 120.0, collectives=True)
+    assert phases[0].start == 100.0 and phases[-1].end == pytest.approx(220.0)
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(phases, phases[1:], strict=False))
+    kinds = {p.kind for p in phases}
+    assert kinds == {"gemm", "memory", "allreduce", "idle", "full"}
+    steps = [p.length for p in phases if p.kind in ("idle", "full")]
+    assert min(steps) >= 0.25 and max(steps) <= 1.0  # 0.5-2 s periods
+    assert steps_count(phases) >= 30
+    assert "allreduce" not in {p.kind for p in build_schedule(0, 60, collectives=False)}
+
+
+def test_ctrl_c_stops_cleanly_keeps_what_was_sampled_and_exits_130(
+    tmp_path: Path, examples: Path
+) -> None:
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "r.db"
+    cmd = [
+        sys.executable, "-m", "rigbench", "burnin", "--minutes", "2", "--json",
+        "--simulate", str(examples / "iva-2x3090.toml"), "--db", str(db),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no samples stored in time"
+            try:
+                with sqlite3.connect(db) as c:
+                    n = c.execute("SELECT count(*) FROM telemetry_samples").fetchone()[0]
+            except sqlite3.Error:
+                n = 0
+            if n >= 100:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["interrupted"] is True and doc["run"]["status"] == "incomplete"
+    store = Store.open(db)
+    kept = store.db.execute(
+        "SELECT count(*) FROM telemetry_samples WHERE run_id = ?", (doc["run_id"],)
+    ).fetchone()[0]
+    assert kept >= n
+    assert any(r.metric == "rig_verdict" for r in store.results(doc["run_id"]))
+
+
+def test_measured_peaks_against_the_build_psus_and_circuit() -> None:
+    from rigbench.burnin import build as build_check
+
+    builds = Path(__file__).resolve().parents[1] / "examples" / "builds"
+    build, note = build_check.load(builds / "v100-sxm2-server.toml")
+    assert note is None
+    # four V100s stepping 150 -> 350 W together (seed 001), 100 Hz ticks for 2 s
+    ticks = {
+        k / 100: {g: (350.0 if (k // 50) % 2 else 150.0) for g in range(4)} for k in range(200)
+    }
+    reasons = build_check.reasons(build, ticks, [0, 1, 2, 3])
+    psu = next(r for r in reasons if r.code == "psu")
+    assert "GPUs 0,1,2,3 peaked at 1400 W (mean 1000 W)" in psu.message
+    assert psu.severity in ("warn", "fail")  # 1400 W + the CPUs on 2x 1100 W paralleled
+    circuit = next(r for r in reasons if r.code == "circuit")
+    assert "circuit 0 (120 V x 20 A = 2400 W, 1920 W continuous)" in circuit.message
+    # twice the GPUs' draw overloads the PSUs: a failure
+    hot = {t: {g: 2 * p for g, p in v.items()} for t, v in ticks.items()}
+    assert any(
+        r.code == "psu" and r.severity == "fail"
+        for r in build_check.reasons(build, hot, [0, 1, 2, 3])
+    )
