@@ -10,6 +10,8 @@ def gib(n: int | None) -> str:
 def num(v: float | None, digits: int = 1) -> str:
     if v is None:
         return "—"
+    if abs(v) >= 1e7:
+        return f"{v:.3g}"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     if abs(v) >= 100:

@@ -102,6 +102,31 @@ def _pair_matrix(
     return t
 
 
+# Parameters that say which variant a workload row is, in the order they are shown.
+_VARIANT_KEYS = ("world_size", "engine", "dtype", "context", "batch", "compile", "mode", "model")
+
+
+def _generic_table(title: str, results: list[Result]) -> Table:
+    """Any benchmark without a table of its own: one row per figure, each with its unit."""
+    t = Table(title=title, title_justify="left")
+    for col in ("device", "metric", "variant", "median", "unit", "p10–p90", "expected / peak"):
+        t.add_column(col, justify="right" if col in ("median", "p10–p90") else "left")
+    t.add_column("ratio", justify="right")
+    for r in results:
+        variant = " ".join(f"{k}={r.params[k]}" for k in _VARIANT_KEYS if k in r.params)
+        t.add_row(
+            ",".join(r.devices),
+            r.metric,
+            variant or "—",
+            _value(r),
+            r.unit,
+            _spread(r),
+            _reference(r),
+            ratio_cell(r.ratio),
+        )
+    return t
+
+
 def render_results(results: Iterable[Result], console: Console) -> None:
     by_bench: dict[str, list[Result]] = defaultdict(list)
     notes: list[Result] = []
@@ -168,7 +193,7 @@ def render_results(results: Iterable[Result], console: Console) -> None:
                 )
             console.print(t)
         else:
-            console.print(_device_table(bench, rs, []))
+            console.print(_generic_table(bench, rs))
     for r in notes:
         console.print(f"[dim]{r.benchmark}: skipped — {r.message}[/dim]")
     problems = [r for rs in by_bench.values() for r in rs if r.status == "failed"]
