@@ -27,7 +27,9 @@ section "machine"
   echo "date: $(date -u +%FT%TZ)  user: $(id -un)  kernel: $(uname -r)"
   echo "git: $(git rev-parse --short HEAD 2>/dev/null) $(git status --porcelain 2>/dev/null | wc -l) changed files"
   python3 -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())' 2>&1
-  nvidia-smi --query-gpu=index,name,pci.bus_id,driver_version,persistence_mode,pcie.link.gen.current,pcie.link.gen.max,pcie.link.width.current,pcie.link.width.max,power.limit,power.default_limit,temperature.gpu,clocks_event_reasons.active --format=csv 2>&1
+  nvidia-smi --query-gpu=index,name,pci.bus_id,driver_version,persistence_mode,pcie.link.gen.current,pcie.link.gen.max,pcie.link.width.current,pcie.link.width.max,power.limit,power.default_limit,temperature.gpu,clocks.applications.graphics,clocks.default_applications.graphics --format=csv 2>&1
+  nvidia-smi --query-gpu=index,clocks_event_reasons.active --format=csv 2>/dev/null \
+    || nvidia-smi --query-gpu=index,clocks_throttle_reasons.active --format=csv 2>&1
 } >> "$log"
 
 section "doctor, table (also in doctor.txt)"

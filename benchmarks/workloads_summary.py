@@ -87,16 +87,21 @@ def train(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _engine(p: dict[str, Any]) -> str:
+    return f"{p.get('engine', '?')}/{p['attn']}" if p.get("attn") else str(p.get("engine", "?"))
+
+
 def infer(results: list[dict[str, Any]]) -> list[str]:
     lines = ["INFER (Llama architecture, random weights)"]
     lines.append(
-        f"  {'engine':<8}{'ctx':>6}{'batch':>6}{'prefill tok/s':>15}{'% cmp':>7}"
+        f"  {'engine':<15}{'ctx':>6}{'batch':>6}{'prefill tok/s':>15}{'% cmp':>7}"
         f"{'decode tok/s':>14}{'ceiling':>10}{'% ceil':>8}{'GB/s':>7}  bound   eager b1"
     )
     rows = [
         r for r in results if r["benchmark"] == "infer" and r["metric"] == "decode_tokens_per_s"
     ]
     b1 = []
+    alt: list[str] = []
     for r in rows:
         p = r["params"]
         pre = _pick(
@@ -109,15 +114,24 @@ def infer(results: list[dict[str, Any]]) -> list[str]:
         )
         if r["status"] != "ok":
             lines.append(
-                f"  {p.get('engine', '?'):<8}{_f(p.get('context')):>6}{_f(p.get('batch')):>6}"
+                f"  {_engine(p):<15}{_f(p.get('context')):>6}{_f(p.get('batch')):>6}"
                 f"  {r['status'].upper()}: {r.get('message')}"
             )
             continue
         ratio = r.get("ratio")
         if p.get("batch") == 1 and ratio is not None:
-            b1.append((p.get("engine"), p.get("context"), ratio))
+            b1.append((_engine(p), p.get("context"), ratio))
+        if p.get("attn_alt_tokens_per_s") and r.get("expected"):
+            alt_ratio = p["attn_alt_tokens_per_s"] / r["expected"]
+            b1.append((f"{p.get('engine')}/{p.get('attn_alt')}", p.get("context"), alt_ratio))
+            alt.append(
+                f"  {p.get('engine')}/{p.get('attn_alt')} context {p.get('context')} batch 1: "
+                f"{p['attn_alt_tokens_per_s']:,.1f} tok/s, "
+                f"{100 * p['attn_alt_tokens_per_s'] / r['expected']:.0f} % of the ceiling "
+                f"(against {r['value']:,.1f} with {p.get('attn')})"
+            )
         lines.append(
-            f"  {p.get('engine'):<8}{p.get('context'):>6}{p.get('batch'):>6}"
+            f"  {_engine(p):<15}{p.get('context'):>6}{p.get('batch'):>6}"
             f"{_f(_value(pre), ',.0f'):>15}"
             f"{_f(100 * pre['ratio'] if pre and pre.get('ratio') else None, '.0f'):>7}"
             f"{_f(r['value'], ',.1f'):>14}{_f(r.get('expected'), ',.0f'):>10}"
@@ -127,6 +141,9 @@ def infer(results: list[dict[str, Any]]) -> list[str]:
         )
     if not rows:
         lines.append("  (no infer results: see log.txt)")
+    if alt:
+        lines.append("  the other decode attention, same engine and cache (comparison):")
+        lines.extend(alt)
     checks = {
         _f(r["params"].get("check_rel_error")) for r in rows if "check_rel_error" in r["params"]
     }

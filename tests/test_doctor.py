@@ -188,13 +188,42 @@ def test_healthy_rig_with_probes_exits_0() -> None:
 
 
 def test_probes_on_a_live_rig_without_cuda_are_skipped_with_the_reason() -> None:
+    import torch
+
     from rigbench.doctor.probes import run_probes
     from rigbench.hw.model import GpuInfo, Rig
 
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the probes would run")
     rig = Rig(
         source="nvml", gpus=[GpuInfo(index=i, name="NVIDIA GeForce RTX 3090") for i in (0, 1)]
     )
     probes = run_probes(rig, p2p=True, all_reduce=True, load=True)
     assert probes.pairs is None and probes.reduce_status is None
     assert set(probes.skipped) == {"p2p", "all_reduce", "load"}
-    assert "CPU-only build" in probes.skipped["p2p"]  # this test machine's torch
+    why = probes.skipped["p2p"]
+    assert "CPU-only build" in why or "sees no CUDA device" in why
+
+
+def test_a_gpu_passed_to_a_vm_is_not_a_lost_gpu() -> None:
+    from rigbench.doctor.context import DoctorInput
+    from rigbench.doctor.inventory import check_inventory
+    from rigbench.doctor.probes import ProbeResults
+    from rigbench.hw.health import HealthInfo, HostHealth
+    from rigbench.hw.model import GpuInfo, Rig
+
+    rig = Rig(source="nvml", gpus=[GpuInfo(index=0, name="A", bus_id="00000000:01:00.0")])
+    drivers = {"00000000:01:00.0": "nvidia", "00000000:41:00.0": "vfio-pci", "00000000:81:00.0": ""}
+    host = HostHealth(pci_gpus=list(drivers), pci_gpu_drivers=drivers)
+    found = {
+        f.id: f
+        for f in check_inventory(
+            DoctorInput(rig=rig, health=HealthInfo(host=host), probes=ProbeResults())
+        )
+    }
+    assert found["inventory.gpu_other_driver"].severity == "info"
+    assert found["inventory.gpu_other_driver"].evidence["drivers"] == {
+        "00000000:41:00.0": "vfio-pci"
+    }
+    # no driver at all: the NVIDIA driver lost it (or failed to take it)
+    assert found["inventory.gpu_missing"].evidence["missing"] == ["00000000:81:00.0"]

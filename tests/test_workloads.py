@@ -227,8 +227,8 @@ def test_infer_runs_and_decode_matches_the_reference() -> None:
 class _OffByOne(LlamaModel):
     """Decodes one position too far on: wrong rotary angle, wrong cache slot."""
 
-    def decode(self, tokens, pos, cache, layer_fn=None):  # type: ignore[no-untyped-def]
-        return super().decode(tokens, pos + 1, cache, layer_fn)
+    def decode(self, tokens, pos, cache, layer_fn=None, attn="sdpa"):  # type: ignore[no-untyped-def]
+        return super().decode(tokens, pos + 1, cache, layer_fn, attn)
 
 
 def test_infer_check_catches_a_wrong_decode() -> None:
@@ -239,6 +239,41 @@ def test_infer_check_catches_a_wrong_decode() -> None:
     bad = _OffByOne(cfg, dtype=torch.float32, device="cpu", seed=3)
     err, wrong = infer.check_against_reference(bad, "eager", 5, "fp32")
     assert wrong is not None and "decode step" in wrong
+
+
+def test_infer_matmul_attention_matches_the_reference() -> None:
+    cfg = LLAMA_SIZES["tiny"]
+    model = LlamaModel(cfg, dtype=torch.float32, device="cpu", seed=4)
+    err, wrong = infer.check_against_reference(model, "eager", 6, "fp32", attn="matmul")
+    assert wrong is None and err < 1e-5
+    # bf16 (rotary in bf16, residuals in bf16) within the GPU tolerance
+    model = LlamaModel(cfg, dtype=torch.bfloat16, device="cpu", seed=4)
+    for attn in infer.ATTNS:
+        err, wrong = infer.check_against_reference(model, "eager", 6, "bf16", attn=attn)
+        assert wrong is None, wrong
+
+
+def test_infer_gpu_plan_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in (infer.ENV_BATCHES, infer.ENV_CONTEXTS, infer.ENV_ENGINE, infer.ENV_MODEL):
+        monkeypatch.delenv(env, raising=False)
+    assert infer.GPU_MODEL == "8b"
+    batches = {
+        p: [b for b in infer.BATCHES[(True, False)] if b == 1 or b * p <= infer.GPU_BATCH_TOKENS]
+        for p in infer.CONTEXTS[(True, False)]
+    }
+    assert batches == {512: [1, 16, 64], 4096: [1, 16]}
+    # weights + the largest default cache fit well inside an 80 GB GPU
+    cfg = LLAMA_SIZES["8b"]
+    params = cfg.n_layers * (
+        (cfg.n_heads + 2 * cfg.n_kv_heads) * cfg.head_dim * cfg.dim
+        + cfg.dim * cfg.dim
+        + 3 * cfg.dim * cfg.ffn_dim
+    )
+    params += 2 * cfg.vocab_size * cfg.dim
+    assert 8.0e9 < params < 8.1e9
+    kv_token = 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 2
+    largest = max(b * (p + 192) for p, bs in batches.items() for b in bs)
+    assert 2 * params + kv_token * largest < 30e9
 
 
 # ------------------------------------------------------------------------- nbody

@@ -76,7 +76,25 @@ def check_inventory(d: DoctorInput) -> list[Finding]:
             )
         )
     else:
-        missing = sorted(b for b in pci if _key(b) not in nvml_ids)
+        drivers = host.pci_gpu_drivers or {}
+        absent = sorted(b for b in pci if _key(b) not in nvml_ids)
+        elsewhere = {b: drivers[b] for b in absent if drivers.get(b) not in (None, "", "nvidia")}
+        missing = [b for b in absent if b not in elsewhere]
+        if elsewhere:
+            found.append(
+                Finding(
+                    id="inventory.gpu_other_driver",
+                    severity="info",
+                    title=f"{_count(len(elsewhere))} on the PCI bus bound to another driver: "
+                    + ", ".join(f"{b} ({drv})" for b, drv in elsewhere.items()),
+                    evidence={"drivers": elsewhere},
+                    why="A GPU bound to vfio-pci is passed through to a virtual machine, and "
+                    "one bound to nouveau is not usable for CUDA: neither is lost, but "
+                    "rigbench and CUDA here will not use it.",
+                    fix="Nothing if on purpose; else bind it to the nvidia driver (remove it "
+                    "from vfio-pci.ids, blacklist nouveau) and reboot.",
+                )
+            )
         if missing:
             lines = [
                 x.line
@@ -93,6 +111,7 @@ def check_inventory(d: DoctorInput) -> list[Finding]:
                         "on_pci": len(pci),
                         "seen_by_driver": len(rig.gpus),
                         "missing": missing,
+                        "bound_driver": {b: drivers.get(b) or "none" for b in missing},
                         "xid_79": lines[-3:],
                     },
                     why="A GPU the PCI bus still lists but NVML lost has fallen off the bus "

@@ -118,6 +118,8 @@ class AcsBridge:
 class HostHealth:
     # Bus ids ("00000000:41:00.0") of NVIDIA display/3D controllers on the PCI bus
     pci_gpus: list[str] | None = None
+    # bus id -> the kernel driver bound to it ("nvidia", "vfio-pci", "" for none)
+    pci_gpu_drivers: dict[str, str] | None = None
     cmdline: str | None = None
     iommu_groups: int | None = None  # entries of /sys/kernel/iommu_groups (0: IOMMU off)
     iommu_group_type: str | None = None  # of the GPUs' groups: "identity", "DMA", "DMA-FQ"
@@ -241,8 +243,10 @@ def read_host_health(rig: Rig) -> HostHealth:
     listed = nvidia_gpus_on_pci()
     if isinstance(listed, str):
         host.unavailable["pci_gpus"] = listed
+        host.unavailable["pci_gpu_drivers"] = listed
     else:
-        host.pci_gpus = listed
+        host.pci_gpus = list(listed)
+        host.pci_gpu_drivers = listed
     host.cmdline = _read("/proc/cmdline")
     if host.cmdline is None:
         host.unavailable["cmdline"] = "/proc/cmdline cannot be read"

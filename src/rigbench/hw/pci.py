@@ -73,12 +73,13 @@ def acs_from_lspci(text: str) -> int | None:
     return sum(bit for bit, name, _ in ACS_BITS if flags.get(name) == "+")
 
 
-def nvidia_gpus_on_pci() -> list[str] | str:
-    """Bus ids ("00000000:41:00.0", NVML's form) of NVIDIA display and 3D controllers on
-    the PCI bus, or why they cannot be listed."""
+def nvidia_gpus_on_pci() -> dict[str, str] | str:
+    """NVIDIA display and 3D controllers on the PCI bus: bus id ("00000000:41:00.0",
+    NVML's form) -> the kernel driver bound to it ("nvidia", "vfio-pci", "" for none);
+    or why they cannot be listed."""
     if not PCI_DEVICES.is_dir():
         return "no /sys/bus/pci/devices (not Linux, or sysfs is not mounted)"
-    found = []
+    found = {}
     for dev in sorted(PCI_DEVICES.iterdir()):
         try:
             vendor = (dev / "vendor").read_text().strip().lower()
@@ -87,7 +88,9 @@ def nvidia_gpus_on_pci() -> list[str] | str:
             continue
         if vendor == NVIDIA_VENDOR and klass.startswith(GPU_CLASSES):
             domain, rest = dev.name.split(":", 1)
-            found.append(f"{int(domain, 16):08X}:{rest.upper()}")
+            driver = dev / "driver"
+            name = os.path.basename(os.path.realpath(driver)) if driver.exists() else ""
+            found[f"{int(domain, 16):08X}:{rest.upper()}"] = name
     return found
 
 

@@ -224,6 +224,7 @@ def host_health(
     host = HostHealth()
     if health is not None:
         host.pci_gpus = [g.bus_id for g in rig.gpus if g.bus_id] + health.pci_extra_gpus
+        host.pci_gpu_drivers = dict.fromkeys(host.pci_gpus, "nvidia")
         if health.dev_shm_mib is not None:
             host.dev_shm_bytes = health.dev_shm_mib * 2**20
         if health.memlock_kib == "unlimited":

@@ -231,7 +231,7 @@ class LlamaModel:
         g = c.n_heads // c.n_kv_heads
         h = _rms_norm(x, layer["attn_norm"], c.norm_eps)
         qkv = self._qkv(h, layer, rc, rs)  # (B, 1, groups, kv heads, D)
-        cache.index_copy_(3, pos, qkv[:, :, g:].permute(2, 0, 3, 1, 4))
+        cache[:, :, :, pos] = qkv[:, :, g:].permute(2, 0, 3, 1, 4)  # one index_put_
         # The query heads of one kv head become G "query positions" of that head: the
         # cache is read once per kv head, with no copy of repeated heads.
         # q head h (the weight's order) = group·kv heads + j in `qkv`, = kv head·G + g here.
