@@ -19,7 +19,7 @@ from rigbench.plan.cost import (
     break_even_hours,
     electricity_per_hour,
     outcome,
-    tokens_per_s_from_results,
+    throughputs_from_results,
 )
 from rigbench.records import Result
 
@@ -247,14 +247,41 @@ def test_cost_per_million_tokens() -> None:
     assert t["cloud_per_million_usd"] == pytest.approx(2.0 / (2800 * 3600) * 1e6)
 
 
-def test_throughput_hook_reads_train_and_infer_results() -> None:
+def test_throughputs_come_from_train_and_decode_results() -> None:
     results = [
-        Result(benchmark="gemm", metric="tflops", value=100.0, unit="TFLOP/s"),
+        Result(benchmark="gemm", metric="matmul", value=100.0, unit="TFLOP/s"),
         Result(benchmark="train", metric="tokens_per_s", value=2800.0, unit="tokens/s"),
-        Result(benchmark="infer", metric="tokens_per_s", value=71.0, unit="tokens/s"),
+        Result(benchmark="train", metric="tokens_per_s", value=2500.0, unit="tokens/s"),
+        Result(benchmark="infer", metric="prefill_tokens_per_s", value=9e4, unit="tokens/s"),
+        Result(benchmark="infer", metric="decode_tokens_per_s", value=71.0, unit="tokens/s"),
     ]
-    assert tokens_per_s_from_results(results) == 2800.0
-    assert tokens_per_s_from_results(results[:1]) is None
+    assert throughputs_from_results(results) == (("train", 2800.0), ("generate", 71.0))
+    assert throughputs_from_results(results[:1]) == ()
+
+
+def test_cost_reads_throughputs_from_a_stored_run(tmp_path: Path) -> None:
+    from rigbench.records import Run
+    from rigbench.store import Store
+
+    db = tmp_path / "r.db"
+    store = Store.open(db)
+    rid = store.start_run(Run(command="bench"))
+    store.add_result(
+        rid, Result(benchmark="infer", metric="decode_tokens_per_s", value=200.0, unit="tokens/s")
+    )
+    res = CliRunner().invoke(
+        app,
+        ["cost", "--price", "8200", "--cloud-per-hour", "2", "--electricity-per-hour", "0.51",
+         "--hours-per-year", "1300", "--returns", "5", "--use-years", "6",
+         "--run", str(rid), "--db", str(db), "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    tokens = json.loads(res.stdout)["usage"][0]["tokens"]
+    assert [(t["what"], t["tokens_per_s"]) for t in tokens] == [("generate", 200.0)]
+    res = CliRunner().invoke(
+        app, ["cost", "--price", "1", "--run", "99", "--db", str(db)], env={"COLUMNS": "200"}
+    )
+    assert res.exit_code == 2 and "no run #99" in res.stderr
 
 
 def test_electricity_at_or_above_cloud_never_breaks_even() -> None:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from rigbench.commands.common import JsonOpt, one_line_errors, out, print_json
+from rigbench.commands.common import DbOpt, JsonOpt, one_line_errors, out, print_json
 from rigbench.errors import BadInput
-from rigbench.plan.cost import CostInputs, CostReport, analyse, electricity_per_hour
+from rigbench.plan.cost import (
+    CostInputs,
+    CostReport,
+    analyse,
+    electricity_per_hour,
+    throughputs_from_results,
+)
 
 if TYPE_CHECKING:  # the build-file models load pydantic: only when a file is read
     from rigbench.plan.build import Build, CostsSection
@@ -36,6 +43,21 @@ def _wall_watts_estimate(build: Build) -> float | None:
     from rigbench.plan.power import sustained_wall_w
 
     return sustained_wall_w(build) if build.gpus else None
+
+
+def _stored_throughputs(run_id: int, db: Path | None) -> tuple[tuple[str, float], ...]:
+    from rigbench.store import Store
+
+    store = Store.open(db)
+    if store.get_run(run_id) is None:
+        raise BadInput(f"no run #{run_id} in {store.path}")
+    found = throughputs_from_results(store.results(run_id))
+    if not found:
+        raise BadInput(
+            f"run #{run_id} has no train or infer throughput"
+            " (rigbench bench --only train,infer measures them)"
+        )
+    return found
 
 
 def _number_list(text: str, flag: str) -> tuple[float, ...]:
@@ -374,14 +396,22 @@ def cost(
             metavar="N",
         ),
     ] = None,
+    run: Annotated[
+        int | None,
+        typer.Option(
+            "--run",
+            help="A stored run whose train/infer results give the token throughputs.",
+            metavar="ID",
+        ),
+    ] = None,
+    db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Whether owning the rig beats renting: electricity per hour, break-even hours, and net
     position and NPV over years of use then of investing, for each usage level and return."""
-    # Throughput from a stored run: rigbench.plan.cost.tokens_per_s_from_results, once the
-    # train/infer workloads store token rates (a `--run` option); until then --tokens-per-s
-    # or the build file's [usage] train_tokens_per_s / generate_tokens_per_s.
     with one_line_errors():
+        if run is not None and tokens_per_s is not None:
+            raise BadInput("give one of --run and --tokens-per-s")
         inputs, electricity = resolve_inputs(
             build,
             price=price,
@@ -395,6 +425,8 @@ def cost(
             invest_years=invest_years,
             tokens_per_s=tokens_per_s,
         )
+        if run is not None:
+            inputs = replace(inputs, throughputs=_stored_throughputs(run, db))
         report = analyse(inputs)
     if as_json:
         print_json(report_to_dict(report, electricity))

@@ -48,7 +48,11 @@ HOURS_PER_YEAR_MAX = 8784.0
 # Hook for throughput from a stored bench run: (benchmark, unit) pairs whose median is a token
 # rate. No `train`/`infer` workload exists yet; when one stores results under these names,
 # `tokens_per_s_from_results` picks them up and the CLI can offer `--run`.
-THROUGHPUT_RESULTS = {("train", "tokens/s"), ("infer", "tokens/s")}
+# Stored results that are token throughputs: (benchmark, metric) -> what the tokens are for.
+THROUGHPUT_RESULTS = {
+    ("train", "tokens_per_s"): "train",
+    ("infer", "decode_tokens_per_s"): "generate",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,12 +259,12 @@ def analyse(inputs: CostInputs) -> CostReport:
     return CostReport(inputs=inputs, break_even_hours=hours, levels=levels)
 
 
-def tokens_per_s_from_results(results: Iterable[Result]) -> float | None:
-    """The best token rate among stored `train`/`infer` results, or None when the run has none
-    (no such workload exists yet: pass `--tokens-per-s`)."""
-    rates = [
-        r.value
-        for r in results
-        if (r.benchmark, r.unit) in THROUGHPUT_RESULTS and r.status == "ok" and r.value
-    ]
-    return max(rates) if rates else None
+def throughputs_from_results(results: Iterable[Result]) -> tuple[tuple[str, float], ...]:
+    """("train", best training tokens/s) and ("generate", best decode tokens/s) from a stored
+    run's `train` and `infer` results; empty when the run measured neither."""
+    best: dict[str, float] = {}
+    for r in results:
+        what = THROUGHPUT_RESULTS.get((r.benchmark, r.metric))
+        if what and r.status == "ok" and r.value:
+            best[what] = max(best.get(what, 0.0), r.value)
+    return tuple((what, best[what]) for what in ("train", "generate") if what in best)
