@@ -279,8 +279,12 @@ def test_cost_reads_throughputs_from_a_stored_run(tmp_path: Path) -> None:
     tokens = json.loads(res.stdout)["usage"][0]["tokens"]
     assert [(t["what"], t["tokens_per_s"]) for t in tokens] == [("generate", 200.0)]
     res = CliRunner().invoke(
-        app, ["cost", "--price", "1", "--run", "99", "--db", str(db)], env={"COLUMNS": "200"}
-    )
+        app,
+        ["cost", "--price", "8200", "--cloud-per-hour", "2", "--electricity-per-hour", "0.51",
+         "--hours-per-year", "1300", "--returns", "5", "--use-years", "6",
+         "--run", "99", "--db", str(db)],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
     assert res.exit_code == 2 and "no run #99" in res.stderr
 
 
