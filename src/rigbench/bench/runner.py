@@ -59,10 +59,14 @@ def _worker_main(module_name: str, ctx: BenchContext, steps: list[Step], out: An
 
 
 def _kill_group(proc: mp.process.BaseProcess) -> None:
+    """Kill the worker and everything it started. The worker may not have reached setsid()
+    yet (then it has no group, and no children either), so it is also killed by pid."""
     if proc.pid is None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+        proc.kill()
     proc.join(timeout=10)
 
 
@@ -127,12 +131,13 @@ def run_steps(
         # right after a message has still delivered it.
         reader, writer = spawn.Pipe(duplex=False)
         proc = spawn.Process(target=_worker_main, args=(module_name, ctx, remaining, writer))
-        proc.start()
-        writer.close()
         current: Step | None = None
         started = False
-
         try:
+            # Inside the try: a Ctrl-C that lands while the worker starts must still kill it,
+            # or interpreter exit would wait forever on a hung worker.
+            proc.start()
+            writer.close()
             while True:
                 if current is not None:
                     wait = current.timeout_s
@@ -167,12 +172,10 @@ def run_steps(
                     close(current, None)
                     current = None
                 elif kind == "done":
+                    proc.join(timeout=10)  # let it tear down (process groups, NCCL) in peace
                     break
-        except BaseException:
+        finally:
             _kill_group(proc)
             reader.close()
-            raise
-        _kill_group(proc)
-        reader.close()
         remaining = [s for s in remaining if s.key not in finished]
     return aborted
