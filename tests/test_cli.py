@@ -110,3 +110,18 @@ def test_simulated_hang_is_a_failed_cell_and_exit_1(tmp_path: Path, examples: Pa
     failed = [r for r in doc["results"] if r["status"] == "failed"]
     assert len(failed) == 1 and "hung" in failed[0]["message"]
     assert doc["run"]["status"] == "incomplete"
+
+
+def test_doctor_run_is_stored_and_shown_again(tmp_path: Path, examples: Path) -> None:
+    db = tmp_path / "r.db"
+    rig = examples / "desktop-3060-1060-x1.toml"
+    code, out, _ = _invoke("doctor", "--simulate", str(rig), "--db", str(db), "--json",
+                           "--only", "pcie,power")  # fmt: skip
+    found = json.loads(out)["findings"]
+    code2, out2, _ = _invoke("show", "--json", "--db", str(db))
+    assert code2 == 0
+    doc = json.loads(out2)
+    assert doc["run"]["command"] == "doctor"
+    assert doc["findings"] == found
+    code3, out3, _ = _invoke("show", "--db", str(db))
+    assert code3 == 0 and found[0]["title"] in out3

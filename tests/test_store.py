@@ -81,3 +81,26 @@ def test_unwritable_path_is_a_store_error(tmp_path: Path) -> None:
 def test_default_path_honours_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RIGBENCH_DB", str(tmp_path / "x.db"))
     assert default_db_path() == tmp_path / "x.db"
+
+
+def test_findings_round_trip(tmp_path: Path) -> None:
+    from rigbench.records import Finding
+
+    store = Store.open(tmp_path / "r.db")
+    cols = [row[1] for row in store.db.execute("PRAGMA table_info(findings)")]
+    assert cols == [
+        "id", "run_id", "finding", "severity", "title", "evidence", "why", "fix", "gpus",
+        "created_at",
+    ]  # fmt: skip
+    rid = store.start_run(Run(command="doctor"))
+    f = Finding(
+        id="p2p.hang",
+        severity="error",
+        title="P2P copy GPU0->GPU1 hung",
+        evidence={"timeout_s": 10.0, "pair": [0, 1]},
+        why="NCCL will hang",
+        fix="iommu=pt",
+        gpus=[0, 1],
+    )
+    store.add_finding(rid, f)
+    assert store.findings(rid) == [f]

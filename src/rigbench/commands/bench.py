@@ -183,8 +183,18 @@ def show(
         if run is None:
             raise BadInput(f"no run #{run_id} in {store.path}" if run_id else "no runs stored yet")
         results = store.results(rid)  # type: ignore[arg-type]
+        findings = store.findings(rid)  # type: ignore[arg-type]
     if as_json:
-        print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
+        doc = {"run": run.to_dict(), "results": [r.to_dict() for r in results]}
+        if findings:
+            doc["findings"] = [f.to_dict() for f in findings]
+        print_json(doc)
         return
     out.print(f"run #{run.id} {run.command} ({run.status}) started {run.started_at}, {run.backend}")
     render_results(results, out)
+    if findings:
+        from rigbench.report.findings import render_findings
+
+        severities = {f.severity for f in findings}
+        code = 2 if "error" in severities else 1 if "warning" in severities else 0
+        render_findings(findings, out, header="doctor findings", exit_code=code)

@@ -9,6 +9,7 @@ import typer
 
 from rigbench.commands.common import (
     EXIT_INTERRUPTED,
+    DbOpt,
     JsonOpt,
     SimulateOpt,
     err,
@@ -36,6 +37,7 @@ def doctor(
             metavar="LIST",
         ),
     ] = None,
+    db: DbOpt = None,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -51,14 +53,16 @@ def doctor(
     from rigbench.doctor.run import parse_checks, run_doctor
     from rigbench.hw.backend import select_backend
     from rigbench.machine import machine_summary, software_versions
-    from rigbench.records import Run, utc_now
+    from rigbench.records import Run
     from rigbench.report.findings import render_findings
+    from rigbench.store import Store
 
     with one_line_errors():
         if timeout is not None and timeout <= 0:
             raise BadInput("--timeout must be a positive number of seconds")
         checks = parse_checks(only)
         backend = select_backend(simulate)
+        store = Store.open(db)
     sampler = None
     if backend.kind == "nvml":
         from rigbench.hw.nvml_health import PcieLinkSampler
@@ -74,8 +78,11 @@ def doctor(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     run.machine = machine_summary(report.rig)
     run.versions = software_versions(report.rig)
-    run.finished_at = utc_now()
-    run.status = "complete"
+    with one_line_errors():
+        store.start_run(run)
+        for finding in report.findings:
+            store.add_finding(run.id, finding)  # type: ignore[arg-type]
+        store.finish_run(run, "complete")
     code = report.exit_code
     if as_json:
         print_json(

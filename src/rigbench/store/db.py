@@ -10,7 +10,7 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from rigbench.errors import StoreError
-from rigbench.records import Result, Run, RunStatus, utc_now
+from rigbench.records import Finding, Result, Run, RunStatus, utc_now
 from rigbench.stats import Spread
 from rigbench.store.migrations import MIGRATIONS
 
@@ -121,6 +121,42 @@ class Store:
                 utc_now(),
             ),
         )
+
+    def add_finding(self, run_id: int, f: Finding) -> int:
+        return self._write(
+            "INSERT INTO findings (run_id, finding, severity, title, evidence, why, fix, gpus,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                f.id,
+                f.severity,
+                f.title,
+                json.dumps(f.evidence, default=str),
+                f.why,
+                f.fix,
+                json.dumps(f.gpus),
+                utc_now(),
+            ),
+        )
+
+    def findings(self, run_id: int) -> list[Finding]:
+        rows = self.db.execute(
+            "SELECT finding, severity, title, evidence, why, fix, gpus FROM findings"
+            " WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        return [
+            Finding(
+                id=r[0],
+                severity=r[1],
+                title=r[2],
+                evidence=json.loads(r[3]),
+                why=r[4],
+                fix=r[5],
+                gpus=json.loads(r[6]),
+            )
+            for r in rows
+        ]
 
     def get_run(self, run_id: int) -> Run | None:
         row = self.db.execute(

@@ -96,4 +96,24 @@ def m002_telemetry(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_runs_and_results, m002_telemetry]
+def m003_findings(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE findings (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            finding TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            title TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            why TEXT,
+            fix TEXT,
+            gpus TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX findings_run ON findings(run_id);
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_runs_and_results, m002_telemetry, m003_findings]
