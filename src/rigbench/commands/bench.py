@@ -51,7 +51,8 @@ def bench(
         str | None,
         typer.Option(
             "--only",
-            help="Comma-separated benchmarks: gemm, memory, hostlink, p2p, collectives.",
+            help="Comma-separated benchmarks: gemm, memory, hostlink, p2p, collectives"
+            " (the default set), and the workloads train, infer, nbody.",
             metavar="LIST",
         ),
     ] = None,
