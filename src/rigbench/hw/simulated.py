@@ -21,14 +21,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import json
 import math
 import re
 import sys
-import typing
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -53,11 +50,12 @@ from rigbench.hw.simulated_health import (
     KernelSection,
     build_health,
 )
+from rigbench.tomlfile import FileSchema, key_path, read_toml, validation_failure
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    pass
 
 MAX_GPUS = 64
 # Auto-generated UUIDs are uuid5(this, "<rig name>/<index>"): the same rig name gives the
@@ -69,7 +67,6 @@ _BUS_ID_RE = re.compile(
 )
 _UUID_RE = re.compile(r"^GPU-[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$")
 _CC_RE = re.compile(r"^\d{1,2}\.\d$")
-_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 # --- value checks that give the message we want (not pydantic's wording) -------------------
@@ -292,109 +289,12 @@ class _RigFile(_Strict):
 # --- turning pydantic's errors into one line --------------------------------------------------
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "[key]":
-            continue
-        else:
-            name = part if _BARE_KEY_RE.match(part) else json.dumps(part)
-            out += f".{name}" if out else name
-    return out or "(top level)"
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys the table holding `loc[-1]` accepts."""
-    model: type[BaseModel] = _RigFile
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        inner = _model_of(field.annotation) if field is not None else None
-        if inner is None:
-            return []
-        model = inner
-    return list(model.model_fields)
-
-
-def _shown(value: Any) -> str | None:
-    """An input value as TOML would write it, or None for tables, arrays and long text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        text = json.dumps(value)
-        return text if len(text) <= 40 else text[:37] + '..."'
-    if isinstance(value, datetime | date | time):
-        return "a date/time"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return None
-
-
-_ARRAY_TABLES = {"gpu", "pair"}
-_TABLES = {"rig", "system", "pairs", "health", "kernel", "env"}
-
-
-def _describe(err: Any) -> str:
-    kind: str = err["type"]
-    loc: tuple[int | str, ...] = tuple(err["loc"])
-    value = err.get("input")
-    if kind == "missing":
-        if loc == ("rig",):
-            return 'is required: a rig file starts with [rig] and name = "..."'
-        return "is required"
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        allowed = _keys_at(loc)
-        hint = difflib.get_close_matches(key, allowed, n=1)
-        if hint:
-            return f"unknown key; did you mean {hint[0]}?"
-        return "unknown key" + (f" (expected one of: {', '.join(allowed)})" if allowed else "")
-    if kind == "value_error":
-        message = str(err["ctx"]["error"])
-    elif kind == "literal_error":
-        expected = str(err["ctx"]["expected"]).replace("'", '"').replace(" or ", ", ")
-        message = f"must be one of {expected}"
-    elif kind in ("int_type", "int_from_float", "int_parsing"):
-        message = "must be a whole number"
-    elif kind in ("float_type", "float_parsing"):
-        message = "must be a number"
-    elif kind in ("bool_type", "bool_parsing"):
-        message = "must be true or false"
-    elif kind in ("string_type",):
-        message = "must be a string"
-    elif kind in ("list_type", "tuple_type"):
-        if len(loc) == 1 and loc[0] in _ARRAY_TABLES:
-            return f"must be an array of tables (write [[{loc[0]}]], not [{loc[0]}])"
-        message = "must be an array"
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        if len(loc) == 1 and loc[0] in _TABLES:
-            return f"must be a table (write [{loc[0]}], not [[{loc[0]}]])"
-        message = "must be a table"
-    else:  # a pydantic wording we did not expect: keep it, lower-cased
-        msg = str(err["msg"])
-        message = msg[:1].lower() + msg[1:]
-    shown = _shown(value)
-    # Checks on a whole table or array already say what is wrong with it.
-    if shown is not None and not (kind == "value_error" and shown in ("a table", "an array")):
-        message += f" (got {shown})"
-    return message
+_SCHEMA = FileSchema(
+    root=_RigFile,
+    kind="rig file",
+    array_tables=frozenset({"gpu", "pair"}),
+    tables=frozenset({"rig", "system", "pairs", "health", "kernel", "env"}),
+)
 
 
 def _fail(path: Path, where: str | None, what: str) -> SimulationFileError:
@@ -410,45 +310,10 @@ def _check_unavailable(
         if key not in fields:
             hint = difflib.get_close_matches(key, fields, n=1)
             also = f"; did you mean {hint[0]}?" if hint else f" (one of: {', '.join(fields)})"
-            raise _fail(path, _key_path((*loc, key)), f"not a {what} field{also}")
-
-
-def _from_validation_error(path: Path, exc: ValidationError) -> SimulationFileError:
-    errors = exc.errors()
-    first = errors[0]
-    message = _describe(first)
-    if len(errors) > 1:
-        more = len(errors) - 1
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return _fail(path, _key_path(tuple(first["loc"])), message)
+            raise _fail(path, key_path((*loc, key)), f"not a {what} field{also}")
 
 
 # --- reading and building ---------------------------------------------------------------------
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(path, None, "no such file") from None
-    except IsADirectoryError:
-        raise _fail(path, None, "is a directory, not a TOML file") from None
-    except OSError as exc:
-        raise _fail(path, None, f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _fail(path, None, "not UTF-8 text, so not TOML") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        where = f"line {m[1]}, column {m[2]}" if m else None
-        what = message[: m.start()].strip() if m else message
-        if what.lower() in ("", "end of document"):
-            what = "unexpected end of file"
-        raise _fail(path, where, f"not valid TOML: {what[:1].lower() + what[1:]}") from None
 
 
 def _gib_to_bytes(gib: float) -> int:
@@ -622,11 +487,13 @@ class SimulatedBackend:
     @classmethod
     def from_file(cls, path: Path) -> SimulatedBackend:
         path = Path(path)
-        data = _read_toml(path)
+        data = read_toml(path, lambda where, what: _fail(path, where, what))
         try:
             spec = _RigFile.model_validate(data)
         except ValidationError as exc:
-            raise _from_validation_error(path, exc) from None
+            raise validation_failure(
+                exc, _SCHEMA, lambda where, what: _fail(path, where, what)
+            ) from None
         rig = _build(path, spec)
         if spec.telemetry is not None:
             bad = check_trace(spec.telemetry, len(rig.gpus))

@@ -33,9 +33,7 @@ import json
 import math
 import re
 import sys
-import typing
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -73,11 +71,12 @@ from rigbench.catalog.models import (
 from rigbench.errors import BadInput
 from rigbench.links import pcie_gbs
 from rigbench.plan.fit import KV_BYTES_PER_ELEMENT, bits_per_weight_of, kv_bytes_per_element
+from rigbench.tomlfile import FileSchema, describe, key_path, read_toml, validation_failure
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    pass
 
 MAX_GPUS = 64
 
@@ -809,117 +808,13 @@ class Build:
 # ----------------------------------------------------------------------- errors
 
 
-_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_ARRAY_TABLES = {"gpu", "psu", "model"}
-_TABLES = {"rig", "cpu", "motherboard", "power", "wall", "costs", "usage"}
-
-
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "[key]":
-            continue
-        else:
-            name = part if _BARE_KEY_RE.match(part) else json.dumps(part)
-            out += f".{name}" if out else name
-    return out or "(top level)"
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys the table holding `loc[-1]` accepts."""
-    model: type[BaseModel] = BuildFile
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        f = model.model_fields.get(part)
-        inner = _model_of(f.annotation) if f is not None else None
-        if inner is None:
-            return []
-        model = inner
-    return list(model.model_fields)
-
-
-def _shown(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        text = json.dumps(value)
-        return text if len(text) <= 40 else text[:37] + '..."'
-    if isinstance(value, datetime | date | time):
-        return "a date/time"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return None
-
-
-def _describe(err: Any) -> str:
-    kind: str = err["type"]
-    loc: tuple[int | str, ...] = tuple(err["loc"])
-    value = err.get("input")
-    if kind == "missing":
-        if loc == ("rig",):
-            return 'is required: a build file starts with [rig] and name = "..."'
-        return "is required"
-    if kind == "extra_forbidden":
-        allowed = _keys_at(loc)
-        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        if hint:
-            return f"unknown key; did you mean {hint[0]}?"
-        return "unknown key" + (f" (expected one of: {', '.join(allowed)})" if allowed else "")
-    if kind in ("value_error", "assertion_error"):
-        return str(err["ctx"]["error"])
-    ctx = err.get("ctx") or {}
-    bounds = {
-        "greater_than": "must be greater than {gt}",
-        "greater_than_equal": "must be {ge} or more",
-        "less_than": "must be less than {lt}",
-        "less_than_equal": "must be {le} or less",
-        "finite_number": "must be a finite number",
-    }
-    if kind in bounds:
-        message = bounds[kind].format(**{k: f"{v:g}" for k, v in ctx.items()})
-    elif kind == "literal_error":
-        expected = str(err["ctx"]["expected"]).replace("'", '"').replace(" or ", ", ")
-        message = f"must be one of {expected}"
-    elif kind in ("int_type", "int_from_float", "int_parsing"):
-        message = "must be a whole number"
-    elif kind in ("float_type", "float_parsing"):
-        message = "must be a number"
-    elif kind in ("bool_type", "bool_parsing"):
-        message = "must be true or false"
-    elif kind == "string_type":
-        message = "must be a string"
-    elif kind in ("list_type", "tuple_type"):
-        if len(loc) == 1 and loc[0] in _ARRAY_TABLES:
-            return f"must be an array of tables (write [[{loc[0]}]], not [{loc[0]}])"
-        message = "must be an array"
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        if len(loc) == 1 and loc[0] in _TABLES:
-            return f"must be a table (write [{loc[0]}], not [[{loc[0]}]])"
-        message = "must be a table"
-    else:  # a pydantic wording we did not expect: keep it, lower-cased
-        msg = str(err["msg"])
-        message = msg[:1].lower() + msg[1:]
-    shown = _shown(value)
-    if shown is not None:
-        message += f" (got {shown})"
-    return message
+_SCHEMA = FileSchema(
+    root=BuildFile,
+    kind="build file",
+    array_tables=frozenset({"gpu", "psu", "model"}),
+    tables=frozenset({"rig", "cpu", "motherboard", "power", "wall", "costs", "usage"}),
+    show_checked_value=False,
+)
 
 
 def _fail(path: Path, where: str | None, what: str) -> BuildFileError:
@@ -928,52 +823,19 @@ def _fail(path: Path, where: str | None, what: str) -> BuildFileError:
     return BuildFileError(re.sub(r"[\r\n]+", " ", text))
 
 
-def _from_validation_error(path: Path, exc: ValidationError) -> BuildFileError:
-    errors = exc.errors()
-    first = errors[0]
-    message = _describe(first)
-    if len(errors) > 1:
-        more = len(errors) - 1
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return _fail(path, _key_path(tuple(first["loc"])), message)
-
-
 # ----------------------------------------------------------------------- loading
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(path, None, "no such file") from None
-    except IsADirectoryError:
-        raise _fail(path, None, "is a directory, not a TOML file") from None
-    except OSError as exc:
-        raise _fail(path, None, f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _fail(path, None, "not UTF-8 text, so not TOML") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        where = f"line {m[1]}, column {m[2]}" if m else None
-        what = message[: m.start()].strip() if m else message
-        if what.lower() in ("", "end of document"):
-            what = "unexpected end of file"
-        raise _fail(path, where, f"not valid TOML: {what[:1].lower() + what[1:]}") from None
 
 
 def load_build(path: str | Path) -> Build:
     """Read, validate and resolve a build file; raises BuildFileError (one line)."""
     path = Path(path)
-    data = _read_toml(path)
+    data = read_toml(path, lambda where, what: _fail(path, where, what))
     try:
         file = BuildFile.model_validate(data)
     except ValidationError as exc:
-        raise _from_validation_error(path, exc) from None
+        raise validation_failure(
+            exc, _SCHEMA, lambda where, what: _fail(path, where, what)
+        ) from None
     return _Resolver(path, file).build()
 
 
@@ -1001,9 +863,9 @@ def with_models(
             entries.append(ModelEntry.model_validate(raw))
         except ValidationError as exc:
             err = exc.errors()[0]
-            key = _key_path(tuple(err["loc"]))
+            key = key_path(tuple(err["loc"]))
             opt = {"mode": "--mode", "bits_per_weight": "--bits-per-weight"}.get(key, "--model")
-            raise BuildFileError(f"{opt}: {_describe(err)}") from None
+            raise BuildFileError(f"{opt}: {describe(err, _SCHEMA)}") from None
     file = build.file.model_copy(update={"model": [*build.file.model, *entries]})
     resolver = _Resolver(build.path, file)
     try:
