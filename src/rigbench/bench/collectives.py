@@ -48,12 +48,13 @@ Processes: the benchmark worker is rank 0. It starts ranks 1..n-1 with the spawn
 too), rendezvous through a TCPStore on 127.0.0.1 whose port the OS picks, and keeps them
 for every step the worker runs: process start and communicator set-up are paid once.
 Commands go to each rank over its own pipe, replies (times, check results) come back
-the same way. NCCL_NVLS_ENABLE=0 is set for every rank unless already set: NVLink
-multicast stays off. The pool is shut down (process groups destroyed, ranks joined)
-after the last planned step, and at the worker's normal exit otherwise. An op the
-backend lacks gives a "skipped" Result with the backend's reason (torch 2.13's gloo has
-all five). Fewer than two devices: `plan` returns no steps (nothing to measure; the
-caller says so), and `run` given such a step anyway yields one "skipped" Result.
+the same way (rigbench.bench.rankpool). NCCL_NVLS_ENABLE=0 is set for every rank unless
+already set: NVLink multicast stays off. The pool is shut down (process groups
+destroyed, ranks joined) after the last planned step, and at the worker's normal exit
+otherwise. An op the backend lacks gives a "skipped" Result with the backend's reason
+(torch 2.13's gloo has all five). Fewer than two devices: `plan` returns no steps
+(nothing to measure; the caller says so), and `run` given such a step anyway yields one
+"skipped" Result.
 
 `ctx.p2p_faults` are played on CPU stand-ins only: for pair "i-j", rank j either
 corrupts one element of its output after every op ("corrupt") or never returns from
@@ -62,24 +63,18 @@ its first op ("hang"), so a simulated rig shows what a faulty link does to colle
 
 from __future__ import annotations
 
-import contextlib
 import math
-import multiprocessing as mp
-import multiprocessing.connection as mpc
-import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
-from multiprocessing.process import BaseProcess
-from multiprocessing.util import Finalize
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from rigbench.bench.context import BenchContext, Step
+from rigbench.bench.rankpool import RankPool, one_line
 from rigbench.bench.timing import synchronize, time_iterations
 from rigbench.records import Result
 from rigbench.stats import percentile, summarize
@@ -117,7 +112,6 @@ MAX_HOLD_S = 0.2
 SPIN_HZ = 3.5e9
 GPU_STEP_TIMEOUT_S = 150.0  # silence allowed; the first size also starts n processes
 CPU_STEP_TIMEOUT_S = 60.0
-INIT_TIMEOUT = timedelta(seconds=120)  # rendezvous; collectives keep the backend default
 
 # Pattern of the checked data: small integers, exact in float32 even summed over ranks.
 _MOD = 65521
@@ -367,11 +361,6 @@ def _looks_unsupported(exc: BaseException) -> bool:
     )
 
 
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text.splitlines()[0][:300]
-
-
 def _collective(op: str) -> Callable[..., Any] | None:
     """torch.distributed's function for `op`, or None when this torch has none."""
     names = {
@@ -390,15 +379,17 @@ def _collective(op: str) -> Callable[..., Any] | None:
 
 
 class _Rank:
-    """One rank's side of the protocol; rank 0 runs it in the worker, the others in
-    their own processes. Every command gets exactly one reply tuple, first item "ok",
-    "unsupported" or "error"."""
+    """One rank's side of the protocol, a rigbench.bench.rankpool handler; rank 0 runs it
+    in the worker, the others in their own processes. Every command gets exactly one
+    reply tuple, first item "ok", "unsupported", "error" (warm and time: rank 0's stops
+    the pool) or "failed" (the other commands: nobody is inside a collective). The first
+    command, ("fault", faults by rank), sets the simulated fault this rank plays."""
 
-    def __init__(self, rank: int, world_size: int, device: str, fault: str | None) -> None:
+    def __init__(self, rank: int, world_size: int, device: str) -> None:
         self.rank = rank
         self.world = world_size
         self.device = torch.device(device)
-        self.fault = fault
+        self.fault: str | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -408,8 +399,20 @@ class _Rank:
         self.out: torch.Tensor | None = None
         self.pristine: torch.Tensor | None = None
 
+    def close(self) -> None:
+        self._drop()
+
     def handle(self, cmd: tuple[Any, ...]) -> tuple[Any, ...]:
+        reply = self._handle(cmd)
+        if reply[0] == "error" and cmd[0] not in ("warm", "time"):
+            return ("failed", *reply[1:])  # RankPool raises on rank 0's "error"
+        return reply
+
+    def _handle(self, cmd: tuple[Any, ...]) -> tuple[Any, ...]:
         try:
+            if cmd[0] == "fault":
+                self.fault = cmd[1][self.rank]
+                return ("ok",)
             if cmd[0] == "prepare":
                 return self._prepare(cmd[1], cmd[2])
             if cmd[0] == "warm":
@@ -422,7 +425,7 @@ class _Rank:
             return ("error", f"rank {self.rank}: unknown command {cmd[0]!r}")
         except Exception as exc:
             self._drop()
-            return ("error", f"rank {self.rank}: {_one_line(exc)}", traceback.format_exc())
+            return ("error", f"rank {self.rank}: {one_line(exc)}", traceback.format_exc())
 
     def _prepare(self, op: str, count: int) -> tuple[Any, ...]:
         self._drop()
@@ -475,7 +478,7 @@ class _Rank:
         except (RuntimeError, NotImplementedError, ValueError) as exc:
             if _looks_unsupported(exc):
                 self._drop()
-                return ("unsupported", _one_line(exc))
+                return ("unsupported", one_line(exc))
             raise
         problem = self._check("before timing")
         for _ in range(WARMUP):
@@ -565,172 +568,23 @@ def _fault_for(ctx: BenchContext, rank: int) -> str | None:
     return None
 
 
-def _set_rank_env() -> None:
-    os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off
-
-
-def _rank_main(
-    rank: int,
-    world_size: int,
-    backend: str,
-    device: str,
-    port: int,
-    fault: str | None,
-    conn: mpc.Connection,
-) -> None:
-    """Ranks 1..n-1: join the group, then serve rank 0's commands until told to stop."""
-    _set_rank_env()
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    conn.send(("started",))
-    if torch.device(device).type == "cuda":
-        torch.cuda.set_device(device)
-    store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False, timeout=INIT_TIMEOUT)
-    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
-    me = _Rank(rank, world_size, device, fault)
-    conn.send(("ready",))
-    try:
-        while True:
-            try:
-                cmd = conn.recv()
-            except EOFError:  # rank 0 is gone
-                break
-            if cmd[0] == "stop":
-                break
-            conn.send(me.handle(cmd))
-    finally:
-        me._drop()
-        dist.destroy_process_group()
-
-
 # ------------------------------------------------------------------- rank 0's pool
 
 
-class _Pool:
-    """Rank 0's handle on ranks 1..n-1 and the process group they share."""
-
-    def __init__(self, ctx: BenchContext) -> None:
-        self.devices = [d.torch_device for d in ctx.devices]
-        self.backend = "nccl" if ctx.on_gpu else "gloo"
-        self.world = len(self.devices)
-        self.procs: list[BaseProcess] = []
-        self.conns: list[mpc.Connection] = []
-        self.store: Any = None
-        self.broken = False
-        self.closed = False
-        self.me = _Rank(0, self.world, self.devices[0], _fault_for(ctx, 0))
-        self._finalizer = Finalize(self, self.shutdown, exitpriority=10)
-        try:
-            self._start(ctx)
-        except BaseException:
-            self.broken = True
-            self.shutdown()
-            raise
-
-    def key(self) -> tuple[str, tuple[str, ...]]:
-        return self.backend, tuple(self.devices)
-
-    def _start(self, ctx: BenchContext) -> None:
-        _set_rank_env()
-        if torch.device(self.devices[0]).type == "cuda":
-            torch.cuda.set_device(self.devices[0])
-        # Port 0: the OS picks a free one, with no window for another process to take it.
-        self.store = dist.TCPStore(
-            "127.0.0.1", 0, self.world, is_master=True, wait_for_workers=False, timeout=INIT_TIMEOUT
-        )
-        port = int(self.store.port)
-        os.environ["MASTER_ADDR"] = "127.0.0.1"
-        os.environ["MASTER_PORT"] = str(port)
-        spawn = mp.get_context("spawn")
-        for rank in range(1, self.world):
-            here, there = spawn.Pipe()
-            proc = spawn.Process(
-                target=_rank_main,
-                args=(
-                    rank,
-                    self.world,
-                    self.backend,
-                    self.devices[rank],
-                    port,
-                    _fault_for(ctx, rank),
-                    there,
-                ),
-                name=f"rigbench-collectives-rank{rank}",
-                daemon=True,
-            )
-            proc.start()
-            there.close()
-            self.procs.append(proc)
-            self.conns.append(here)
-        for rank in range(1, self.world):
-            self._recv(rank)  # "started": the process runs (a crash on import shows here)
-        dist.init_process_group(self.backend, store=self.store, rank=0, world_size=self.world)
-        for rank in range(1, self.world):
-            self._recv(rank)  # "ready"
-
-    def alive(self) -> bool:
-        return not self.broken and not self.closed and all(p.is_alive() for p in self.procs)
-
-    def _recv(self, rank: int) -> tuple[Any, ...]:
-        conn, proc = self.conns[rank - 1], self.procs[rank - 1]
-        while not conn.poll(0.2):
-            if not proc.is_alive() and not conn.poll(0):
-                self.broken = True
-                raise RuntimeError(
-                    f"rank {rank} ({self.devices[rank]}) exited with code {proc.exitcode}"
-                )
-        try:
-            msg: tuple[Any, ...] = conn.recv()
-        except EOFError as exc:
-            self.broken = True
-            raise RuntimeError(f"rank {rank} ({self.devices[rank]}) closed its pipe") from exc
-        return msg
-
-    def command(self, *cmd: Any) -> list[tuple[Any, ...]]:
-        """Send `cmd` to every rank, run it here as rank 0, and return the replies by rank."""
-        for conn in self.conns:
-            conn.send(cmd)
-        mine = self.me.handle(cmd)
-        if mine[0] == "error" and cmd[0] in ("warm", "time"):
-            # The others may be waiting inside a collective for rank 0: don't wait on them.
-            self.broken = True
-            raise RuntimeError(mine[1])
-        return [mine] + [self._recv(r) for r in range(1, self.world)]
-
-    def shutdown(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        for conn in self.conns:
-            with contextlib.suppress(OSError, ValueError):
-                conn.send(("stop",))
-        if self.broken:
-            for proc in self.procs:
-                proc.kill()
-        self.me._drop()
-        if dist.is_initialized():
-            dist.destroy_process_group()  # with the others', concurrently (NCCL wants that)
-        for proc in self.procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=10)
-        for conn in self.conns:
-            conn.close()
-        self.store = None
-        self._finalizer.cancel()
+_POOL: RankPool | None = None
 
 
-_POOL: _Pool | None = None
-
-
-def _pool(ctx: BenchContext) -> _Pool:
+def _pool(ctx: BenchContext) -> RankPool:
     global _POOL
-    want = ("nccl" if ctx.on_gpu else "gloo", tuple(d.torch_device for d in ctx.devices))
-    if _POOL is not None and (not _POOL.alive() or _POOL.key() != want):
+    backend = "nccl" if ctx.on_gpu else "gloo"
+    devices = [d.torch_device for d in ctx.devices]
+    if _POOL is not None and (
+        not _POOL.alive() or (_POOL.backend, _POOL.devices) != (backend, devices)
+    ):
         shutdown_pool()
     if _POOL is None:
-        _POOL = _Pool(ctx)
+        _POOL = RankPool(devices, backend, "rigbench.bench.collectives:_Rank")
+        _POOL.command("fault", [_fault_for(ctx, r) for r in range(_POOL.world)])
     return _POOL
 
 
@@ -790,7 +644,7 @@ def _skipped(op: str, ctx: BenchContext, backend: str, why: str) -> Result:
     )
 
 
-def _measure(pool: _Pool, op: str, count: int) -> Measured:
+def _measure(pool: RankPool, op: str, count: int) -> Measured:
     m = Measured(op=op, nbytes=count * ELEM, world_size=pool.world, backend=pool.backend)
     replies = pool.command("prepare", op, count)
     errors = [r[1] for r in replies if r[0] != "ok"]
