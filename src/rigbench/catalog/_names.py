@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,6 +85,23 @@ def matches_query(query: str, haystack: Iterable[str]) -> bool:
     words = [w for w in (normalize(w) for w in query.split()) if w]
     joined = "|".join(normalize(h) for h in haystack)
     return all(w in joined for w in words)
+
+
+class _Named(Protocol):
+    id: str
+
+    @property
+    def lookup_names(self) -> tuple[str, ...]: ...
+
+
+def check_unique_names(specs: Iterable[_Named], origin: str, error: type[Exception]) -> None:
+    """Every id, name and alias must lead to one entry only."""
+    seen: dict[str, str] = {}
+    for spec in specs:
+        for name in spec.lookup_names:
+            other = seen.setdefault(normalize(name), spec.id)
+            if other != spec.id:
+                raise error(f"{origin}: {name!r} of {spec.id!r} already names {other!r}")
 
 
 def read_data_toml(filename: str, error: type[Exception]) -> tuple[dict[str, Any], str]:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rigbench.catalog._names import (
     NameIndex,
+    check_unique_names,
     matches_query,
     normalize,
     read_data_toml,
@@ -152,12 +153,7 @@ def parse_boards(data: Any, *, origin: str = _FILE) -> tuple[BoardSpec, ...]:
         specs = tuple(_BoardFile.model_validate(data).board)
     except ValidationError as exc:
         raise CatalogError(validation_message(origin, "board", data, exc)) from None
-    seen: dict[str, str] = {}
-    for spec in specs:
-        for name in spec.lookup_names:
-            other = seen.setdefault(normalize(name), spec.id)
-            if other != spec.id:
-                raise CatalogError(f"{origin}: {name!r} of {spec.id!r} already names {other!r}")
+    check_unique_names(specs, origin, CatalogError)
     return specs
 
 
