@@ -23,7 +23,6 @@ import dataclasses
 import difflib
 import math
 import re
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -51,11 +50,6 @@ from rigbench.hw.simulated_health import (
     build_health,
 )
 from rigbench.tomlfile import FileSchema, key_path, read_toml, validation_failure
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on 3.10 only
-    pass
 
 MAX_GPUS = 64
 # Auto-generated UUIDs are uuid5(this, "<rig name>/<index>"): the same rig name gives the

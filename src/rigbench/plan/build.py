@@ -32,7 +32,6 @@ import difflib
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -72,11 +71,6 @@ from rigbench.errors import BadInput
 from rigbench.links import pcie_gbs
 from rigbench.plan.fit import KV_BYTES_PER_ELEMENT, bits_per_weight_of, kv_bytes_per_element
 from rigbench.tomlfile import FileSchema, describe, key_path, read_toml, validation_failure
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on 3.10 only
-    pass
 
 MAX_GPUS = 64
 
