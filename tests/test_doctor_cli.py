@@ -81,7 +81,17 @@ def test_json_shape() -> None:
         doc["findings"]
     )
     for f in doc["findings"]:
-        assert set(f) == {"id", "severity", "title", "evidence", "why", "fix", "gpus"}
+        assert set(f) == {
+            "id",
+            "severity",
+            "title",
+            "evidence",
+            "why",
+            "fix",
+            "source",
+            "origin",
+            "gpus",
+        }
         assert f["severity"] in ("ok", "info", "warning", "error", "skipped")
         assert f["id"].split(".", 1)[0] in CHECK_NAMES
         assert Finding.from_dict(f).to_dict() == f

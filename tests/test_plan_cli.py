@@ -51,7 +51,17 @@ def test_examples_through_the_cli(name: str) -> None:
     assert report["exit_code"] == expected_code
     assert {"rig", "gpus", "findings", "predictions", "fit", "verdict"} <= set(report)
     for f in report["findings"]:
-        assert {"id", "severity", "what", "why", "fix", "evidence"} == set(f)
+        assert {
+            "id",
+            "severity",
+            "title",
+            "why",
+            "fix",
+            "evidence",
+            "source",
+            "origin",
+            "gpus",
+        } == set(f)
 
 
 def test_plan_takes_under_a_second() -> None:

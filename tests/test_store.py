@@ -90,7 +90,7 @@ def test_findings_round_trip(tmp_path: Path) -> None:
     cols = [row[1] for row in store.db.execute("PRAGMA table_info(findings)")]
     assert cols == [
         "id", "run_id", "finding", "severity", "title", "evidence", "why", "fix", "gpus",
-        "created_at",
+        "created_at", "source", "origin",
     ]  # fmt: skip
     rid = store.start_run(Run(command="doctor"))
     f = Finding(
@@ -100,6 +100,8 @@ def test_findings_round_trip(tmp_path: Path) -> None:
         evidence={"timeout_s": 10.0, "pair": [0, 1]},
         why="NCCL will hang",
         fix="iommu=pt",
+        source="NCCL troubleshooting guide",
+        origin="measurement",
         gpus=[0, 1],
     )
     store.add_finding(rid, f)

@@ -10,7 +10,25 @@ from rigbench.stats import Spread
 
 Status = Literal["ok", "failed", "skipped"]
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
+# One severity scale for every command (judge/exit_codes.py maps it to exit codes):
+# error (broken, or data at risk), warning (costs speed or will bite), info (worth knowing,
+# nothing to do), ok (checked, fine), skipped (could not be checked; `why` says why).
 Severity = Literal["ok", "info", "warning", "error", "skipped"]
+SEVERITY_RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2, "ok": 3, "skipped": 4}
+# Where a finding's evidence came from: a measurement (rigbench made the hardware work), a
+# reading (a counter, a setting, a log line), a plan (a parts list and models), or an
+# assumption stated in the finding.
+Origin = Literal["measurement", "reading", "plan", "assumption"]
+# A measurement against what healthy hardware of that kind gives: normal, below normal
+# (slower than healthy, with a likely cause), fault (wrong data, a hang, a crash), or no
+# reference (nothing sourced to judge it against: never a guess).
+Verdict = Literal["normal", "below_normal", "fault", "no_reference"]
+VERDICT_SEVERITY: dict[str, Severity] = {
+    "normal": "ok",
+    "below_normal": "warning",
+    "fault": "error",
+    "no_reference": "info",
+}
 
 
 def utc_now() -> str:
@@ -105,13 +123,14 @@ class Run:
 
 @dataclass(kw_only=True, slots=True)
 class Finding:
-    """One thing `rigbench doctor` found about a rig.
+    """One thing a command found: a doctor check, a plan check, a burn-in reason, a bench
+    verdict. The same fields everywhere, so `--json` of every command reads alike.
 
-    `id` is stable ("pcie.link_degraded", "xid.79", "<check>.ok", "<check>.skipped"):
-    scripts match on it. `severity`: ok (checked, fine), info (worth knowing, nothing to
-    do), warning (costs speed or will bite), error (broken, or data at risk), skipped
-    (could not be checked; `why` says why). `evidence` holds the figures read, `why` why
-    it matters, `fix` what to do, `gpus` the NVML indices concerned.
+    `id` is stable ("pcie.link_degraded", "power.psu_transient", "xid.79", "<check>.ok"):
+    scripts match on it. `evidence` holds the figures behind it (units in the keys), `why`
+    why it matters, `fix` what to do, `source` where the rule, threshold or fix comes from
+    (a vendor document, a public issue, a write-up, a run in benchmarks/), `origin` whether
+    the evidence was measured, read, planned or assumed, `gpus` the indices concerned.
     """
 
     id: str
@@ -120,11 +139,64 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
     why: str | None = None
     fix: str | None = None
+    source: str | None = None
+    origin: Origin | None = None
     gpus: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITY_RANK:
+            raise ValueError(f"severity {self.severity!r} is not one of {tuple(SEVERITY_RANK)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["evidence"] = _plain(self.evidence)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(kw_only=True, slots=True)
+class Judgement:
+    """The verdict on one measured figure against what healthy hardware gives.
+
+    `low`..`high` is the healthy range it was judged against and `typical` the usual value
+    (same unit as the figure), `reference` the reference entry's id and `source` where the
+    range comes from. `cause` is the likely reason for a figure below normal, read from the
+    conditions recorded while it ran ("power_capped", "thermal", "clocks_locked",
+    "link_degraded", "other_process", "wrong_data", ...); `note` says it in words.
+    """
+
+    verdict: Verdict
+    low: float | None = None
+    high: float | None = None
+    typical: float | None = None
+    reference: str | None = None
+    source: str | None = None
+    cause: str | None = None
+    note: str | None = None
+
+    @property
+    def severity(self) -> Severity:
+        return VERDICT_SEVERITY[self.verdict]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Finding:
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any]) -> Judgement:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: mappings to dicts, tuples to lists, floats rounded to 4 places."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 4)
+    return value

@@ -17,6 +17,7 @@ from rigbench.errors import BadInput
 from rigbench.hw.backend import Backend
 from rigbench.hw.health import HealthInfo
 from rigbench.hw.model import Rig
+from rigbench.judge import SEVERITY_RANK, exit_code_for
 from rigbench.records import Finding
 
 Check = Callable[[DoctorInput], list[Finding]]
@@ -67,7 +68,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("clocks", gpu_health.check_clocks, "application / locked clocks"),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2, "ok": 3, "skipped": 4}
+SEVERITY_ORDER = SEVERITY_RANK
 
 
 def parse_checks(only: str | None) -> list[str]:
@@ -93,8 +94,7 @@ class DoctorReport:
     @property
     def exit_code(self) -> int:
         """0 healthy (ok, info, skipped), 1 warnings, 2 errors."""
-        severities = {f.severity for f in self.findings}
-        return 2 if "error" in severities else 1 if "warning" in severities else 0
+        return exit_code_for(self.findings)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(SEVERITY_ORDER, 0)

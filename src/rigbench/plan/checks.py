@@ -80,7 +80,7 @@ def check_fit(build: Build) -> tuple[list[Finding], list[dict[str, Any]]]:
                 Finding(
                     id="fit.incomplete",
                     severity="info",
-                    what=f"{where}: only params given, memory fit not computed",
+                    title=f"{where}: only params given, memory fit not computed",
                     why="the KV cache and activations need layers, hidden, heads and kv_heads",
                     fix="name a preset (`rigbench.catalog.models`) or give those keys",
                 )
@@ -93,7 +93,7 @@ def check_fit(build: Build) -> tuple[list[Finding], list[dict[str, Any]]]:
                 Finding(
                     id="fit.invalid",
                     severity="error",
-                    what=f"{where}: {exc}",
+                    title=f"{where}: {exc}",
                     why="the fit engine cannot place the model as described",
                     fix="change parallel, the GPU count (gpus) or the model's settings",
                 )
@@ -151,7 +151,7 @@ def _fit_finding(where: str, entry: ModelEntry, plan: FitPlan, gpus: list[GpuUni
         return Finding(
             id="fit.fits",
             severity="info",
-            what=(
+            title=(
                 f"{where} fits ({how}): {plan.total_gib:.1f} of {plan.capacity_gib:.0f} GiB,"
                 f" {tight.margin_gib:.1f} GiB spare on GPU {tight_gpu}"
             ),
@@ -165,7 +165,7 @@ def _fit_finding(where: str, entry: ModelEntry, plan: FitPlan, gpus: list[GpuUni
     return Finding(
         id="fit.does_not_fit",
         severity="error",
-        what=(
+        title=(
             f"{where} does not fit ({how}): GPU {tight_gpu} needs {tight.total_gib:.1f} GiB"
             f" of {tight.capacity_gib:g}"
         ),

@@ -99,7 +99,7 @@ def check_lanes(build: Build) -> list[Finding]:
             Finding(
                 id="pcie.no_cpu",
                 severity="info",
-                what="no [cpu] in the build: lanes not checked",
+                title="no [cpu] in the build: lanes not checked",
                 why="links are taken from the board, the build file or the GPU",
                 fix="add [cpu] model to check lanes and the PCIe generation",
             )
@@ -127,7 +127,7 @@ def check_lanes(build: Build) -> list[Finding]:
             Finding(
                 id="pcie.lanes",
                 severity="warning",
-                what=(
+                title=(
                     f"the GPUs ask {asked} PCIe lanes of the CPU; {sockets}{cpu.name} gives {lanes}"
                 ),
                 why=(
@@ -145,7 +145,7 @@ def check_lanes(build: Build) -> list[Finding]:
         Finding(
             id="pcie.lanes",
             severity="info",
-            what=f"GPUs use {asked} of the {lanes} PCIe lanes of {sockets}{cpu.name}",
+            title=f"GPUs use {asked} of the {lanes} PCIe lanes of {sockets}{cpu.name}",
             why=f"the CPU's lanes are PCIe {cpu.pcie_gen}.0",
             evidence=evidence,
         )
@@ -178,7 +178,7 @@ def check_links(build: Build) -> list[Finding]:
                 Finding(
                     id="pcie.narrow_link",
                     severity="warning",
-                    what=(
+                    title=(
                         f"{g.label} has a Gen{g.link_gen} x{g.link_width} link"
                         f" ({g.host_gbs:.2f} GB/s): every data-parallel step waits for it"
                     ),
@@ -200,7 +200,7 @@ def check_links(build: Build) -> list[Finding]:
                 Finding(
                     id="pcie.narrow_link",
                     severity="info",
-                    what=(
+                    title=(
                         f"{g.label} has a Gen{g.link_gen} x{g.link_width} link"
                         f" ({g.host_gbs:.2f} GB/s)"
                     ),
@@ -217,7 +217,7 @@ def check_links(build: Build) -> list[Finding]:
                 Finding(
                     id="pcie.chipset_slot",
                     severity="info",
-                    what=f"{g.label} sits in chipset slot {g.slot}",
+                    title=f"{g.label} sits in chipset slot {g.slot}",
                     why=(
                         "the chipset's link to the CPU is shared with its drives, USB and"
                         " network; P2P through the chipset is often slow or unsupported"
@@ -233,7 +233,7 @@ def check_links(build: Build) -> list[Finding]:
                 Finding(
                     id="pcie.sxm_baseboard",
                     severity="info",
-                    what=f"{len(sxm)} SXM module(s) and no [motherboard]",
+                    title=f"{len(sxm)} SXM module(s) and no [motherboard]",
                     why=(
                         "SXM GPUs need an SXM baseboard (a server such as the T180-G20 or an"
                         " HGX board); their host links are taken from the catalog"
@@ -257,7 +257,7 @@ def check_p2p(build: Build) -> list[Finding]:
             Finding(
                 id="pcie.no_p2p",
                 severity="info",
-                what=(
+                title=(
                     f"no PCIe P2P between {', '.join(names)} cards: GPU-to-GPU copies go"
                     " through host memory"
                 ),
@@ -277,7 +277,7 @@ def check_p2p(build: Build) -> list[Finding]:
             Finding(
                 id="pcie.p2p_unknown",
                 severity="info",
-                what=(
+                title=(
                     f"P2P support of {', '.join(sorted({g.spec.name for g in unknown}))}"
                     " is not in the catalog"
                 ),
@@ -323,7 +323,7 @@ def check_mix(build: Build) -> list[Finding]:
         Finding(
             id="mix.models",
             severity="warning",
-            what=f"mixed GPU models: {parts}",
+            title=f"mixed GPU models: {parts}",
             why=why,
             fix=(
                 "give the faster GPUs bigger batches (uneven data parallel), run separate jobs"

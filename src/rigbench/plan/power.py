@@ -163,7 +163,7 @@ def check_psus(build: Build) -> list[Finding]:
             Finding(
                 id="power.no_psu",
                 severity="info",
-                what="no [[psu]] in the build: PSU capacity not checked",
+                title="no [[psu]] in the build: PSU capacity not checked",
                 why="the draw and spikes are still predicted below",
                 fix="add [[psu]] entries (watts, efficiency, kind, atx3) to check them",
             )
@@ -206,7 +206,7 @@ def check_psus(build: Build) -> list[Finding]:
                 Finding(
                     id="power.psu_sustained",
                     severity="error",
-                    what=(
+                    title=(
                         f"{name} feeds {_feeds(load)}: {load.sustained_w:,.0f} W sustained,"
                         f" over its {load.capacity_w:,.0f} W"
                     ),
@@ -221,7 +221,7 @@ def check_psus(build: Build) -> list[Finding]:
                 Finding(
                     id="power.psu_headroom",
                     severity="warning",
-                    what=(
+                    title=(
                         f"{name}: {load.sustained_w:,.0f} W sustained is {sus_share:.0%} of its"
                         f" {load.capacity_w:,.0f} W"
                     ),
@@ -239,7 +239,7 @@ def check_psus(build: Build) -> list[Finding]:
                 Finding(
                     id="power.psu_transient",
                     severity="warning",
-                    what=(
+                    title=(
                         f"{name}: GPU spikes reach ~{load.spike_w:,.0f} W,"
                         f" {spike_share:.0%} of the {load.spike_capacity_w:,.0f} W it"
                         " carries for milliseconds"
@@ -255,7 +255,7 @@ def check_psus(build: Build) -> list[Finding]:
                 Finding(
                     id="power.psu",
                     severity="info",
-                    what=(
+                    title=(
                         f"{name} feeds {_feeds(load)}: {load.sustained_w:,.0f} W sustained"
                         f" ({sus_share:.0%}), spikes ~{load.spike_w:,.0f} W"
                         f" ({spike_share:.0%} of {load.spike_capacity_w:,.0f} W)"
@@ -306,7 +306,7 @@ def check_circuits(build: Build) -> list[Finding]:
             Finding(
                 id="power.no_wall",
                 severity="info",
-                what="no [wall] in the build: the circuit is not checked",
+                title="no [wall] in the build: the circuit is not checked",
                 why="the wall draw is still predicted below",
                 fix="add [wall] volts, amps (the breaker) and circuits",
             )
@@ -356,7 +356,7 @@ def check_circuits(build: Build) -> list[Finding]:
                 Finding(
                     id="power.circuit_breaker",
                     severity="error",
-                    what=what + f", over the {breaker_w:,.0f} W breaker",
+                    title=what + f", over the {breaker_w:,.0f} W breaker",
                     why=why,
                     fix=fix,
                     evidence=evidence,
@@ -367,7 +367,7 @@ def check_circuits(build: Build) -> list[Finding]:
                 Finding(
                     id="power.circuit_continuous",
                     severity="warning",
-                    what=what + f", over the {continuous_w:,.0f} W a continuous load may draw",
+                    title=what + f", over the {continuous_w:,.0f} W a continuous load may draw",
                     why=why + "; a long run can trip it or heat the wiring",
                     fix=fix,
                     evidence=evidence,
@@ -375,7 +375,7 @@ def check_circuits(build: Build) -> list[Finding]:
             )
         else:
             findings.append(
-                Finding(id="power.circuit", severity="info", what=what, why=why, evidence=evidence)
+                Finding(id="power.circuit", severity="info", title=what, why=why, evidence=evidence)
             )
     return findings
 

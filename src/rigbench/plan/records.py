@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
-Severity = Literal["info", "warning", "error"]
+from rigbench.judge import EXIT_ERRORS, EXIT_OK, EXIT_WARNINGS, Finding, Severity, exit_code_for
+
+# plan's findings use three of the scale's severities: a parts list has nothing "ok" or
+# "skipped" to say per check.
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
-
-EXIT_OK, EXIT_WARNINGS, EXIT_ERRORS = 0, 1, 2
+__all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_WARNINGS", "Finding", "Prediction", "PlanReport"]
 
 
 def _frozen(d: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -27,34 +29,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 4)
     return value
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
-    """One check's verdict. `id` is stable ("power.psu_transient") so scripts can match
-    on it; `evidence` holds the numbers behind it (watts, GB/s, ...), units in the keys."""
-
-    id: str
-    severity: Severity
-    what: str
-    why: str
-    fix: str = ""
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
-        object.__setattr__(self, "evidence", _frozen(self.evidence))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "severity": self.severity,
-            "what": self.what,
-            "why": self.why,
-            "fix": self.fix,
-            "evidence": _plain(self.evidence),
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,7 +75,7 @@ class PlanReport:
     @property
     def exit_code(self) -> int:
         """0: nothing to fix; 1: warnings; 2: errors."""
-        return {"info": EXIT_OK, "warning": EXIT_WARNINGS, "error": EXIT_ERRORS}[self.worst]
+        return exit_code_for(self.findings)
 
     def finding(self, finding_id: str) -> list[Finding]:
         return [f for f in self.findings if f.id == finding_id]

@@ -48,9 +48,9 @@ def render_plan(report: PlanReport, console: Console) -> None:
         style = _SEVERITY_STYLE[f.severity]
         findings.add_row(
             f"[{style}]{f.severity}[/{style}]",
-            escape(f.what),
-            escape(f.why),
-            escape(f.fix) or "—",
+            escape(f.title),
+            escape(f.why or ""),
+            escape(f.fix or "") or "—",
             style="dim" if f.severity == "info" else None,
         )
     console.print(findings)

@@ -125,7 +125,7 @@ class Store:
     def add_finding(self, run_id: int, f: Finding) -> int:
         return self._write(
             "INSERT INTO findings (run_id, finding, severity, title, evidence, why, fix, gpus,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " source, origin, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 f.id,
@@ -135,13 +135,16 @@ class Store:
                 f.why,
                 f.fix,
                 json.dumps(f.gpus),
+                f.source,
+                f.origin,
                 utc_now(),
             ),
         )
 
     def findings(self, run_id: int) -> list[Finding]:
         rows = self.db.execute(
-            "SELECT finding, severity, title, evidence, why, fix, gpus FROM findings"
+            "SELECT finding, severity, title, evidence, why, fix, gpus, source, origin"
+            " FROM findings"
             " WHERE run_id = ? ORDER BY id",
             (run_id,),
         ).fetchall()
@@ -154,6 +157,8 @@ class Store:
                 why=r[4],
                 fix=r[5],
                 gpus=json.loads(r[6]),
+                source=r[7],
+                origin=r[8],
             )
             for r in rows
         ]

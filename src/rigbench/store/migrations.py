@@ -116,4 +116,19 @@ def m003_findings(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_runs_and_results, m002_telemetry, m003_findings]
+def m004_finding_source(db: sqlite3.Connection) -> None:
+    """Findings carry where their rule comes from and whether it was measured or read."""
+    db.executescript(
+        """
+        ALTER TABLE findings ADD COLUMN source TEXT;
+        ALTER TABLE findings ADD COLUMN origin TEXT;
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    m001_runs_and_results,
+    m002_telemetry,
+    m003_findings,
+    m004_finding_source,
+]
