@@ -14,6 +14,22 @@ RunStatus = Literal["running", "complete", "incomplete", "failed"]
 # error (broken, or data at risk), warning (costs speed or will bite), info (worth knowing,
 # nothing to do), ok (checked, fine), skipped (could not be checked; `why` says why).
 Severity = Literal["ok", "info", "warning", "error", "skipped"]
+# Why a supervised step (a benchmark step, a doctor probe, a burn-in load) did not finish:
+# judged by code, never by the wording of a message. `hang`: no progress within the work's
+# timeout; `timeout_startup`: the workers never reported ready (a slow or overloaded machine,
+# not a GPU fault); `crash`: a worker died; `wrong_data`: a result failed its check;
+# `unsupported`: the hardware or build cannot do it; `oom`: out of memory; `interrupted`:
+# stopped by the user; `skipped_dependency`: not run because an earlier step it needs failed.
+FailureReason = Literal[
+    "hang",
+    "timeout_startup",
+    "crash",
+    "wrong_data",
+    "unsupported",
+    "oom",
+    "interrupted",
+    "skipped_dependency",
+]
 SEVERITY_RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2, "ok": 3, "skipped": 4}
 # Where a finding's evidence came from: a measurement (rigbench made the hardware work), a
 # reading (a counter, a setting, a log line), a plan (a parts list and models), or an

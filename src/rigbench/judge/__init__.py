@@ -20,6 +20,7 @@ from rigbench.judge.exit_codes import (
 from rigbench.records import (
     SEVERITY_RANK,
     VERDICT_SEVERITY,
+    FailureReason,
     Finding,
     Judgement,
     Origin,
@@ -35,6 +36,7 @@ __all__ = [
     "EXIT_WARNINGS",
     "SEVERITY_RANK",
     "VERDICT_SEVERITY",
+    "FailureReason",
     "Finding",
     "Judgement",
     "Origin",
