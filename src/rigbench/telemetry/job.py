@@ -335,6 +335,10 @@ def watch_job(
     duration = time.monotonic() - t0
     for tee in tees:
         tee.join(PIPE_JOIN_S)
+    for tee in tees:
+        if not tee.is_alive():  # one still reading (a grandchild holds the pipe) keeps it
+            with contextlib.suppress(OSError):
+                tee.pipe.close()
     stats = sampler.stop()
     sampler.check()
     rc = proc.returncode
