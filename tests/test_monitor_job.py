@@ -225,3 +225,17 @@ def test_burnin_on_the_simulated_rig_shows_and_judges_the_vram(
     for g in hot["gpus"]:
         (r,) = [r for r in g["reasons"] if r["code"] == "vram_temperature"]
         assert r["severity"] == "warn" and "VRAM (GDDR6X) at 112 °C" in r["message"]
+
+
+def test_prometheus_exports_the_vram_temperature_of_a_3090(examples: Path) -> None:
+    from rigbench.hw.simulated import SimulatedBackend
+    from rigbench.telemetry.prometheus import render_metrics
+
+    source = SimulatedBackend.from_file(examples / "iva-2x3090-vram-112.toml").telemetry()
+    agg = Aggregator(source.channels(), 0.05)
+    agg.add(1.0, source.read(1.0), [])
+    text = render_metrics(agg.view())
+    assert (
+        'rigbench_gpu_memory_temperature_celsius{gpu="1",name="NVIDIA GeForce RTX 3090"} 112'
+        in (text)
+    )
