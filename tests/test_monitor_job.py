@@ -239,3 +239,48 @@ def test_prometheus_exports_the_vram_temperature_of_a_3090(examples: Path) -> No
         'rigbench_gpu_memory_temperature_celsius{gpu="1",name="NVIDIA GeForce RTX 3090"} 112'
         in (text)
     )
+
+
+def test_ctrl_c_reaches_the_command_first_and_the_run_is_kept(
+    tmp_path: Path, examples: Path
+) -> None:
+    """A terminal's Ctrl-C goes to the whole foreground process group: the command stops on
+    it, monitor summarises, stores the run and exits with the command's code (130)."""
+    import os
+    import signal
+    import subprocess
+
+    script = (
+        "import signal, sys, time\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('child got SIGINT', flush=True)\n"
+        "    sys.exit(130)\n"
+    )
+    db = tmp_path / "r.db"
+    proc = subprocess.Popen(
+        [PY, "-m", "rigbench", "monitor", "--simulate", str(examples / "iva-2x3090.toml"),
+         "--json", "--db", str(db), "--", PY, "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")},
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the command's stdout comes on monitor's stderr
+            if b"ready" in line:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    doc = json.loads(stdout)
+    assert doc["exit_code"] == 130 and doc["interrupted"] is True
+    assert b"child got SIGINT" in stderr
+    store = Store.open(db)
+    assert store.get_run(doc["run"]["id"]).status == "complete"  # type: ignore[union-attr]
+    assert load_samples(store, doc["run"]["id"])

@@ -104,7 +104,8 @@ def job_view(r: JobReport, findings: list[Finding]) -> RenderableType:
     if r.run is not None:
         lines.append(f"[dim]{r.samples_written} samples saved as run #{r.run.id}[/dim]")
     lines.extend(finding_lines(findings))
-    return Group(t, Text.from_markup("\n".join(lines)))
+    body = Text.from_markup("\n".join(lines))
+    return Group(t, body) if r.gpus else Group(t.title or "", body)
 
 
 def finding_lines(findings: list[Finding]) -> list[str]:
