@@ -186,8 +186,11 @@ def test_vram_judgement_needs_time_at_the_limit() -> None:
     assert [f.id for f in vram_findings(ch, agg)] == ["vram.ok"]
     ch, agg = _hot_vram(101.0, 2.0, memory="GDDR6")  # Micron's GDDR6 maximum is 100 °C
     assert [f.id for f in vram_findings(ch, agg)] == ["vram.hot"]
-    ch, agg = _hot_vram(101.0, 2.0, memory=None)  # HBM, or unknown: judged elsewhere
+    ch, agg = _hot_vram(101.0, 2.0, memory=None)  # no memory type and no reported limit
     assert vram_findings(ch, agg) == []
+    ch.limits.mem_max_c = 95.0  # an HBM GPU: the limit it reports
+    (f,) = vram_findings(ch, agg)
+    assert f.id == "vram.hot" and f.evidence["limit_c"] == 95.0
 
 
 def test_burnin_verdict_warns_on_hot_vram_without_failing() -> None:

@@ -357,8 +357,9 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
                     f"{TEMP_MARGIN_C:.0f} °C of its {limit_name} limit ({limit_c:.0f} °C)",
                 )
             )
-    # VRAM of GDDR6/GDDR6X cards (judge.vram): a warning, never a failure on its own
-    for f in vram_findings(ch, a) if ch is not None else []:
+    # VRAM of GDDR6/GDDR6X cards (judge.vram): a warning, never a failure on its own (HBM
+    # is judged above, against the limit the GPU reports)
+    for f in vram_findings(ch, a) if ch is not None and ch.memory_type else []:
         if f.severity in ("warning", "info"):
             reasons.append(
                 Reason(

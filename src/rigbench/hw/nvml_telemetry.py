@@ -266,25 +266,27 @@ class NvmlTelemetry:
                 g.queries[name] = fn
         if "util" in why:
             why["util_gpu_pct"] = why["util_mem_pct"] = why.pop("util")
-        if "temp_mem_c" in g.field_attrs:
-            ch.temp_mem_source = "NVML_FI_DEV_MEMORY_TEMP"
-        else:
-            self._open_gddr(g)
-        return g
-
-    def _open_gddr(self, g: _Gpu) -> None:
-        """The VRAM junction register where NVML has no memory temperature (hw.gddr)."""
-        ch, why = g.channel, g.channel.unavailable
+        bus_id: str | None = None
         try:
-            pci = pynvml.nvmlDeviceGetPciInfo(g.handle)
+            pci = pynvml.nvmlDeviceGetPciInfo(handle)
             bus_id = _text(pci.busId)
             known = gddr_device(int(pci.pciDeviceId) >> 16)
             ch.memory_type = known.memory if known is not None else None
         except (pynvml.NVMLError, AttributeError) as exc:
+            why["pci"] = f"NVML: {exc}"
+        if "temp_mem_c" in g.field_attrs:
+            ch.temp_mem_source = "NVML_FI_DEV_MEMORY_TEMP"
+        elif bus_id is None:
             why["temp_mem_c"] = memory_temperature_unavailable(
-                ch.name, f"no PCI bus id for the GDDR register reader (NVML: {exc})"
+                ch.name, f"no PCI bus id for the GDDR register reader ({why['pci']})"
             )
-            return
+        else:
+            self._open_gddr(g, bus_id)
+        return g
+
+    def _open_gddr(self, g: _Gpu, bus_id: str) -> None:
+        """The VRAM junction register where NVML has no memory temperature (hw.gddr)."""
+        ch, why = g.channel, g.channel.unavailable
         got = open_gddr_reader(bus_id, sysfs=self._sysfs)
         if isinstance(got, GddrUnavailable):
             why["temp_mem_c"] = memory_temperature_unavailable(ch.name, got.why)

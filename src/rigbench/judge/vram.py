@@ -1,5 +1,6 @@
-"""VRAM temperature of GDDR6/GDDR6X cards against the point where the memory stops being safe
-(HBM memory is judged against the limit its GPU reports, in burnin.verdict).
+"""VRAM temperature against the point where the memory stops being safe: GDDR6/GDDR6X cards
+(hw.gddr's table) against sourced limits, other GPUs against the memory limit they report
+(NVML_TEMPERATURE_THRESHOLD_MEM_MAX, HBM GPUs).
 
 A warning needs the VRAM at or above its limit for SUSTAINED_S in total, not one reading:
 the junction temperature follows the load over seconds, so a second at the limit is a real
@@ -64,10 +65,18 @@ FIX_SOURCE = (
 
 
 def vram_findings(channel: GpuChannel, agg: GpuAggregate | None) -> list[Finding]:
-    """The VRAM finding of one GDDR6/GDDR6X GPU over a watched span: warning when it stayed
-    at or above its limit, info when it only touched it, ok below, skipped when it was not
-    read. Nothing for other memory (HBM, or a card not in hw.gddr's table)."""
+    """The VRAM finding of one GPU over a watched span: warning when it stayed at or above
+    its limit, info when it only touched it, ok below, skipped when it was not read. Nothing
+    where no limit is known (a card outside hw.gddr's table that reports no memory limit)."""
     lim = LIMITS.get(channel.memory_type or "")
+    if lim is None and channel.memory_type is None and channel.limits.mem_max_c:
+        lim = VramLimit(
+            memory="HBM",
+            limit_c=channel.limits.mem_max_c,
+            what="the memory's maximum operating temperature the GPU reports",
+            datasheet_max_c=None,
+            source="the GPU's own limit (NVML_TEMPERATURE_THRESHOLD_MEM_MAX)",
+        )
     if lim is None:
         return []
     gpu = channel.gpu
