@@ -287,3 +287,16 @@ def test_ctrl_c_reaches_the_command_first_and_the_run_is_kept(
     store = Store.open(db)
     assert store.get_run(doc["run"]["id"]).status == "complete"  # type: ignore[union-attr]
     assert load_samples(store, doc["run"]["id"])
+
+
+def test_job_peaks_against_the_build(tmp_path: Path, examples: Path) -> None:
+    builds = examples.parent / "builds"
+    code, doc, err = _job(
+        tmp_path, examples / "minerva-4x3090.toml", PY, "-c", "import time; time.sleep(1)",
+        opts=("--build", str(builds / "minerva.toml")),
+    )  # fmt: skip
+    assert code == 0, err
+    ids = {f["id"] for f in doc["findings"]}
+    assert {"build.psu", "build.circuit"} <= ids
+    psu = next(f for f in doc["findings"] if f["id"] == "build.psu")
+    assert "GPUs 0,1,2,3 peaked at" in psu["title"]
