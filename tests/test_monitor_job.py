@@ -254,9 +254,9 @@ def test_ctrl_c_reaches_the_command_first_and_the_run_is_kept(
     import subprocess
 
     script = (
-        "import signal, sys, time\n"
-        "print('ready', flush=True)\n"
+        "import sys, time\n"
         "try:\n"
+        "    print('ready', flush=True)\n"
         "    time.sleep(60)\n"
         "except KeyboardInterrupt:\n"
         "    print('child got SIGINT', flush=True)\n"
