@@ -365,7 +365,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
                 Reason(
                     code="vram_temperature",
                     severity="warn" if f.severity == "warning" else "info",
-                    message=f"{f.title.split(': ', 1)[-1]}: {f.why}; fix: {f.fix}",
+                    message=f"{f.title.split(': ', 1)[-1]} ({f.why}); fix: {f.fix}",
                 )
             )
     # Counters

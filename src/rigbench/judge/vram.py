@@ -126,8 +126,7 @@ def vram_findings(channel: GpuChannel, agg: GpuAggregate | None) -> list[Finding
                 "warning",
                 f"GPU {gpu}: VRAM ({lim.memory}) at {peak:.0f} °C, at or above "
                 f"{lim.limit_c:.0f} °C for {above_s:.1f} s",
-                f"{lim.limit_c:.0f} °C is {lim.what}: the memory slows itself down there and "
-                "ages faster, while the GPU core can look cool",
+                f"{lim.limit_c:.0f} °C is {lim.what}; the core temperature does not show it",
             )
         ]
     if peak >= lim.limit_c:
