@@ -300,3 +300,13 @@ def test_job_peaks_against_the_build(tmp_path: Path, examples: Path) -> None:
     assert {"build.psu", "build.circuit"} <= ids
     psu = next(f for f in doc["findings"] if f["id"] == "build.psu")
     assert "GPUs 0,1,2,3 peaked at" in psu["title"]
+
+
+def test_job_options_without_a_job_and_watch_options_with_one_are_bad_input(
+    examples: Path,
+) -> None:
+    rig = str(examples / "iva-2x3090.toml")
+    res = runner.invoke(app, ["monitor", "--simulate", rig, "--metric", "ollama"])
+    assert res.exit_code == 2 and "--metric: only with a command" in res.stderr
+    res = runner.invoke(app, ["monitor", "--simulate", rig, "--seconds", "1", "--", "true"])
+    assert res.exit_code == 2 and "--seconds: not with -- CMD" in res.stderr

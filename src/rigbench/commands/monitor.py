@@ -96,6 +96,13 @@ def monitor(
     throttle reasons and Xid events, many times a second, with peaks since start. Exits 1
     when a GPU fell off the bus or reported an Xid, else 0 (Ctrl-C is the normal way out).
     With -- CMD, watches that job and stores it as a run (see the README)."""
+    with one_line_errors():
+        job_opts = {"--metric": metric, "--price-kwh": price_kwh, "--build": build}
+        watch_opts = {"--seconds": seconds, "--prometheus": prometheus}
+        if not command and (given := [k for k, v in job_opts.items() if v is not None]):
+            raise BadInput(f"{', '.join(given)}: only with a command to watch (-- CMD)")
+        if command and (given := [k for k, v in watch_opts.items() if v is not None]):
+            raise BadInput(f"{', '.join(given)}: not with -- CMD (the job sets the time)")
     if command:
         from rigbench.commands.monitor_job import monitor_job
 
