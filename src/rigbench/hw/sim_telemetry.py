@@ -35,6 +35,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rigbench.hw.gddr import NOT_GDDR, gddr_device_by_name
 from rigbench.hw.model import GpuInfo, Rig
 from rigbench.hw.telemetry import (
     GpuChannel,
@@ -290,10 +291,23 @@ class SimulatedTelemetry:
             facts = self._facts.get(g.index)
             lim = facts.limits if facts is not None else _Limits()
             unavailable: dict[str, str] = {}
-            if self._base[g.index]["temp_mem_c"] is None and not any(
-                s.mem_temp_c is not None for s in self._segments[g.index]
-            ):
-                unavailable["temp_mem_c"] = memory_temperature_unavailable(g.name)
+            gddr = gddr_device_by_name(g.name)
+            traced = any(s.mem_temp_c is not None for s in self._segments[g.index])
+            mem_source = None
+            if traced:
+                mem_source = "simulated trace" + (
+                    f" ({gddr.memory} junction register)" if gddr is not None else ""
+                )
+            elif self._base[g.index]["temp_mem_c"] is not None:
+                mem_source = "simulated (NVML memory temperature)"
+            else:
+                unavailable["temp_mem_c"] = memory_temperature_unavailable(
+                    g.name,
+                    f"the simulated trace sets no mem_temp_c (a live run reads the {gddr.memory} "
+                    "junction register, as root)"
+                    if gddr is not None
+                    else NOT_GDDR,
+                )
             if "geforce" in g.name.lower():
                 unavailable["ecc_corrected"] = unavailable["ecc_uncorrected"] = (
                     "GeForce cards have no ECC reporting"
@@ -311,6 +325,8 @@ class SimulatedTelemetry:
                     power_instant_source="simulated trace",
                     power_avg_source="simulated trace (mean of the last second)",
                     limits=TemperatureLimits(**lim.model_dump()),
+                    memory_type=gddr.memory if gddr is not None else None,
+                    temp_mem_source=mem_source,
                     unavailable=unavailable,
                 )
             )

@@ -126,9 +126,27 @@ def m004_finding_source(db: sqlite3.Connection) -> None:
     )
 
 
+def m120_jobs(db: sqlite3.Connection) -> None:
+    """`monitor -- CMD`: the job a monitor run watched (its samples are the run's telemetry);
+    `summary` is the job's JSON (telemetry.job.JobReport)."""
+    db.executescript(
+        """
+        CREATE TABLE jobs (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+            command TEXT NOT NULL,
+            exit_code INTEGER NOT NULL,
+            signal INTEGER,
+            duration_s REAL NOT NULL,
+            summary TEXT NOT NULL
+        );
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
     m003_findings,
     m004_finding_source,
+    m120_jobs,
 ]

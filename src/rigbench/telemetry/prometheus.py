@@ -26,7 +26,12 @@ _GAUGES: tuple[tuple[str, str, str], ...] = (
     ("sm_clock_mhz", "SM clock (MHz)", "sm_clock_mhz"),
     ("memory_clock_mhz", "Memory clock (MHz)", "mem_clock_mhz"),
     ("temperature_celsius", "GPU temperature (C)", "temp_gpu_c"),
-    ("memory_temperature_celsius", "Memory temperature (C), HBM GPUs only", "temp_mem_c"),
+    (
+        "memory_temperature_celsius",
+        "Memory temperature (C): NVML's on HBM GPUs, the VRAM junction register on "
+        "GDDR6/GDDR6X cards (read as root)",
+        "temp_mem_c",
+    ),
     ("fan_percent", "Fan speed, percent of maximum", "fan_pct"),
     ("utilization_percent", "GPU utilisation (%)", "util_gpu_pct"),
     ("memory_utilization_percent", "Memory controller utilisation (%)", "util_mem_pct"),
