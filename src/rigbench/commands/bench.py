@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rigbench.commands.common import (
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     DbOpt,
     JsonOpt,
@@ -77,12 +76,16 @@ def bench(
 ) -> None:
     """Measure matmul, memory, host link, GPU-to-GPU and collectives against what the
     hardware should give. Every result is stored as it is measured."""
+    from rigbench.bench.context import Step
     from rigbench.bench.suite import build_plan, parse_gpus, parse_only, run_plan
     from rigbench.hw.backend import select_backend
+    from rigbench.judge import exit_code_for
+    from rigbench.judge.bench import BenchJudge, judge_context, judge_results
     from rigbench.machine import machine_summary, software_versions
     from rigbench.records import Result, Run
     from rigbench.report.results import render_results
     from rigbench.store import Store
+    from rigbench.telemetry.conditions import ConditionsMonitor
 
     with one_line_errors():
         if quick and full:
@@ -124,11 +127,25 @@ def bench(
         where = "simulated rig" if rig.source.startswith("simulated") else "no GPU here"
         err.print(f"[yellow]{where}: benchmarks run on the CPU at small sizes[/yellow]")
     results: list[Result] = []
+    with one_line_errors():
+        monitor = ConditionsMonitor(backend.telemetry(selected or None), rig)
+    labels = {
+        d.label: d.gpu_index
+        for ctx in plan.contexts.values()
+        for d in ctx.devices
+        if d.gpu_index is not None
+    }
+    judge = BenchJudge(monitor, judge_context(rig, labels, stand_ins=plan.stand_ins), labels)
 
     def on_result(r: Result) -> None:
+        judge(r)
         with one_line_errors():
             store.add_result(run_id, r)
         results.append(r)
+
+    def on_step(step: Step) -> None:
+        judge.mark()
+        progress.update(task, advance=1, description=step.label)
 
     status = "complete"
     interrupt_on_signals()
@@ -143,13 +160,13 @@ def bench(
             disable=as_json or not err.is_terminal,
         ) as progress:
             task = progress.add_task("bench", total=plan.total_steps)
-            aborted = run_plan(
-                plan,
-                on_result,
-                on_step=lambda step: progress.update(task, advance=1, description=step.label),
-            )
+            monitor.start()
+            aborted = run_plan(plan, on_result, on_step=on_step)
         if aborted:
             status = "incomplete"
+        judge_results(results, judge.ctx)
+        with one_line_errors():
+            store.update_judgements(run_id, results)
     except KeyboardInterrupt:
         store.finish_run(run, "incomplete")
         err.print(
@@ -157,14 +174,17 @@ def bench(
             f"({store.path or 'memory'}), marked incomplete"
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        monitor.stop()
     store.finish_run(run, status)  # type: ignore[arg-type]
     if as_json:
         print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
     else:
         render_results(results, out)
         out.print(f"[dim]run #{run_id} ({status}) saved to {store.path}[/dim]")
-    if any(r.status == "failed" for r in results):
-        raise typer.Exit(EXIT_FAILED)
+    code = exit_code_for(r.judgement.severity for r in results if r.judgement is not None)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -39,6 +39,7 @@ from rigbench.hw.telemetry import (
 )
 
 SLOW_EVERY_S = 0.1
+PIDS_EVERY_S = 1.0  # the process list is a heavier query; a second is fine for "who else"
 EVENT_WAIT_MS = 200
 
 # (sample attribute, NVML field id name); fields this nvidia-ml-py lacks are skipped.
@@ -107,6 +108,7 @@ class _Gpu:
         self.queries: dict[str, Callable[[], Any]] = {}
         self.slow: dict[str, Any] = {}
         self.slow_at = -1e9
+        self.pids_at = -1e9
         self.lost = False
 
 
@@ -254,6 +256,11 @@ class NvmlTelemetry:
             "fan_pct": lambda: pynvml.nvmlDeviceGetFanSpeed(handle),
             "util": lambda: pynvml.nvmlDeviceGetUtilizationRates(handle),
             "mem_used_bytes": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used,
+            "pcie_gen": lambda: pynvml.nvmlDeviceGetCurrPcieLinkGeneration(handle),
+            "pcie_width": lambda: pynvml.nvmlDeviceGetCurrPcieLinkWidth(handle),
+            "compute_pids": lambda: [
+                int(p.pid) for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+            ],
         }
         for name, fn in fast.items():
             if once(name, fn) is not None:
@@ -325,7 +332,7 @@ class NvmlTelemetry:
                 setattr(s, name, self._soft(fn))
         if now - g.slow_at >= SLOW_EVERY_S:
             g.slow_at = now
-            for name in ("fan_pct", "util", "mem_used_bytes"):
+            for name in ("fan_pct", "util", "mem_used_bytes", "pcie_gen", "pcie_width"):
                 fn = q.get(name)
                 if fn is not None:
                     g.slow[name] = self._soft(fn)
@@ -334,6 +341,12 @@ class NvmlTelemetry:
         if util is not None:
             s.util_gpu_pct, s.util_mem_pct = util.gpu, util.memory
         s.mem_used_bytes = g.slow.get("mem_used_bytes")
+        s.pcie_gen, s.pcie_width = g.slow.get("pcie_gen"), g.slow.get("pcie_width")
+        fn = q.get("compute_pids")
+        if fn is not None and now - g.pids_at >= PIDS_EVERY_S:
+            g.pids_at = now
+            g.slow["compute_pids"] = self._soft(fn)
+        s.compute_pids = g.slow.get("compute_pids")
         return s
 
     @staticmethod

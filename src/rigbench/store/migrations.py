@@ -126,9 +126,21 @@ def m004_finding_source(db: sqlite3.Connection) -> None:
     )
 
 
+def m111_result_conditions(db: sqlite3.Connection) -> None:
+    """Results carry the conditions they ran under (clocks, power, throttle, link) and
+    their verdict against healthy hardware, both as JSON."""
+    db.executescript(
+        """
+        ALTER TABLE results ADD COLUMN conditions TEXT;
+        ALTER TABLE results ADD COLUMN judgement TEXT;
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
     m003_findings,
     m004_finding_source,
+    m111_result_conditions,
 ]
