@@ -150,8 +150,8 @@ def test_below_the_range_names_the_cause_from_the_conditions() -> None:
 def test_above_the_range_is_a_fault_and_a_failure_is_a_fault() -> None:
     j = judge_result(_gemm(1500.0, **HEALTHY_H200), _h200_ctx())
     assert j is not None and (j.verdict, j.cause) == ("fault", "implausible")
-    bad = Result.failure("gemm", "bf16.burst", "TFLOP/s", "GPU0: wrong result: bf16: "
-                         "relative error 0.5 against float64 exceeds 0.02", devices=["GPU0"])  # fmt: skip
+    why = "GPU0: wrong result: bf16: relative error 0.5 against float64 exceeds 0.02"
+    bad = Result.failure("gemm", "bf16.burst", "TFLOP/s", why, devices=["GPU0"])
     j = judge_result(bad, _h200_ctx())
     assert j is not None and (j.verdict, j.cause) == ("fault", "wrong_data")
     skipped = Result.failure("gemm", "fp8.burst", "TFLOP/s", "no fp8", status="skipped")
@@ -185,8 +185,11 @@ def test_energy_and_the_ceiling_at_the_observed_clock() -> None:
     r = _gemm(700.0)
     cond = Conditions(
         seconds=10.0,
-        gpus=[GpuConditions(gpu=0, power_mean_w=700.0, sm_clock_mean_mhz=1485.0,
-                            sm_clock_max_mhz=1980)],  # fmt: skip
+        gpus=[
+            GpuConditions(
+                gpu=0, power_mean_w=700.0, sm_clock_mean_mhz=1485.0, sm_clock_max_mhz=1980
+            )
+        ],  # fmt: skip
     )
     annotate(r, cond)
     assert r.params["joules_per_tflop"] == pytest.approx(1.0)
@@ -200,12 +203,34 @@ def test_energy_and_the_ceiling_at_the_observed_clock() -> None:
 def test_conditions_leave_out_idle_samples_and_take_the_link_under_load() -> None:
     ch = GpuChannel(gpu=0, name="x", power_limit_w=700.0, sm_clock_max_mhz=1980)
     samples = [
-        TelemetrySample(t=0.0, gpu=0, sm_clock_mhz=345, throttle_mask=0x1, pcie_gen=1,
-                        pcie_width=16, power_instant_w=80.0),  # fmt: skip
-        TelemetrySample(t=0.1, gpu=0, sm_clock_mhz=1500, throttle_mask=0x4, pcie_gen=5,
-                        pcie_width=16, power_instant_w=700.0, temp_gpu_c=70.0),  # fmt: skip
-        TelemetrySample(t=0.2, gpu=0, sm_clock_mhz=1440, throttle_mask=0x0, pcie_gen=5,
-                        pcie_width=16, power_instant_w=690.0),  # fmt: skip
+        TelemetrySample(
+            t=0.0,
+            gpu=0,
+            sm_clock_mhz=345,
+            throttle_mask=0x1,
+            pcie_gen=1,
+            pcie_width=16,
+            power_instant_w=80.0,
+        ),  # fmt: skip
+        TelemetrySample(
+            t=0.1,
+            gpu=0,
+            sm_clock_mhz=1500,
+            throttle_mask=0x4,
+            pcie_gen=5,
+            pcie_width=16,
+            power_instant_w=700.0,
+            temp_gpu_c=70.0,
+        ),  # fmt: skip
+        TelemetrySample(
+            t=0.2,
+            gpu=0,
+            sm_clock_mhz=1440,
+            throttle_mask=0x0,
+            pcie_gen=5,
+            pcie_width=16,
+            power_instant_w=690.0,
+        ),  # fmt: skip
     ]
     g = summarize(0, samples, 0.3, ch, (5, 16))
     assert g.sm_clock_mean_mhz == pytest.approx(1470.0) and g.sm_clock_min_mhz == 1440
@@ -245,8 +270,18 @@ def test_simulated_rigs_are_below_normal_with_their_cause(
 ) -> None:
     res = runner.invoke(
         app,
-        ["bench", "--simulate", str(examples / rig), "--only", only, "--scale", "0.05",
-         "--json", "--db", str(tmp_path / "r.db")],  # fmt: skip
+        [
+            "bench",
+            "--simulate",
+            str(examples / rig),
+            "--only",
+            only,
+            "--scale",
+            "0.05",
+            "--json",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],  # fmt: skip
     )
     assert res.exit_code == 1, res.stderr
     measured = [r for r in json.loads(res.stdout)["results"] if r["status"] == "ok"]
@@ -260,8 +295,20 @@ def test_simulated_rigs_are_below_normal_with_their_cause(
 def test_a_healthy_simulated_rig_is_not_below_normal(tmp_path: Path, examples: Path) -> None:
     res = runner.invoke(
         app,
-        ["bench", "--simulate", str(examples / "iva-2x3090.toml"), "--only", "gemm,hostlink",
-         "--gpus", "0", "--scale", "0.05", "--json", "--db", str(tmp_path / "r.db")],  # fmt: skip
+        [
+            "bench",
+            "--simulate",
+            str(examples / "iva-2x3090.toml"),
+            "--only",
+            "gemm,hostlink",
+            "--gpus",
+            "0",
+            "--scale",
+            "0.05",
+            "--json",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],  # fmt: skip
     )
     assert res.exit_code == 0, res.stdout
     for r in json.loads(res.stdout)["results"]:
@@ -274,8 +321,18 @@ def test_a_healthy_simulated_rig_is_not_below_normal(tmp_path: Path, examples: P
 def test_a_corrupt_result_is_a_fault(tmp_path: Path, examples: Path) -> None:
     res = runner.invoke(
         app,
-        ["bench", "--simulate", str(examples / "p2p-corrupt.toml"), "--only", "p2p",
-         "--scale", "0.02", "--json", "--db", str(tmp_path / "r.db")],  # fmt: skip
+        [
+            "bench",
+            "--simulate",
+            str(examples / "p2p-corrupt.toml"),
+            "--only",
+            "p2p",
+            "--scale",
+            "0.02",
+            "--json",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],  # fmt: skip
     )
     assert res.exit_code == 2
     failed = [r for r in json.loads(res.stdout)["results"] if r["status"] == "failed"]
@@ -287,8 +344,18 @@ def test_a_corrupt_result_is_a_fault(tmp_path: Path, examples: Path) -> None:
 def test_on_the_cpu_backend_conditions_are_unavailable(tmp_path: Path, examples: Path) -> None:
     res = runner.invoke(
         app,
-        ["bench", "--simulate", str(examples / "cpu-only.toml"), "--only", "gemm",
-         "--scale", "0.05", "--json", "--db", str(tmp_path / "r.db")],  # fmt: skip
+        [
+            "bench",
+            "--simulate",
+            str(examples / "cpu-only.toml"),
+            "--only",
+            "gemm",
+            "--scale",
+            "0.05",
+            "--json",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],  # fmt: skip
     )
     measured = [r for r in json.loads(res.stdout)["results"] if r["status"] == "ok"]
     assert measured
