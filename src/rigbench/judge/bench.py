@@ -281,11 +281,12 @@ def judge_results(results: Iterable[Result], ctx: JudgeContext) -> list[Result]:
     return out
 
 
-def annotate(r: Result, conditions: Conditions | None) -> Result:
-    """Attach the conditions, and the figures derived from them: the ceiling at the clock
-    actually observed (gemm), and energy per unit of work (gemm, train, infer)."""
+def annotate(r: Result, conditions: Conditions | None, *, derive: bool = True) -> Result:
+    """Attach the conditions, and (`derive`) the figures derived from them: the ceiling at
+    the clock actually observed (gemm), and energy per unit of work (gemm, train, infer).
+    A CPU stand-in's figures are not derived: its work and the rig's power are unrelated."""
     r.conditions = conditions
-    if conditions is None or not conditions.gpus or r.value is None:
+    if conditions is None or not conditions.gpus or r.value is None or not derive:
         return r
     gpus = conditions.gpus
     power = [g.power_mean_w for g in gpus]
@@ -360,8 +361,9 @@ class BenchJudge:
         if isinstance(w0, float) and isinstance(w1, float) and w1 >= w0:
             t0, t1 = w0, w1
         gpus = [self.gpus[d] for d in r.devices if d in self.gpus]
+        stand_in = any(s.stand_in for d, s in self.ctx.subjects.items() if d in r.devices)
         if r.status != "skipped" and (gpus or not self.monitor.available):
-            annotate(r, self.monitor.conditions(t0, t1, gpus))
+            annotate(r, self.monitor.conditions(t0, t1, gpus), derive=not stand_in)
         # a collective's size sweep is judged once all sizes are in (judge_results)
         r.judgement = judge_result(r, self.ctx, largest=r.benchmark != "collectives")
         self.last = now()
