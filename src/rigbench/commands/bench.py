@@ -23,6 +23,13 @@ from rigbench.errors import BadInput
 
 app = typer.Typer()
 
+# Listed from the options model without importing pydantic's model at CLI start-up cost:
+# the keys and their meaning live in rigbench/bench/options.py.
+_SETTINGS_HELP = (
+    "train.size, train.compile, train.fsdp, train.batch, infer.model, infer.engine,"
+    " infer.attn, infer.contexts, infer.batches, nbody.engines (see the README)."
+)
+
 
 @app.command()
 def info(simulate: SimulateOpt = None, as_json: JsonOpt = False) -> None:
@@ -70,6 +77,14 @@ def bench(
             metavar="SECONDS",
         ),
     ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A workload setting KEY=VALUE (repeatable): " + _SETTINGS_HELP,
+            metavar="KEY=VALUE",
+        ),
+    ] = None,
     scale: Annotated[
         float, typer.Option("--scale", hidden=True, help="Scale problem sizes (tests).")
     ] = 1.0,
@@ -77,6 +92,7 @@ def bench(
     """Measure matmul, memory, host link, GPU-to-GPU and collectives against what the
     hardware should give. Every result is stored as it is measured."""
     from rigbench.bench.context import Step
+    from rigbench.bench.options import parse_sets
     from rigbench.bench.suite import build_plan, parse_gpus, parse_only, run_plan
     from rigbench.hw.backend import select_backend
     from rigbench.judge import exit_code_for
@@ -95,6 +111,7 @@ def bench(
         if timeout is not None and timeout <= 0:
             raise BadInput("--timeout must be a positive number of seconds")
         names = parse_only(only)
+        options = parse_sets(settings)
         backend = select_backend(simulate)
         rig = backend.rig()
         selected = parse_gpus(gpus, rig)
@@ -112,6 +129,7 @@ def bench(
             cuda_available=cuda,
             size_scale=scale,
             step_timeout_s=timeout,
+            options=options,
         )
         run = Run(
             command="bench",
