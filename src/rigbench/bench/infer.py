@@ -418,11 +418,13 @@ def _measure_batch(
     dec = Decoder(model, cache, last.argmax(-1), p, engine, attn=attn)
     for _ in range(DECODE_WARMUP):
         dec.step()
+    window_t0 = time.monotonic()
     marks = [mark()]
     for _ in range(n_tokens):
         dec.step()
         marks.append(mark())
     _sync(tdev)
+    window = [window_t0, time.monotonic()]  # the timed decode, for the conditions
     step_s = [elapsed(a, b2) for a, b2 in zip(marks, marks[1:], strict=False)]
     tokens = dec.tok.view(-1)
     if not bool(((tokens >= 0) & (tokens < model.cfg.vocab_size)).all()):
@@ -432,6 +434,7 @@ def _measure_batch(
         "step_s": step_s,
         "cache_length": length,
         "mean_context": p + DECODE_WARMUP + n_tokens / 2,
+        "window": window,
     }
     if tdev.type == "cuda" and b == 1 and engine == "graph":
         # The other attention, same cache and engine (no recompilation): a comparison.
@@ -632,6 +635,8 @@ def _results(
         "bandwidth_gbs": bw,
         "achieved_gbs": (wbytes + b * kvt * ctx_mean) / t_step / 1e9,
     }
+    if "window" in m:
+        dparams["window_t0"], dparams["window_t1"] = (float(t) for t in m["window"])
     if eager_rate is not None and b == 1:
         dparams["eager_tokens_per_s"] = eager_rate
     if "attn_alt" in m:

@@ -344,6 +344,7 @@ class TrainRank:
                 loss.backward()
             return loss.detach()
 
+        window_t0 = time.monotonic()
         marks: list[tuple[Any, Any, Any]] = []
         losses: list[torch.Tensor] = []
         set_sync(True)
@@ -364,6 +365,8 @@ class TrainRank:
             t2 = clock()
             if i >= warm:
                 marks.append((t0, t1, t2))
+            if i == warm - 1 or (warm == 0 and i == 0):
+                window_t0 = time.monotonic()  # the timed steps start (for the conditions)
         nosync: list[tuple[Any, Any]] = []
         if self.world > 1 and unsynced:
             set_sync(False)
@@ -376,8 +379,10 @@ class TrainRank:
             set_sync(True)
         if on_cuda:
             torch.cuda.synchronize(dev)
+        window_t1 = time.monotonic()
         loss_values = [float(v) for v in torch.stack(losses).float().cpu()]
         out = {
+            "window": [window_t0, window_t1],
             "step_s": [seconds(a, c) for a, _b, c in marks],
             "fb_s": [seconds(a, b) for a, b, _c in marks],
             "nosync_fb_s": [seconds(a, b) for a, b in nosync],
@@ -454,6 +459,8 @@ def results_for(
         "flops_per_token": fpt,
         "attention_flops_included": True,
     }
+    if "window" in first:  # monotonic times of the timed steps, for the conditions
+        params["window_t0"], params["window_t1"] = (float(t) for t in first["window"])
     peak = _peak(devices, precision)
     tps_p50 = spread.p50
     out: list[Result] = []

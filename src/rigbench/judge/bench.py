@@ -357,7 +357,8 @@ class BenchJudge:
 
     def __call__(self, r: Result) -> Result:
         t0, t1 = self.last, now()
-        w0, w1 = (r.params.pop(k, None) for k in WINDOW_KEYS)
+        w0, w1 = (r.params.get(k) for k in WINDOW_KEYS)
+        r.params = {k: v for k, v in r.params.items() if k not in WINDOW_KEYS}
         if isinstance(w0, float) and isinstance(w1, float) and w1 >= w0:
             t0, t1 = w0, w1
         gpus = [self.gpus[d] for d in r.devices if d in self.gpus]
