@@ -2,8 +2,8 @@
 twice per dtype, because both are true and an owner needs both:
 
 - burst (`<dtype>.burst`): the L2 flushed before each call, random data, 5 warm-up calls,
-  then 20 single calls each between two CUDA events; the median. What the silicon does at
-  its boost clock, and what published "maximum achievable matmul" tables report.
+  then 20 single calls each between two CUDA events and waited for; the median. What the
+  silicon does at its boost clock, and what "maximum achievable matmul" tables report.
 - sustained (`<dtype>.sustained`): products back to back for SUSTAINED_S_FULL seconds
   (`--full`, every dtype) or SUSTAINED_S_QUICK (quick: bf16 only, to keep `bench --quick`
   short); the median of the calls in the second half, when the clocks have settled at the
@@ -433,7 +433,12 @@ def _measure_burst(prob: _Problem, tdev: torch.device, n_sets: int) -> _Measured
     flush = l2_flusher(tdev)
     t0 = time.monotonic()
     seconds = time_iterations(
-        prob.step, tdev, warmup=BURST_WARMUP, repeats=BURST_REPEATS, before_each=flush
+        prob.step,
+        tdev,
+        warmup=BURST_WARMUP,
+        repeats=BURST_REPEATS,
+        before_each=flush,
+        wait_each=True,
     )
     t1 = time.monotonic()
     spread = summarize(rates(seconds, prob.flops / 1e12))

@@ -94,7 +94,9 @@ def bench(
     from rigbench.bench.context import Step
     from rigbench.bench.options import parse_sets
     from rigbench.bench.suite import build_plan, parse_gpus, parse_only, run_plan
+    from rigbench.errors import RigbenchError
     from rigbench.hw.backend import select_backend
+    from rigbench.hw.telemetry import NoGpuTelemetry
     from rigbench.judge import exit_code_for
     from rigbench.judge.bench import BenchJudge, judge_context, judge_results
     from rigbench.machine import machine_summary, software_versions
@@ -145,8 +147,11 @@ def bench(
         where = "simulated rig" if rig.source.startswith("simulated") else "no GPU here"
         err.print(f"[yellow]{where}: benchmarks run on the CPU at small sizes[/yellow]")
     results: list[Result] = []
-    with one_line_errors():
-        monitor = ConditionsMonitor(backend.telemetry(selected or None), rig)
+    try:
+        source = backend.telemetry(selected or None)
+    except RigbenchError as exc:  # no readings: the results say so, the bench still runs
+        source = NoGpuTelemetry(f"GPU telemetry unavailable: {exc}")
+    monitor = ConditionsMonitor(source, rig)
     labels = {
         d.label: d.gpu_index
         for ctx in plan.contexts.values()

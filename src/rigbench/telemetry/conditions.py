@@ -89,7 +89,11 @@ class ConditionsMonitor:
         """The summary of each of `gpus` over [t_from, t_to] (monotonic seconds)."""
         seconds = max(0.0, t_to - t_from)
         if not self.available:
-            return Conditions(seconds=seconds, unavailable=CPU_UNAVAILABLE)
+            why = getattr(self.source, "why", None)
+            return Conditions(
+                seconds=seconds,
+                unavailable=why if why and "unavailable" in why else CPU_UNAVAILABLE,
+            )
         out = []
         for g in gpus:
             if g in self.channels:
