@@ -361,3 +361,33 @@ def test_on_the_cpu_backend_conditions_are_unavailable(tmp_path: Path, examples:
     assert measured
     for r in measured:
         assert r["conditions"]["gpus"] == [] and "CPU" in r["conditions"]["unavailable"]
+
+
+def test_workload_figures_map_to_the_reference_vocabulary() -> None:
+    from rigbench.judge.bench import reference_metric
+
+    def res(benchmark: str, metric: str, **params: object) -> Result:
+        return Result(benchmark=benchmark, metric=metric, value=1.0, unit="", params=params)
+
+    assert reference_metric(res("train", "mfu", world_size=1, size="124m")) == "mfu"
+    assert reference_metric(res("train", "mfu", world_size=2, size="124m")) is None
+    assert reference_metric(res("train", "mfu", world_size=1, size="1.5b")) is None
+    assert reference_metric(res("infer", "decode_tokens_per_s", batch=1)) == (
+        "decode.roofline_ratio"
+    )
+    assert reference_metric(res("infer", "decode_tokens_per_s", batch=16)) is None
+    assert reference_metric(res("hostlink", "h2d", host_memory="pinned")) == "h2d.pinned"
+    assert reference_metric(res("hostlink", "h2d", host_memory="pageable")) is None
+    assert reference_metric(res("gemm", "bf16.burst", dtype="bf16")) == "bf16.burst"
+
+
+def test_decode_is_judged_as_a_fraction_of_its_bound() -> None:
+    r = Result(benchmark="infer", metric="decode_tokens_per_s", value=150.0, unit="tokens/s",
+               params={"batch": 1}, devices=["GPU0"], expected=250.0)  # fmt: skip
+    ctx = JudgeContext(subjects={"GPU0": Subject(gpu="NVIDIA H200", power_limit_w=700.0)})
+    j = judge_result(r, ctx)  # 0.6 of the bound, inside the shipped 0.55-1.05
+    assert j is not None and j.verdict == "normal"
+    assert j.reference == "h200-sxm.infer.decode.roofline_ratio"
+    r.value = 100.0  # 0.4
+    j = judge_result(r, ctx)
+    assert j is not None and j.verdict == "below_normal"

@@ -82,10 +82,15 @@ def reference_metric(r: Result, *, largest: bool = True) -> str | None:
         return r.metric
     if r.benchmark == "collectives" and r.metric == "busbw" and r.params.get("op") == "all_reduce":
         return "all_reduce.busbw" if largest else None
-    if r.benchmark == "train" and r.metric in ("mfu", "scaling_efficiency"):
+    if r.benchmark == "train" and r.metric == "mfu":
+        # the references are single-GPU GPT-2 124M-class runs
+        single = r.params.get("world_size") == 1 and r.params.get("size") in (None, "124m")
+        return "mfu" if single else None
+    if r.benchmark == "train" and r.metric == "scaling_efficiency":
         return r.metric
     if r.benchmark == "infer" and r.metric == "decode_tokens_per_s":
-        return "decode.roofline_ratio"
+        # the references are batch-1 decode against the memory-bandwidth bound
+        return "decode.roofline_ratio" if r.params.get("batch") == 1 else None
     return None
 
 
