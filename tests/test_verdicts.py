@@ -391,3 +391,17 @@ def test_decode_is_judged_as_a_fraction_of_its_bound() -> None:
     r.value = 100.0  # 0.4
     j = judge_result(r, ctx)
     assert j is not None and j.verdict == "below_normal"
+
+
+def test_one_reading_of_an_idle_link_is_not_a_degraded_link() -> None:
+    g = GpuConditions(gpu=0, samples=1, pcie_gen=1, pcie_width=16, pcie_gen_max=4,
+                      pcie_width_max=16)  # fmt: skip
+    r = Result(benchmark="hostlink", metric="h2d", value=20.0, unit="GB/s",
+               params={"host_memory": "pinned"}, devices=["GPU0"],
+               conditions=Conditions(gpus=[g], source="nvml"))  # fmt: skip
+    ctx = JudgeContext(subjects={"GPU0": Subject(gpu="NVIDIA GeForce RTX 4090")})
+    j = judge_result(r, ctx)
+    assert j is not None and j.verdict == "no_reference"
+    g.samples = 3
+    j = judge_result(r, ctx)
+    assert j is not None and (j.verdict, j.cause) == ("below_normal", "link_degraded")

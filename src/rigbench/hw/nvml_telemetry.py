@@ -332,7 +332,7 @@ class NvmlTelemetry:
                 setattr(s, name, self._soft(fn))
         if now - g.slow_at >= SLOW_EVERY_S:
             g.slow_at = now
-            for name in ("fan_pct", "util", "mem_used_bytes", "pcie_gen", "pcie_width"):
+            for name in ("fan_pct", "util", "mem_used_bytes"):
                 fn = q.get(name)
                 if fn is not None:
                     g.slow[name] = self._soft(fn)
@@ -341,7 +341,12 @@ class NvmlTelemetry:
         if util is not None:
             s.util_gpu_pct, s.util_mem_pct = util.gpu, util.memory
         s.mem_used_bytes = g.slow.get("mem_used_bytes")
-        s.pcie_gen, s.pcie_width = g.slow.get("pcie_gen"), g.slow.get("pcie_width")
+        # every tick: a link trains up within milliseconds of a transfer starting and a
+        # transfer can be shorter than the slow cadence
+        for name in ("pcie_gen", "pcie_width"):
+            fn = q.get(name)
+            if fn is not None:
+                setattr(s, name, self._soft(fn))
         fn = q.get("compute_pids")
         if fn is not None and now - g.pids_at >= PIDS_EVERY_S:
             g.pids_at = now

@@ -107,7 +107,7 @@ def likely_causes(r: Result) -> list[tuple[str, str]]:
         return []
     out: list[tuple[str, str]] = []
     for g in cond.gpus:
-        out += _gpu_causes(r.benchmark, g)
+        out += _gpu_causes(r.benchmark, g, played=cond.source == "simulated")
     seen: set[str] = set()
     unique = []
     for cause, words in out:
@@ -117,7 +117,8 @@ def likely_causes(r: Result) -> list[tuple[str, str]]:
     return unique
 
 
-def _gpu_causes(benchmark: str, g: GpuConditions) -> list[tuple[str, str]]:
+def _gpu_causes(benchmark: str, g: GpuConditions, *, played: bool) -> list[tuple[str, str]]:
+    """Causes on one GPU; `played`: the readings are a simulated trace (exact, never idle)."""
     out: list[tuple[str, str]] = []
     t = g.throttle
     if g.other_processes:
@@ -171,7 +172,10 @@ def _gpu_causes(benchmark: str, g: GpuConditions) -> list[tuple[str, str]]:
                     f"GPU {g.gpu}: SM clock {mean:.0f} MHz of its {top} MHz maximum",
                 )
             )
-    if benchmark in LINK_BENCHMARKS and g.pcie_gen and g.pcie_width:
+    # Two readings at least: one reading near a short transfer may be of the idle link,
+    # which trains down to save power.
+    enough = played or g.samples >= 2
+    if benchmark in LINK_BENCHMARKS and g.pcie_gen and g.pcie_width and enough:
         gen_max, width_max = g.pcie_gen_max, g.pcie_width_max
         if (gen_max and g.pcie_gen < gen_max) or (width_max and g.pcie_width < width_max):
             out.append(
