@@ -94,16 +94,13 @@ def bench(
     from rigbench.bench.context import Step
     from rigbench.bench.options import parse_sets
     from rigbench.bench.suite import build_plan, parse_gpus, parse_only, run_plan
-    from rigbench.errors import RigbenchError
     from rigbench.hw.backend import select_backend
-    from rigbench.hw.telemetry import NoGpuTelemetry
     from rigbench.judge import exit_code_for
-    from rigbench.judge.bench import BenchJudge, judge_context, judge_results
+    from rigbench.judge.bench import BenchJudge, judge_results
     from rigbench.machine import machine_summary, software_versions
     from rigbench.records import Result, Run
     from rigbench.report.results import render_results
     from rigbench.store import Store
-    from rigbench.telemetry.conditions import ConditionsMonitor
 
     with one_line_errors():
         if quick and full:
@@ -147,18 +144,7 @@ def bench(
         where = "simulated rig" if rig.source.startswith("simulated") else "no GPU here"
         err.print(f"[yellow]{where}: benchmarks run on the CPU at small sizes[/yellow]")
     results: list[Result] = []
-    try:
-        source = backend.telemetry(selected or None)
-    except RigbenchError as exc:  # no readings: the results say so, the bench still runs
-        source = NoGpuTelemetry(f"GPU telemetry unavailable: {exc}")
-    monitor = ConditionsMonitor(source, rig)
-    labels = {
-        d.label: d.gpu_index
-        for ctx in plan.contexts.values()
-        for d in ctx.devices
-        if d.gpu_index is not None
-    }
-    judge = BenchJudge(monitor, judge_context(rig, labels, stand_ins=plan.stand_ins), labels)
+    judge = BenchJudge.for_plan(backend, rig, plan, selected)
 
     def on_result(r: Result) -> None:
         judge(r)
@@ -183,7 +169,7 @@ def bench(
             disable=as_json or not err.is_terminal,
         ) as progress:
             task = progress.add_task("bench", total=plan.total_steps)
-            monitor.start()
+            judge.monitor.start()
             aborted = run_plan(plan, on_result, on_step=on_step)
         if aborted:
             status = "incomplete"
@@ -198,7 +184,7 @@ def bench(
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        monitor.stop()
+        judge.monitor.stop()
     store.finish_run(run, status)  # type: ignore[arg-type]
     if as_json:
         print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})

@@ -30,8 +30,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from rigbench.bench.suite import Plan
 from rigbench.catalog.references import Reference, find_references
+from rigbench.errors import RigbenchError
+from rigbench.hw.backend import Backend
 from rigbench.hw.model import Rig
+from rigbench.hw.telemetry import NoGpuTelemetry, TelemetrySource
 from rigbench.records import Conditions, GpuConditions, Judgement, Result
 from rigbench.telemetry.conditions import WINDOW_KEYS, ConditionsMonitor, now
 
@@ -359,6 +363,23 @@ class BenchJudge:
         self.ctx = ctx
         self.gpus = gpus
         self.last = now()
+
+    @classmethod
+    def for_plan(cls, backend: Backend, rig: Rig, plan: Plan, gpus: list[int]) -> BenchJudge:
+        """A judge for `plan`, its monitor sampling the backend's telemetry of `gpus` (not
+        started yet). Telemetry that cannot start leaves the conditions "unavailable"."""
+        try:
+            source: TelemetrySource = backend.telemetry(gpus or None)
+        except RigbenchError as exc:  # no readings: the results say so, the bench still runs
+            source = NoGpuTelemetry(f"GPU telemetry unavailable: {exc}")
+        labels = {
+            d.label: d.gpu_index
+            for ctx in plan.contexts.values()
+            for d in ctx.devices
+            if d.gpu_index is not None
+        }
+        ctx = judge_context(rig, labels, stand_ins=plan.stand_ins)
+        return cls(ConditionsMonitor(source, rig), ctx, labels)
 
     def mark(self) -> None:
         """A step ended: the next result's window starts here."""
