@@ -144,7 +144,8 @@ def bench(
         where = "simulated rig" if rig.source.startswith("simulated") else "no GPU here"
         err.print(f"[yellow]{where}: benchmarks run on the CPU at small sizes[/yellow]")
     results: list[Result] = []
-    judge = BenchJudge.for_plan(backend, rig, plan, selected)
+    with one_line_errors():
+        judge = BenchJudge.for_plan(backend, rig, plan, selected)
 
     def on_result(r: Result) -> None:
         judge(r)

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rigbench.bench.suite import Plan
-from rigbench.catalog.references import Reference, find_references
+from rigbench.catalog.references import Reference, find_references, load_references
 from rigbench.errors import RigbenchError
 from rigbench.hw.backend import Backend
 from rigbench.hw.model import Rig
@@ -367,7 +367,9 @@ class BenchJudge:
     @classmethod
     def for_plan(cls, backend: Backend, rig: Rig, plan: Plan, gpus: list[int]) -> BenchJudge:
         """A judge for `plan`, its monitor sampling the backend's telemetry of `gpus` (not
-        started yet). Telemetry that cannot start leaves the conditions "unavailable"."""
+        started yet). Telemetry that cannot start leaves the conditions "unavailable"; a
+        malformed reference set raises CatalogError here, before anything runs."""
+        load_references()
         try:
             source: TelemetrySource = backend.telemetry(gpus or None)
         except RigbenchError as exc:  # no readings: the results say so, the bench still runs
