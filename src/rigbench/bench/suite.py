@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode, Step
+from rigbench.bench.options import WorkloadOptions
 from rigbench.bench.runner import load_module, run_steps
 from rigbench.catalog import find_gpu
 from rigbench.errors import BadInput
@@ -117,6 +118,7 @@ def build_plan(
     cuda_available: bool,
     size_scale: float = 1.0,
     step_timeout_s: float | None = None,
+    options: WorkloadOptions | None = None,
 ) -> Plan:
     live = rig.source == "nvml" and cuda_available and bool(gpus)
     selected = [g for g in rig.gpus if g.index in gpus]
@@ -141,14 +143,16 @@ def build_plan(
                     compute_capability=cc,
                     peak_tflops=peaks if live else {},
                     peak_memory_bandwidth=mem if live else None,
-                    host_link=expected_host_link(g),
+                    # A CPU stand-in is not judged against the link it imitates (a memcpy
+                    # would read as a fraction of a real PCIe rate: a fault that is not there).
+                    host_link=expected_host_link(g) if live else None,
                 )
             )
     pair_expected: dict[str, Expectation] = {}
     for i in range(len(selected)):
         for j in range(i + 1, len(selected)):
             link = rig.pair(selected[i].index, selected[j].index)
-            exp = expected_pair(link, selected[i], selected[j]) if link else None
+            exp = expected_pair(link, selected[i], selected[j]) if link and live else None
             if exp:
                 pair_expected[f"{i}-{j}"] = exp
     faults = {}
@@ -164,6 +168,7 @@ def build_plan(
         pair_expected=pair_expected,
         p2p_faults=faults,
         size_scale=size_scale,
+        extra={"options": options} if options is not None else {},
     )
     plan = Plan(stand_ins=not live)
     for name in only:

@@ -23,10 +23,13 @@ def time_iterations(
     warmup: int,
     repeats: int,
     before_each: Callable[[], object] | None = None,
+    wait_each: bool = False,
 ) -> list[float]:
     """Seconds taken by each of `repeats` calls of `fn`, after `warmup` untimed calls.
 
     `before_each` (e.g. an L2 flush) runs before every call, outside the timed region.
+    `wait_each`: wait for each call to finish before queueing the next (single launches,
+    as a "burst" figure is measured, rather than a stream of back-to-back work).
     """
     dev = torch.device(device)
     for _ in range(warmup):
@@ -44,6 +47,8 @@ def time_iterations(
                 starts[i].record()
                 fn()
                 ends[i].record()
+                if wait_each:
+                    ends[i].synchronize()
             torch.cuda.synchronize(dev)
             return [s.elapsed_time(e) / 1e3 for s, e in zip(starts, ends, strict=True)]
     out = []

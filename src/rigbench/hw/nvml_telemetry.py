@@ -43,6 +43,7 @@ from rigbench.hw.telemetry import (
 )
 
 SLOW_EVERY_S = 0.1
+PIDS_EVERY_S = 1.0  # the process list is a heavier query; a second is fine for "who else"
 EVENT_WAIT_MS = 200
 
 # (sample attribute, NVML field id name); fields this nvidia-ml-py lacks are skipped.
@@ -111,6 +112,7 @@ class _Gpu:
         self.queries: dict[str, Callable[[], Any]] = {}
         self.slow: dict[str, Any] = {}
         self.slow_at = -1e9
+        self.pids_at = -1e9
         self.lost = False
         self.gddr: GddrReader | None = None
 
@@ -260,6 +262,11 @@ class NvmlTelemetry:
             "fan_pct": lambda: pynvml.nvmlDeviceGetFanSpeed(handle),
             "util": lambda: pynvml.nvmlDeviceGetUtilizationRates(handle),
             "mem_used_bytes": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used,
+            "pcie_gen": lambda: pynvml.nvmlDeviceGetCurrPcieLinkGeneration(handle),
+            "pcie_width": lambda: pynvml.nvmlDeviceGetCurrPcieLinkWidth(handle),
+            "compute_pids": lambda: [
+                int(p.pid) for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+            ],
         }
         for name, fn in fast.items():
             if once(name, fn) is not None:
@@ -376,6 +383,17 @@ class NvmlTelemetry:
         s.mem_used_bytes = g.slow.get("mem_used_bytes")
         if g.gddr is not None:
             s.temp_mem_c = g.gddr.read_c()
+        # every tick: a link trains up within milliseconds of a transfer starting and a
+        # transfer can be shorter than the slow cadence
+        for name in ("pcie_gen", "pcie_width"):
+            fn = q.get(name)
+            if fn is not None:
+                setattr(s, name, self._soft(fn))
+        fn = q.get("compute_pids")
+        if fn is not None and now - g.pids_at >= PIDS_EVERY_S:
+            g.pids_at = now
+            g.slow["compute_pids"] = self._soft(fn)
+        s.compute_pids = g.slow.get("compute_pids")
         return s
 
     @staticmethod

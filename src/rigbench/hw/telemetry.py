@@ -74,6 +74,10 @@ class TelemetrySample:
     pcie_replay_count: int | None = None  # cumulative; nvidia-smi: pcie.link.replay
     ecc_corrected: int | None = None  # volatile single-bit ECC errors since the driver loaded
     ecc_uncorrected: int | None = None  # volatile double-bit ECC errors
+    # Read for bench conditions, not recorded by monitor (not in SAMPLE_FIELDS):
+    pcie_gen: int | None = None  # link generation now; nvidia-smi: pcie.link.gen.current
+    pcie_width: int | None = None  # lanes now; nvidia-smi: pcie.link.width.current
+    compute_pids: list[int] | None = None  # processes with a compute context on the GPU
 
     @property
     def power_w(self) -> float | None:
@@ -87,7 +91,7 @@ class TelemetrySample:
 SAMPLE_FIELDS: tuple[str, ...] = tuple(
     f
     for f in TelemetrySample.__dataclass_fields__
-    if f not in ("power_instant_kind", "power_avg_kind")
+    if f not in ("power_instant_kind", "power_avg_kind", "pcie_gen", "pcie_width", "compute_pids")
 )
 
 

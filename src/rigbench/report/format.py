@@ -27,9 +27,26 @@ def size(n: int) -> str:
 
 
 def ratio_cell(ratio: float | None) -> str:
-    """A percentage coloured for how close the measurement came to its reference."""
+    """A percentage of the datasheet or link figure. Not coloured: no healthy GPU reaches
+    its datasheet figure, so the verdict (verdict_cell), not this ratio, says good or bad."""
     if ratio is None:
         return "—"
-    pct = ratio * 100
-    colour = "green" if ratio >= 0.75 else "yellow" if ratio >= 0.5 else "red"
-    return f"[{colour}]{pct:.0f}%[/{colour}]"
+    return f"{ratio * 100:.0f}%"
+
+
+VERDICT_STYLE = {
+    "normal": ("green", "normal"),
+    "below_normal": ("yellow", "below normal"),
+    "fault": ("red", "FAULT"),
+    "no_reference": ("dim", "no reference"),
+}
+
+
+def verdict_cell(verdict: str | None, cause: str | None = None) -> str:
+    """The verdict in its colour, with the likely cause of a figure below normal."""
+    if verdict is None:
+        return "—"
+    colour, words = VERDICT_STYLE.get(verdict, ("", verdict))
+    if cause and verdict != "normal":
+        words += f" ({cause.replace('_', ' ')})"
+    return f"[{colour}]{words}[/{colour}]"

@@ -126,7 +126,18 @@ def m004_finding_source(db: sqlite3.Connection) -> None:
     )
 
 
-def m120_jobs(db: sqlite3.Connection) -> None:
+def m005_result_conditions(db: sqlite3.Connection) -> None:
+    """Results carry the conditions they ran under (clocks, power, throttle, link) and
+    their verdict against healthy hardware, both as JSON."""
+    db.executescript(
+        """
+        ALTER TABLE results ADD COLUMN conditions TEXT;
+        ALTER TABLE results ADD COLUMN judgement TEXT;
+        """
+    )
+
+
+def m006_jobs(db: sqlite3.Connection) -> None:
     """`monitor -- CMD`: the job a monitor run watched (its samples are the run's telemetry);
     `summary` is the job's JSON (telemetry.job.JobReport)."""
     db.executescript(
@@ -148,5 +159,6 @@ MIGRATIONS: list[Migration] = [
     m002_telemetry,
     m003_findings,
     m004_finding_source,
-    m120_jobs,
+    m005_result_conditions,
+    m006_jobs,
 ]
