@@ -26,6 +26,12 @@ def resolve_psus(file: BuildFile, n_gpus: int, fail: Fail) -> list[PsuGroup]:
                 'several PSUs in one entry must share a bus (bus = "12v-parallel");'
                 " give ATX PSUs one [[psu]] entry each",
             )
+        if entry.redundant >= entry.count:
+            raise fail(
+                f"{where}.redundant",
+                f"{entry.redundant} unit(s) in reserve of {entry.count}: at least one must"
+                " carry the load",
+            )
         if entry.atx3 and entry.kind != "atx":
             raise fail(f"{where}.atx3", "ATX 3.0 ratings apply to ATX PSUs only")
         if entry.circuit >= circuits:
@@ -127,6 +133,7 @@ def resolve_psus(file: BuildFile, n_gpus: int, fail: Fail) -> list[PsuGroup]:
                 gpus=gpu_lists[g],
                 system=g == system_group,
                 circuit=first.circuit,
+                redundant=sum(f.psu[p].redundant for p in members),
             )
         )
     return groups

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rigbench.catalog import BoardSpec, CpuSpec, GpuSpec
 from rigbench.catalog.models import ModelSpec
+from rigbench.plan.cpu_load import CPU_LOAD_SHARE, CPU_LOAD_SOURCE, cpu_load_w
 from rigbench.plan.efficiency import EFFICIENCY_TIERS
 from rigbench.plan.schema import (
     DEFAULT_OTHER_W,
@@ -58,6 +59,7 @@ class PsuGroup:
     gpus: tuple[int, ...]
     system: bool
     circuit: int
+    redundant: int = 0  # units held in reserve (N+M), not counted as capacity
 
     @property
     def units(self) -> int:
@@ -121,7 +123,34 @@ class Build:
 
     @property
     def cpu_w(self) -> float:
-        """Power budgeted for the CPUs: [power] cpu_w, else the catalog's per socket."""
+        """Power budgeted for the CPUs at full load: [power] cpu_w, else their rating
+        (burn-in budgets this beside the GPUs it measures)."""
         if self.file.power.cpu_w is not None:
             return self.file.power.cpu_w
+        return self.cpu_rated_w
+
+    @property
+    def cpu_load_w(self) -> float:
+        """What the CPUs draw under the build's workload: [power] cpu_w, else a share of
+        their rating (rigbench.plan.cpu_load)."""
+        if self.file.power.cpu_w is not None:
+            return self.file.power.cpu_w
+        return cpu_load_w(self.cpu_rated_w, self.file.power.workload)
+
+    @property
+    def cpu_rated_w(self) -> float:
+        """The CPUs' rating: the catalog's max turbo power or TDP, times the sockets."""
         return self.cpu.power_w * self.cpu_count if self.cpu is not None else 0.0
+
+    @property
+    def cpu_basis(self) -> str:
+        """Where cpu_w comes from, for findings."""
+        if self.file.power.cpu_w is not None:
+            return "[power] cpu_w from the build file"
+        if self.cpu is None:
+            return "no [cpu] in the build"
+        w = self.file.power.workload
+        return (
+            f"{CPU_LOAD_SHARE[w]:.0%} of the CPUs' {self.cpu_rated_w:g} W rating while the"
+            f" rig does '{w}' work ({CPU_LOAD_SOURCE[w]})"
+        )

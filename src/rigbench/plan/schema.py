@@ -311,6 +311,14 @@ class PsuEntry(_Strict):
             " the load."
         ),
     ] = None
+    redundant: Annotated[
+        int,
+        Field(ge=0, le=15),
+        _doc(
+            "Units of this entry held in reserve (the M of N+M redundancy, as servers ship"
+            " their PSUs): not counted as capacity. Default 0."
+        ),
+    ] = 0
     circuit: Annotated[
         int,
         Field(ge=0, le=15),
@@ -326,10 +334,18 @@ class PowerSection(_Strict):
     cpu_w: Annotated[
         NonNegative | None,
         _doc(
-            "Power budgeted for all CPUs together, W. Default: the catalog's max turbo power"
-            " or TDP per socket."
+            "What all CPUs together draw under the workload, W. Default: a share of the"
+            " catalog's max turbo power or TDP per socket that depends on workload."
         ),
     ] = None
+    workload: Annotated[
+        Literal["train", "inference", "cpu-bound"],
+        _doc(
+            "What the rig runs: train or inference (the CPU mostly feeds the GPUs: 0.3 of"
+            " its rating, seed 000's measurement), or cpu-bound (heavy CPU preprocessing"
+            " beside the GPUs: its full rating)."
+        ),
+    ] = "train"
 
 
 class WallSection(_Strict):
@@ -337,13 +353,28 @@ class WallSection(_Strict):
     amps: Annotated[Positive, _doc("Breaker rating of one circuit, A.")] = 15.0
     circuits: Annotated[int, Field(ge=1, le=16), _doc("Circuits (breakers) the rig may use.")] = 1
     continuous_factor: Annotated[
-        float,
+        float | None,
         Field(ge=0.1, le=1.0),
         _doc(
             "Share of the breaker rating a continuous load (3 h or more) may draw: 0.8 under"
-            " the US NEC 80 % rule; 1.0 where breakers are rated for continuous load."
+            " the US NEC 80 % rule; 1.0 where breakers are rated for continuous load (IEC"
+            " 60898 breakers of 230 V countries). Default: 0.8 below 200 V, else 1.0 (set"
+            " 0.8 for a US 208/240 V circuit)."
         ),
-    ] = 0.8
+    ] = None
+
+    @model_validator(mode="after")
+    def _default_share(self) -> WallSection:
+        if self.continuous_factor is None:
+            self.continuous_factor = self.continuous_share
+        return self
+
+    @property
+    def continuous_share(self) -> float:
+        """continuous_factor, or its default for the voltage."""
+        if self.continuous_factor is not None:
+            return self.continuous_factor
+        return 0.8 if self.volts < 200 else 1.0
 
 
 class CostsSection(_Strict):
