@@ -306,7 +306,7 @@ def test_nvlink_bandwidth_per_direction() -> None:
 
 def test_geforce_cards_do_not_do_pcie_p2p() -> None:
     geforce = [g for g in GPUS if g.name.startswith("GeForce")]
-    assert len(geforce) == 7
+    assert len(geforce) == 9
     assert all(g.p2p_over_pcie is False for g in geforce)
     assert BY_ID["h100-sxm"].p2p_over_pcie is True
 
