@@ -178,7 +178,12 @@ def test_search() -> None:
     hopper = _ids(search_gpus("hopper"))
     assert hopper == ["h100-pcie", "h100-sxm", "h100-nvl", "h200", "h200-nvl"]
     assert _ids(search_gpus("h100")) == ["h100-pcie", "h100-sxm", "h100-nvl"]
-    assert set(_ids(search_gpus("rtx 30"))) == {"rtx-3060-12gb", "rtx-3080", "rtx-3090", "rtx-3090-ti"}
+    assert set(_ids(search_gpus("rtx 30"))) == {
+        "rtx-3060-12gb",
+        "rtx-3080",
+        "rtx-3090",
+        "rtx-3090-ti",
+    }
     assert _ids(search_gpus("ada 6000")) == ["rtx-6000-ada"]
     assert _ids(search_gpus("AMD")) == ["mi60"]
     assert _ids(search_gpus("gfx906")) == ["mi60"]

@@ -116,10 +116,12 @@ def test_redundant_units_are_not_capacity(tmp_path: Path) -> None:
     gpus = _gpus("H100 SXM5 80GB", 8)
     psu = '[[psu]]\nwatts = 3000\ncount = 6\nkind = "server"\nbus = "12v-parallel"\n'
     r = _plan(tmp_path, gpus + psu + "redundant = 3\n")
-    (g,) = [f for f in r.findings if f.id.startswith("power.psu")]
+    g = [f for f in r.findings if f.id.startswith("power.psu")][0]
     assert g.evidence["capacity_w"] == pytest.approx(3 * 3000 * 0.9)
+    # 8 x 700 W + 300 W per NVSwitch-board GPU for switches, NICs, DIMMs and fans
+    assert g.evidence["sustained_w"] == pytest.approx(8 * 700 + 8 * 300)
     full = _plan(tmp_path, gpus + psu)
-    (h,) = [f for f in full.findings if f.id.startswith("power.psu")]
+    h = [f for f in full.findings if f.id.startswith("power.psu")][0]
     assert h.evidence["capacity_w"] == pytest.approx(6 * 3000 * 0.9)
 
 

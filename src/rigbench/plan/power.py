@@ -259,6 +259,8 @@ def check_psus(build: Build) -> list[Finding]:
             "system_w": load.system_w,
             "cpu_w": build.cpu_load_w if g.system else 0.0,
             "cpu_basis": build.cpu_basis,
+            "other_w": build.other_w if g.system else 0.0,
+            "other_basis": build.other_basis,
             "gpu_w": [gpu.power_w for gpu in load.gpus],
             "spike_factors": [round(spike_factor(gpu.spec)[0], 3) for gpu in load.gpus],
             "excursions_w": [round(excursion_w(gpu), 1) for gpu in load.gpus],
@@ -268,7 +270,8 @@ def check_psus(build: Build) -> list[Finding]:
             evidence["safe_power_limit_w"] = limit
         factors = sorted({spike_factor(gpu.spec)[1] for gpu in load.gpus})
         system = (
-            f" + {load.system_w:,.0f} W of CPU ({build.cpu_basis}) and the rest"
+            f" + {build.cpu_load_w:,.0f} W of CPU ({build.cpu_basis}) + {build.other_w:,.0f} W"
+            f" for the rest ({build.other_basis})"
             if load.system_w
             else ""
         )

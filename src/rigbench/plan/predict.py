@@ -219,12 +219,14 @@ def scaling(build: Build) -> list[Prediction]:
                     f"{low:.2f}x with no overlap, {high:.2f}x with full overlap: compute"
                     f" {t_c * 1e3:,.0f} ms/step (6 x {params / 1e9:.3g}B params x {tokens:,.0f}"
                     f" tokens at {peak:g} {dtype} TFLOP/s x MFU {MFU:.0%}) against"
-                    f" {t_a * 1e3:,.0f} ms of communication ({moved}) over {r.basis}"
+                    f" {t_a * 1e3:,.0f} ms of communication ({moved}) over {r.basis}; a step"
+                    f" takes {(t_c + t_a) * 1e3:,.0f} ms without overlap"
                 ),
                 evidence={
                     "gpus": n,
                     "compute_s": t_c,
                     "allreduce_s": t_a,
+                    "step_s_no_overlap": t_c + t_a,
                     "speedup_no_overlap": low,
                     "speedup_full_overlap": high,
                     "ring_gbs": r.gbs,

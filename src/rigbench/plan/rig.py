@@ -19,6 +19,16 @@ from rigbench.plan.schema import (
     WallSection,
 )
 
+# NVSwitch baseboards (HGX/DGX) carry switches, NICs, many DIMMs and a fan wall: ~300 W per
+# GPU. Derived from NVIDIA's DGX A100 figures: 6.5 kW maximum system power, less 8 x 400 W
+# GPUs and 2 x 225 W EPYC 7742, at ~94 % PSU efficiency, leaves ~2.5 kW (~305 W per GPU);
+# DGX H100 (10.2 kW max, 8 x 700 W, 2 x 350 W) leaves ~3.3 kW at full fan speed.
+HGX_OTHER_W_PER_GPU = 300.0
+HGX_OTHER_SOURCE = (
+    "derived from NVIDIA DGX A100 (6.5 kW max) and DGX H100 (10.2 kW max) system power less"
+    " their GPUs and CPUs"
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GpuUnit:
@@ -118,8 +128,21 @@ class Build:
 
     @property
     def other_w(self) -> float:
+        """Board, RAM, drives, fans, NICs: [power] other_w, else a default by platform."""
         o = self.file.power.other_w
-        return DEFAULT_OTHER_W if o is None else o
+        if o is not None:
+            return o
+        switched = sum(1 for g in self.gpus if g.nvlink == "nvswitch")
+        return max(DEFAULT_OTHER_W, HGX_OTHER_W_PER_GPU * switched)
+
+    @property
+    def other_basis(self) -> str:
+        """Where other_w comes from, for findings."""
+        if self.file.power.other_w is not None:
+            return "[power] other_w from the build file"
+        if any(g.nvlink == "nvswitch" for g in self.gpus):
+            return f"{HGX_OTHER_W_PER_GPU:g} W per NVSwitch-board GPU ({HGX_OTHER_SOURCE})"
+        return f"{DEFAULT_OTHER_W:g} W, a round figure for board, RAM, drives and fans"
 
     @property
     def cpu_w(self) -> float:
