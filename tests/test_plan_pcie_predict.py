@@ -254,3 +254,29 @@ def test_fit_problems_are_findings(tmp_path: Path) -> None:
     )
     assert _one(train.finding("fit.fits")).severity == "info"
     assert train.fit[0]["kind"] == "training"
+
+
+def test_moe_decode_reads_only_the_active_parameters(tmp_path: Path) -> None:
+    # Mixtral 8x7B: 12.9B of 46.7B parameters per token (its config.json); at 4 bits on one
+    # RTX 3090 (936 GB/s) the bound is 936e9 / (12.88e9 x 0.5) = ~145 tokens/s, not the ~40
+    # the total weights would give
+    r = _plan(
+        tmp_path,
+        RIG + '[[gpu]]\nmodel = "RTX 3090"\n[[model]]\nname = "mixtral-8x7b"\n'
+        'bits_per_weight = 4\nparallel = "none"\n',
+    )
+    p = _pred(r, "decode.mixtral-8x7b")
+    assert p.evidence["params_read"] == 12_879_925_248
+    assert p.value == pytest.approx(936e9 / (12_879_925_248 * 0.5))
+    assert "12.9B of 46.7B" in p.basis
+
+
+def test_decode_expectation_is_within_25_percent_of_the_seeds() -> None:
+    # seed 000: deepseek-r1:70b Q4_K_M at num_ctx 60000 on 4 GPUs, 13.33 tokens/s
+    m = _pred(
+        plan_build(load_build(BUILDS / "minerva.toml")), "decode.deepseek-r1-distill-llama-70b"
+    )
+    assert m.evidence["expected_tokens_per_s"] == pytest.approx(13.33, rel=0.25)
+    # seed 001: Llama 3 70B at 5.5 bits on 4 V100s, ~14 tokens/s
+    v = _pred(plan_build(load_build(BUILDS / "v100-sxm2-server.toml")), "decode.llama-3-70b")
+    assert v.evidence["expected_tokens_per_s"] == pytest.approx(14, rel=0.25)
