@@ -179,12 +179,13 @@ def group_loads(build: Build) -> list[GroupLoad]:
             spike_cap = capacity * ATX3_EXCURSION
             high = capacity * ATX3_EXCURSIONS["100us"]
             basis = f"ATX 3.x: rated for excursions ({ATX3_SOURCE})"
-        elif group.kind == "server" and units > 1:
-            spike_cap = each * (units - 1)
+        elif group.kind == "server" and group.units > 1:
+            # every installed unit shares the ramp, reserve units included (they are online)
+            spike_cap = each * (group.units - 1)
             high = spike_cap
             basis = (
-                f"{units} server units on one 12 V bus, counted at {units - 1} for"
-                " millisecond ramps: their current sharing is slower than a GPU's ramp"
+                f"{group.units} server units on one 12 V bus, counted at {group.units - 1}"
+                " for millisecond ramps: their current sharing is slower than a GPU's ramp"
                 " (seed 001: two Dell 1100 W units dropped GPUs on DDP ramps even at 200 W"
                 " per GPU; three carried them at 300 W)"
             )
