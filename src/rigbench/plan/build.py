@@ -152,8 +152,11 @@ def with_models(
         except ValidationError as exc:
             err = exc.errors()[0]
             key = key_path(tuple(err["loc"]))
+            what = describe(err, _SCHEMA)
             opt = {"mode": "--mode", "bits_per_weight": "--bits-per-weight"}.get(key, "--model")
-            raise BuildFileError(f"{opt}: {describe(err, _SCHEMA)}") from None
+            if opt == "--model" and "bits_per_weight" in what:
+                opt = "--bits-per-weight"
+            raise BuildFileError(f"{opt}: {what}") from None
     file = build.file.model_copy(update={"model": [*build.file.model, *entries]})
     try:
         specs = resolve_models(

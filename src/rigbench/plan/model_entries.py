@@ -77,6 +77,8 @@ def _custom_model(m: int, entry: ModelEntry, fail: Fail) -> ModelSpec:
             experts=entry.experts or 1,
             experts_per_token=entry.experts_per_token or 1,
             tie_embeddings=bool(entry.tie_embeddings),
+            qkv_bias=bool(entry.qkv_bias),
+            max_context=entry.max_context,
             sliding_window=entry.sliding_window,
             sliding_layers=sliding,
         )

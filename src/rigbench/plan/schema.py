@@ -514,6 +514,8 @@ ARCH_FIELDS = (
     "sliding_window",
     "sliding_layers",
     "tie_embeddings",
+    "max_context",
+    "qkv_bias",
 )
 INFERENCE_SPLITS = ("tp", "pp", "none")
 TRAINING_SHARDINGS = ("fsdp", "zero2", "zero1", "ddp", "none")
@@ -560,6 +562,12 @@ class ModelEntry(_Strict):
     tie_embeddings: Annotated[bool | None, _doc("The output head shares the input embeddings.")] = (
         None
     )
+    max_context: Annotated[
+        int | None,
+        Field(ge=1, le=10**8),
+        _doc("Context the model was trained for (max_position_embeddings)."),
+    ] = None
+    qkv_bias: Annotated[bool | None, _doc("Q, K and V projections have biases (Qwen2).")] = None
     bits_per_weight: Annotated[Any, BeforeValidator(_parse_bits), WithJsonSchema(_BITS_SCHEMA)] = (
         None
     )
@@ -594,6 +602,22 @@ class ModelEntry(_Strict):
     checkpointing: Annotated[
         bool | None, _doc("Gradient checkpointing per layer (training; default true).")
     ] = None
+    cpu_offload: Annotated[
+        Literal["none", "optimizer", "all"] | None,
+        _doc(
+            "Training: keep the optimizer state (optimizer: DeepSpeed ZeRO-Offload) or"
+            " weights, gradients and optimizer state (all: FSDP CPUOffload) in host memory."
+            " Default none."
+        ),
+    ] = None
+    activation_offload: Annotated[
+        bool | None,
+        _doc("Training: keep activation checkpoints in host memory (default false)."),
+    ] = None
+    chunked_loss: Annotated[
+        bool | None,
+        _doc("Training: compute the fp32 logits in 8 chunks (chunked cross-entropy)."),
+    ] = None
     gpus: Annotated[list[int] | None, _doc("GPU indices the model uses (default: all).")] = None
 
     @model_validator(mode="after")
@@ -612,6 +636,17 @@ class ModelEntry(_Strict):
             and self.experts_per_token > self.experts
         ):
             raise ValueError("experts_per_token cannot exceed experts")
+        if self.mode != "inference" and self.bits_per_weight is not None:
+            raise ValueError(
+                f"bits_per_weight does not apply to mode = {json.dumps(self.mode)}: training"
+                " keeps bf16 weights (full: plus fp32 master weights and Adam moments, 16 bytes"
+                ' per parameter; lora: a bf16 base); use mode = "qlora" for a 4-bit base'
+            )
+        training_only = [
+            k for k in ("cpu_offload", "activation_offload", "chunked_loss") if getattr(self, k)
+        ]
+        if self.mode == "inference" and training_only:
+            raise ValueError(f"{training_only[0]} applies to training modes only")
         if self.parallel is not None:
             allowed = INFERENCE_SPLITS if self.mode == "inference" else TRAINING_SHARDINGS
             if self.parallel not in allowed:
@@ -656,6 +691,10 @@ class BuildFile(_Strict):
     )
 
 
+_CATALOG_KIND = {"GPU": "gpu", "CPU": "cpu", "motherboard": "board"}
+
+
 def _unknown(what: str, name: str, close: list[str]) -> str:
-    hint = f"; did you mean {', '.join(close)}?" if close else f" (see `rigbench catalog {what}`)"
+    listing = f"`rigbench catalog --kind {_CATALOG_KIND.get(what, what)}` lists them"
+    hint = f"; did you mean {', '.join(close)}?" if close else f" ({listing})"
     return f"unknown {what} {json.dumps(name)}{hint}"
