@@ -268,7 +268,7 @@ def test_weights_are_params_times_bits_over_8_however_split() -> None:
     assert bits_per_weight_of("q4_0") == 4.5 and bits_per_weight_of("q8_0") == 8.5
     # llama-quantize: Q4_K is an alias of Q4_K_M, 4.58 GiB for Llama-3-8B's 8.03e9 params
     assert bits_per_weight_of("Q4_K") == bits_per_weight_of("q4_k_m") == 4.9
-    assert 4.58 * 2**30 * 8 / 8.03e9 == pytest.approx(bits_per_weight_of("Q4_K_M"), abs=0.01)
+    assert bits_per_weight_of("Q4_K_M") == pytest.approx(4.58 * 2**30 * 8 / 8.03e9, abs=0.01)
     assert bits_per_weight_of("q5_k") == bits_per_weight_of("q5_k_m") == 5.7
     with pytest.raises(BadInput, match="bits_per_weight"):
         bits_per_weight_of(0)
