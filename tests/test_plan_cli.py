@@ -18,7 +18,7 @@ runner = CliRunner()
 # what `plan` says about each example, as examples/builds/README.md tells it
 EXPECTED = {
     "iva-2x3090.toml": (0, set()),
-    "minerva.toml": (1, {"power.circuit_continuous", "mix.models"}),
+    "minerva.toml": (1, {"power.circuit_continuous", "mix.models", "pcie.slot_spacing"}),
     "tr1920x-3x3090.toml": (0, set()),
     "v100-sxm2-server.toml": (1, {"power.psu_transient"}),
     "v100-sxm2-server-3psu.toml": (0, set()),

@@ -280,3 +280,48 @@ def test_decode_expectation_is_within_25_percent_of_the_seeds() -> None:
     # seed 001: Llama 3 70B at 5.5 bits on 4 V100s, ~14 tokens/s
     v = _pred(plan_build(load_build(BUILDS / "v100-sxm2-server.toml")), "decode.llama-3-70b")
     assert v.evidence["expected_tokens_per_s"] == pytest.approx(14, rel=0.25)
+
+
+def test_adjacent_triple_slot_cards_do_not_fit(tmp_path: Path) -> None:
+    # RTX 3090: 3 slots thick (catalog slot_width, TechPowerUp); WRX90E-SAGE SE: seven x16
+    # slots in consecutive positions (ASUS specifications)
+    board = '[cpu]\nmodel = "7955WX"\n[motherboard]\nmodel = "WRX90E-SAGE SE"\n'
+    tight = _plan(
+        tmp_path,
+        RIG + board + '[[gpu]]\nmodel = "RTX 3090"\ncount = 4\n',
+    )
+    spacing = tight.finding("pcie.slot_spacing")
+    assert len(spacing) == 3 and all(f.severity == "warning" for f in spacing)
+    assert spacing[0].evidence["upper_position"] == 1 and spacing[0].evidence["lower_position"] == 2
+    spread = _plan(
+        tmp_path,
+        RIG
+        + board
+        + '[[gpu]]\nmodel = "RTX 3090"\ncount = 3\n'
+        + 'link = ["PCIEX16(G5)_1", "PCIEX16(G5)_4", "PCIEX16(G5)_7"]\n',
+    )
+    assert not spread.finding("pcie.slot_spacing")
+
+
+def test_a_physical_x1_slot_needs_a_riser(tmp_path: Path) -> None:
+    r = _plan(
+        tmp_path, DESKTOP.replace('model = "GTX 1060"\n', 'model = "GTX 1060"\nlink = "PCIEX1_1"\n')
+    )
+    (f,) = r.finding("pcie.riser_needed")
+    assert f.evidence["physical"] == 1 and f.gpus == [1]
+
+
+def test_a_gpu_behind_the_chipset_in_a_ring_is_a_warning(tmp_path: Path) -> None:
+    # MSI X570 Unify manual: PCI_E5 hangs off the X570 chipset, whose link to the CPU is
+    # PCIe 4.0 x4 (7.88 GB/s per direction), shared with the M.2 drives, USB and LAN
+    rig = RIG + '[cpu]\nmodel = "5900X"\n[motherboard]\nmodel = "X570 Unify"\n'
+    r = _plan(
+        tmp_path,
+        rig + '[[gpu]]\nmodel = "RTX 3090"\nlink = "PCI_E1"\n'
+        '[[gpu]]\nmodel = "RTX 3090"\nlink = "PCI_E5"\n',
+    )
+    (f,) = r.finding("pcie.chipset_slot")
+    assert f.severity == "warning" and f.evidence["uplink_gbs"] == pytest.approx(pcie_gbs(4, 4))
+    alone = _plan(tmp_path, rig + '[[gpu]]\nmodel = "RTX 3090"\nlink = "PCI_E5"\n')
+    (g,) = alone.finding("pcie.chipset_slot")
+    assert g.severity == "info"  # one GPU: no data-parallel ring waits on it

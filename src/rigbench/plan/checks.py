@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rigbench.errors import BadInput
-from rigbench.plan import pcie, power, predict
+from rigbench.plan import pcie, power, predict, spacing
 from rigbench.plan.build import Build, BuildFileError, GpuUnit, ModelEntry
 from rigbench.plan.fit import FitPlan, fit_inference, fit_training
 from rigbench.plan.records import SEVERITIES, Finding, PlanReport, Prediction
@@ -33,6 +33,7 @@ def plan_build(build: Build) -> PlanReport:
         *pcie.check_links(build),
         *pcie.check_p2p(build),
         *pcie.check_mix(build),
+        *spacing.check_spacing(build),
     ]
     fit_findings, fits = check_fit(build)
     findings += fit_findings

@@ -231,17 +231,38 @@ def check_links(build: Build) -> list[Finding]:
             )
     for g in build.gpus:
         if g.via not in (None, "cpu") and g.via == "chipset":
+            up = build.board.uplink_named("chipset") if build.board is not None else None
+            up_gbs = pcie_gbs(up.gen, up.width) if up is not None else None
+            in_ring = n >= 2 and r is not None and r.over in ("pcie", "host")
             findings.append(
                 Finding(
                     id="pcie.chipset_slot",
-                    severity="info",
-                    title=f"{g.label} sits in chipset slot {g.slot}",
+                    severity="warning" if in_ring else "info",
+                    title=(
+                        f"{g.label} sits in chipset slot {g.slot}"
+                        + (
+                            f": every data-parallel step crosses the chipset's"
+                            f" {up_gbs:.1f} GB/s uplink"
+                            if in_ring and up_gbs is not None
+                            else ""
+                        )
+                    ),
                     why=(
-                        "the chipset's link to the CPU is shared with its drives, USB and"
-                        " network; P2P through the chipset is often slow or unsupported"
+                        "the chipset's link to the CPU is shared with its M.2 drives, USB and"
+                        " network, so the GPU gets less than its slot's rate when they are busy;"
+                        " P2P through the chipset is often slow or unsupported"
                     ),
                     fix="prefer a slot wired to the CPU for a GPU",
-                    evidence={"gpu": g.index, "slot": g.slot, "basis": g.link_basis},
+                    evidence={
+                        "gpu": g.index,
+                        "slot": g.slot,
+                        "basis": g.link_basis,
+                        "uplink_gbs": up_gbs,
+                        "in_data_parallel_ring": in_ring,
+                    },
+                    source="board catalog (vendor manual: which slots hang off the chipset)",
+                    origin="plan",
+                    gpus=[g.index],
                 )
             )
     if build.board is None:
