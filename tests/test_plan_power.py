@@ -234,3 +234,28 @@ def test_without_psu_or_wall_the_checks_say_so(tmp_path: Path) -> None:
 def test_wall_estimate_for_the_cost_command() -> None:
     m = load_build(BUILDS / "minerva.toml")
     assert sustained_wall_w(m) == pytest.approx(1550, rel=0.05)  # seed 000: ~1,550 W
+
+
+def test_a_three_phase_feed_spreads_a_server_over_its_phases(tmp_path: Path) -> None:
+    # DGX H100 (NVIDIA: six 3.3 kW PSUs, 4+2, 10.2 kW max): two PSUs on each phase of a
+    # 400 V feed (230 V line-to-neutral), 16 A per phase
+    gpus = _gpus("H100 SXM5 80GB", 8) + '[cpu]\nmodel = "Xeon Platinum 8480+"\ncount = 2\n'
+    psu = "".join(
+        f'[[psu]]\nwatts = 3300\ncount = 2\nkind = "server"\nbus = "12v-parallel"\n'
+        f'efficiency = "titanium"\ncircuit = {c}\n' + ("redundant = 1\n" if c < 2 else "")
+        for c in range(3)
+    )
+    three = _plan(tmp_path, gpus + psu + "[wall]\nvolts = 230\namps = 16\nphases = 3\n")
+    phases = three.finding("power.circuit")
+    assert len(phases) == 3 and not three.finding("power.circuit_breaker")
+    total = sum(f.evidence["wall_w"] for f in phases)
+    assert all(f.evidence["wall_w"] == pytest.approx(total / 3) for f in phases)
+    assert all(f.evidence["continuous_w"] == pytest.approx(230 * 16) for f in phases)
+    one = "".join(
+        '[[psu]]\nwatts = 3300\ncount = 2\nkind = "server"\nbus = "12v-parallel"\n'
+        'efficiency = "titanium"\n' + ("redundant = 1\n" if c < 2 else "")
+        for c in range(3)
+    )
+    single = _plan(tmp_path, gpus + one + "[wall]\nvolts = 230\namps = 32\n")
+    (e,) = single.finding("power.circuit_breaker")
+    assert e.evidence["wall_w"] == pytest.approx(total)

@@ -424,11 +424,11 @@ def check_circuits(build: Build) -> list[Finding]:
     loads = group_loads(build)
     breaker_w = wall.volts * wall.amps
     continuous_w = breaker_w * wall.continuous_share
-    for circuit in range(wall.circuits):
-        on = [ld for ld in loads if ld.group.circuit == circuit]
+    for circuit in range(wall.circuits or 1):
+        on = [ld for ld in loads if ld.group.share_on(circuit) > 0]
         if not on:
             continue
-        draw = sum(wall_w(ld) for ld in on)
+        draw = sum(wall_w(ld) * ld.group.share_on(circuit) for ld in on)
         labels = ", ".join(ld.group.label for ld in on)
         evidence = {
             "circuit": circuit,
@@ -439,6 +439,7 @@ def check_circuits(build: Build) -> list[Finding]:
             "volts": wall.volts,
             "amps": wall.amps,
             "continuous_factor": wall.continuous_share,
+            "phases": wall.phases,
             "amps_drawn": draw / wall.volts,
         }
         what = (
@@ -450,7 +451,7 @@ def check_circuits(build: Build) -> list[Finding]:
             f" {breaker_w:,.0f} W, a continuous load (3 h or more) {continuous_w:,.0f} W"
             f" ({wall.continuous_share:.0%})"
         )
-        limit = _circuit_limit(build, on, continuous_w)
+        limit = _circuit_limit(on, circuit, continuous_w)
         fix = (
             "split the rig over two circuits: a second PSU on another breaker ([wall]"
             " circuits = 2, circuit = 1 on that [[psu]])"
@@ -493,15 +494,15 @@ def wall_w(load: GroupLoad) -> float:
     return load.sustained_w / g.efficiency_at(load.sustained_w / g.rated_w)
 
 
-def _circuit_limit(build: Build, on: list[GroupLoad], continuous_w: float) -> float | None:
-    gpus = [gpu for ld in on for gpu in ld.gpus]
+def _circuit_limit(on: list[GroupLoad], circuit: int, continuous_w: float) -> float | None:
+    gpus = sum(len(ld.gpus) * ld.group.share_on(circuit) for ld in on)
     if not gpus:
         return None
-    draw = sum(wall_w(ld) for ld in on)
-    dc = sum(ld.sustained_w for ld in on)
+    draw = sum(wall_w(ld) * ld.group.share_on(circuit) for ld in on)
+    dc = sum(ld.sustained_w * ld.group.share_on(circuit) for ld in on)
     efficiency = dc / draw
-    system = sum(ld.system_w for ld in on)
-    limit = (continuous_w * efficiency - system) / len(gpus)
+    system = sum(ld.system_w * ld.group.share_on(circuit) for ld in on)
+    limit = (continuous_w * efficiency - system) / gpus
     return math.floor(limit / 5) * 5 if limit > 0 else None
 
 

@@ -13,7 +13,7 @@ def resolve_psus(file: BuildFile, n_gpus: int, fail: Fail) -> list[PsuGroup]:
     """The PSU groups (one ATX unit, or server units on one 12 V bus), what each feeds
     and which one feeds the system; errors name the key they come from."""
     f = file
-    circuits = f.wall.circuits if f.wall else 1
+    circuits = (f.wall.circuits or 1) if f.wall else 1
     bus_entries: list[int] = []
     solo: list[int] = []
     for p, entry in enumerate(f.psu):
@@ -49,18 +49,13 @@ def resolve_psus(file: BuildFile, n_gpus: int, fail: Fail) -> list[PsuGroup]:
     ]
     for members in groups_entries:
         for p in members[1:]:
-            e0, ep = f.psu[members[0]], f.psu[p]
+            ep = f.psu[p]
             for key in ("feeds", "system"):
                 if getattr(ep, key) is not None:
                     raise fail(
                         f"psu[{p}].{key}",
                         f"PSUs on one bus share the load: give {key} on psu[{members[0]}] only",
                     )
-            if ep.circuit != e0.circuit:
-                raise fail(
-                    f"psu[{p}].circuit",
-                    "PSUs paralleled on one bus must be on one circuit in this model",
-                )
     # which GPUs each group feeds
     feeds: list[list[int] | str] = []
     for members in groups_entries:
@@ -133,6 +128,9 @@ def resolve_psus(file: BuildFile, n_gpus: int, fail: Fail) -> list[PsuGroup]:
                 gpus=gpu_lists[g],
                 system=g == system_group,
                 circuit=first.circuit,
+                unit_circuits=tuple(
+                    f.psu[p].circuit for p in members for _ in range(f.psu[p].count)
+                ),
                 redundant=sum(f.psu[p].redundant for p in members),
             )
         )

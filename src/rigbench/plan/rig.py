@@ -70,6 +70,14 @@ class PsuGroup:
     system: bool
     circuit: int
     redundant: int = 0  # units held in reserve (N+M), not counted as capacity
+    unit_circuits: tuple[int, ...] = ()  # the circuit (phase) of each unit
+
+    def share_on(self, circuit: int) -> float:
+        """The share of this group's draw that `circuit` carries: paralleled units share
+        the load evenly, so each circuit carries its units' part."""
+        if not self.unit_circuits:
+            return 1.0 if circuit == self.circuit else 0.0
+        return self.unit_circuits.count(circuit) / len(self.unit_circuits)
 
     @property
     def units(self) -> int:

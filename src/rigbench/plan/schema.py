@@ -351,7 +351,19 @@ class PowerSection(_Strict):
 class WallSection(_Strict):
     volts: Annotated[Positive, _doc("Outlet voltage, V.")] = 120.0
     amps: Annotated[Positive, _doc("Breaker rating of one circuit, A.")] = 15.0
-    circuits: Annotated[int, Field(ge=1, le=16), _doc("Circuits (breakers) the rig may use.")] = 1
+    circuits: Annotated[
+        int | None,
+        Field(ge=1, le=16),
+        _doc("Circuits (breakers) the rig may use. Default 1, or 3 with phases = 3."),
+    ] = None
+    phases: Annotated[
+        Literal[1, 3],
+        _doc(
+            "3 for a three-phase feed: one circuit per phase (psu circuit = the phase), volts"
+            " the voltage a PSU sees (230 V line-to-neutral from a 400 V feed, 208 V"
+            " line-to-line in the US), amps the breaker of each phase."
+        ),
+    ] = 1
     continuous_factor: Annotated[
         float | None,
         Field(ge=0.1, le=1.0),
@@ -367,6 +379,10 @@ class WallSection(_Strict):
     def _default_share(self) -> WallSection:
         if self.continuous_factor is None:
             self.continuous_factor = self.continuous_share
+        if self.circuits is None:
+            self.circuits = self.phases
+        elif self.phases == 3 and self.circuits % 3:
+            raise ValueError("a three-phase feed gives circuits in threes (one per phase)")
         return self
 
     @property
