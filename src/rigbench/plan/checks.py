@@ -80,6 +80,8 @@ def check_fit(build: Build) -> tuple[list[Finding], list[dict[str, Any]]]:
             findings.append(
                 Finding(
                     id="fit.incomplete",
+                    source="rigbench.plan.fit",
+                    origin="plan",
                     severity="info",
                     title=f"{where}: only params given, memory fit not computed",
                     why="the KV cache and activations need layers, hidden, heads and kv_heads",
@@ -93,6 +95,8 @@ def check_fit(build: Build) -> tuple[list[Finding], list[dict[str, Any]]]:
             findings.append(
                 Finding(
                     id="fit.invalid",
+                    source="rigbench.plan.fit",
+                    origin="plan",
                     severity="error",
                     title=f"{where}: {exc}",
                     why="the fit engine cannot place the model as described",

@@ -116,6 +116,8 @@ def check_lanes(build: Build) -> list[Finding]:
         return [
             Finding(
                 id="pcie.no_cpu",
+                source="rigbench.plan.pcie",
+                origin="assumption",
                 severity="info",
                 title="no [cpu] in the build: lanes not checked",
                 why="links are taken from the board, the build file or the GPU",
@@ -144,6 +146,8 @@ def check_lanes(build: Build) -> list[Finding]:
         return [
             Finding(
                 id="pcie.lanes",
+                source="CPU catalog (vendor specifications: usable lanes)",
+                origin="plan",
                 severity="warning",
                 title=(
                     f"the GPUs ask {asked} PCIe lanes of the CPU; {sockets}{cpu.name} gives {lanes}"
@@ -162,6 +166,8 @@ def check_lanes(build: Build) -> list[Finding]:
     return [
         Finding(
             id="pcie.lanes",
+            source="CPU catalog (vendor specifications: usable lanes)",
+            origin="plan",
             severity="info",
             title=f"GPUs use {asked} of the {lanes} PCIe lanes of {sockets}{cpu.name}",
             why=f"the CPU's lanes are PCIe {cpu.pcie_gen}.0",
@@ -195,6 +201,8 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.narrow_link",
+                    source="nccl-tests busbw ring formula; seed 001 (x1 slot: DDP ~4x slower)",
+                    origin="plan",
                     severity="warning",
                     title=(
                         f"{g.label} has a Gen{g.link_gen} x{g.link_width} link"
@@ -217,6 +225,8 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.narrow_link",
+                    source="nccl-tests busbw ring formula; seed 001 (x1 slot: DDP ~4x slower)",
+                    origin="plan",
                     severity="info",
                     title=(
                         f"{g.label} has a Gen{g.link_gen} x{g.link_width} link"
@@ -271,6 +281,8 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.sxm_baseboard",
+                    source="GPU catalog (form factor)",
+                    origin="assumption",
                     severity="info",
                     title=f"{len(sxm)} SXM module(s) and no [motherboard]",
                     why=(
@@ -326,6 +338,8 @@ def check_p2p(build: Build) -> list[Finding]:
                 why="NCCL tests P2P at start; without it copies go through host memory",
                 fix="run `rigbench bench --only p2p` on the rig",
                 evidence={"gpus": [g.index for g in unknown]},
+                source="GPU catalog (p2p_over_pcie)",
+                origin="assumption",
             )
         )
     return findings
@@ -364,6 +378,8 @@ def check_mix(build: Build) -> list[Finding]:
     return [
         Finding(
             id="mix.models",
+            source="GPU catalog dense peaks; data-parallel steps wait for the slowest GPU",
+            origin="plan",
             severity="warning",
             title=f"mixed GPU models: {parts}",
             why=why,

@@ -412,6 +412,8 @@ def check_circuits(build: Build) -> list[Finding]:
         return [
             Finding(
                 id="power.no_wall",
+                source="rigbench.plan.power",
+                origin="assumption",
                 severity="info",
                 title="no [wall] in the build: the circuit is not checked",
                 why="the wall draw is still predicted below",
@@ -463,6 +465,8 @@ def check_circuits(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="power.circuit_breaker",
+                    source="breaker = volts x amps; wall draw through the 80 PLUS 115 V minimums",
+                    origin="plan",
                     severity="error",
                     title=what + f", over the {breaker_w:,.0f} W breaker",
                     why=why,
@@ -474,6 +478,8 @@ def check_circuits(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="power.circuit_continuous",
+                    source="US NEC 210.19/210.20: continuous loads at most 80 % of the breaker",
+                    origin="plan",
                     severity="warning",
                     title=what + f", over the {continuous_w:,.0f} W a continuous load may draw",
                     why=why + "; a long run can trip it or heat the wiring",
@@ -483,7 +489,15 @@ def check_circuits(build: Build) -> list[Finding]:
             )
         else:
             findings.append(
-                Finding(id="power.circuit", severity="info", title=what, why=why, evidence=evidence)
+                Finding(
+                    id="power.circuit",
+                    severity="info",
+                    title=what,
+                    why=why,
+                    evidence=evidence,
+                    source="breaker = volts x amps; wall draw through the 80 PLUS 115 V minimums",
+                    origin="plan",
+                )
             )
     return findings
 
