@@ -325,3 +325,37 @@ def test_a_gpu_behind_the_chipset_in_a_ring_is_a_warning(tmp_path: Path) -> None
     alone = _plan(tmp_path, rig + '[[gpu]]\nmodel = "RTX 3090"\nlink = "PCI_E5"\n')
     (g,) = alone.finding("pcie.chipset_slot")
     assert g.severity == "info"  # one GPU: no data-parallel ring waits on it
+
+
+@pytest.mark.parametrize(
+    ("cpu", "board", "third_width"),
+    [
+        ("Ryzen 9 7950X", "ProArt X670E-CREATOR", 2),  # ASUS: X670 chipset slot x2
+        ("i9-14900K", "ProArt Z790-CREATOR", 4),  # ASUS: Z790 chipset slot x4
+    ],
+)
+def test_desktop_platforms_split_x8_x8_and_put_a_third_gpu_behind_the_chipset(
+    tmp_path: Path, cpu: str, board: str, third_width: int
+) -> None:
+    rig = RIG + f'[cpu]\nmodel = "{cpu}"\n[motherboard]\nmodel = "{board}"\n'
+    r = _plan(tmp_path, rig + '[[gpu]]\nmodel = "RTX 4090"\ncount = 3\n')
+    links = [(g["link"], g["slot"]) for g in r.gpus]
+    assert links[0][0] == links[1][0] == "Gen4 x8"  # the CPU's x16 split, a 4090 is Gen4
+    assert links[2][0] == f"Gen4 x{third_width}"
+    (f,) = r.finding("pcie.chipset_slot")
+    assert f.severity == "warning" and f.evidence["gpu"] == 2
+
+
+def test_wrx80_gives_four_gpus_x16_from_the_cpu(tmp_path: Path) -> None:
+    # AMD: Threadripper PRO 5975WX, 128 PCIe 4.0 lanes; ASUS WRX80E-SAGE SE: seven x16 slots
+    rig = RIG + '[cpu]\nmodel = "5975WX"\n[motherboard]\nmodel = "WRX80E-SAGE SE"\n'
+    r = _plan(
+        tmp_path,
+        rig + '[[gpu]]\nmodel = "RTX 3090"\ncount = 4\n'
+        'link = ["PCIE_1", "PCIE_3", "PCIE_5", "PCIE_7"]\n',
+    )
+    assert all(g["link"] == "Gen4 x16" for g in r.gpus)
+    (lanes,) = r.finding("pcie.lanes")
+    assert lanes.severity == "info" and "64 of the 128" in lanes.title
+    # every other slot leaves one position free: not enough for 3-slot coolers
+    assert len(r.finding("pcie.slot_spacing")) == 3
