@@ -73,3 +73,13 @@ def test_the_readme_shows_the_current_table(rows) -> None:  # type: ignore[no-un
     assert readme[start:end].strip() == markdown_table(rows).strip(), (
         "regenerate: python -m rigbench.plan.calibration examples/calibration"
     )
+
+
+def test_every_finding_says_where_it_comes_from() -> None:
+    from rigbench.plan import load_build, plan_build
+
+    for path in [*FOLDER.glob("*.toml"), *(ROOT / "examples" / "builds").glob("*.toml")]:
+        if path.name == "manifest.toml":
+            continue
+        for f in plan_build(load_build(path)).findings:
+            assert f.source and f.origin in ("plan", "assumption"), (path.name, f.id)

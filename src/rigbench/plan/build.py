@@ -12,15 +12,17 @@ with `python -c "import rigbench.plan as p; p.write_build_schema()"` from the re
     [[gpu]]        model, count, power_limit_w, link ({gen, width} or slot name(s)), nvlink
     [cpu]          model, count (sockets)
     [motherboard]  model
-    [[psu]]        model, watts, count, efficiency, kind, atx3, feeds, system, bus, circuit
-    [power]        other_w, cpu_w
-    [wall]         volts, amps, circuits, continuous_factor
+    [[psu]]        model, watts, count, redundant, efficiency, kind, atx3, feeds, system, bus,
+                   circuit
+    [power]        workload, other_w, cpu_w
+    [wall]         volts, amps, circuits, phases, continuous_factor
     [costs]        price_usd, cloud_per_hour_usd, electricity_per_kwh_usd,
                    electricity_per_hour_usd, watts
     [usage]        hours_per_year, returns (percent per year), use_years, invest_years,
                    train_tokens_per_s, generate_tokens_per_s
     [[model]]      name (preset) or params/layers/heads/kv_heads/head_dim..., bits_per_weight,
-                   context, batch, kv_dtype, mode, parallel, lora_rank, gpus
+                   context, batch, kv_dtype, mode, parallel, lora_rank, max_context,
+                   qkv_bias, cpu_offload, activation_offload, chunked_loss, gpus
 
 `examples/builds/` holds the rigs of our users' write-ups; the schema's descriptions say
 what each key means and its unit. The schema lives in rigbench.plan.schema, slots and
