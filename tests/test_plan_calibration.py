@@ -24,7 +24,7 @@ def test_every_rig_has_a_source_and_an_outcome() -> None:
     for c in cases:
         assert c.source.strip() and c.outcome.strip(), c.file
     public = [c for c in cases if not c.file.startswith("seed")]
-    assert len(public) >= 10
+    assert len(public) >= 12
 
 
 def test_verdicts_agree_on_at_least_90_percent(rows) -> None:  # type: ignore[no-untyped-def]
