@@ -13,8 +13,8 @@ import torch
 
 from rigbench.bench import collectives as coll
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation
-from rigbench.bench.runner import run_steps
 from rigbench.records import Result
+from rigbench.supervisor import run_steps
 
 
 def _ctx(n: int = 2, **kw: object) -> BenchContext:

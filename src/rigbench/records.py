@@ -73,6 +73,7 @@ class Result:
     basis: str | None = None
     status: Status = "ok"
     message: str | None = None
+    reason: FailureReason | None = None  # why a failed step failed, as a code to judge
 
     @property
     def ratio(self) -> float | None:
@@ -106,6 +107,7 @@ class Result:
         devices: list[str] | None = None,
         params: dict[str, Any] | None = None,
         status: Status = "failed",
+        reason: FailureReason | None = None,
     ) -> Result:
         return cls(
             benchmark=benchmark,
@@ -116,6 +118,7 @@ class Result:
             params=params or {},
             status=status,
             message=message,
+            reason=reason,
         )
 
 

@@ -74,10 +74,11 @@ import torch
 import torch.distributed as dist
 
 from rigbench.bench.context import BenchContext, Step
-from rigbench.bench.rankpool import RankPool, one_line
+from rigbench.bench.rankpool import RankPool
 from rigbench.bench.timing import synchronize, time_iterations
 from rigbench.records import Result
 from rigbench.stats import percentile, summarize
+from rigbench.supervisor import RANKS_STARTUP_S, one_line, step_ready
 
 NAME = "collectives"
 
@@ -110,7 +111,7 @@ MAX_HOLD_S = 0.2
 # Spin cycles per second assumed when sizing a hold: above any GPU's SM clock, so that a
 # hold comes out long rather than short (the spin itself brings idle clocks up).
 SPIN_HZ = 3.5e9
-GPU_STEP_TIMEOUT_S = 150.0  # silence allowed; the first size also starts n processes
+GPU_STEP_TIMEOUT_S = 150.0  # silence allowed once the ranks are up
 CPU_STEP_TIMEOUT_S = 60.0
 
 # Pattern of the checked data: small integers, exact in float32 even summed over ranks.
@@ -627,6 +628,7 @@ def plan(ctx: BenchContext) -> list[Step]:
                     "sizes": [c * ELEM for c in counts],
                 },
                 timeout_s=GPU_STEP_TIMEOUT_S if ctx.on_gpu else CPU_STEP_TIMEOUT_S,
+                startup_s=RANKS_STARTUP_S,
             )
         )
     return steps
@@ -695,6 +697,7 @@ def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
     ]
     expected = slowest_pair(ctx)
     pool = _pool(ctx)
+    step_ready()
     smallest = min(sizes)
     for nbytes in sizes:
         try:

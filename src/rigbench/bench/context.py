@@ -66,7 +66,10 @@ class Step:
     """One unit of work that the runner bounds with a timeout and can retry past.
 
     `metric`/`unit`/`devices`/`params` label the failure record written if the step
-    hangs or its worker dies.
+    hangs or its worker dies. A step that starts processes of its own (ranks, a
+    communicator) has `startup_s` for that, reported apart from a hang, and calls
+    `rigbench.supervisor.step_ready()` when they are up; `timeout_s` bounds the silence
+    between two messages after that.
     """
 
     key: str
@@ -76,3 +79,4 @@ class Step:
     devices: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = 60.0
+    startup_s: float = 0.0

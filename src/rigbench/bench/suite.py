@@ -1,5 +1,5 @@
 """`rigbench bench`: choose devices, attach expectations from topology and catalog, run
-each benchmark's steps under the runner, and hand every result on as it arrives."""
+each benchmark's steps under the supervisor, and hand every result on as it arrives."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode, Step
-from rigbench.bench.runner import load_module, run_steps
 from rigbench.catalog import find_gpu
 from rigbench.errors import BadInput
 from rigbench.hw.model import GpuInfo, Rig
 from rigbench.links import expected_host_link, expected_pair
 from rigbench.records import Result
+from rigbench.supervisor import load_module, run_steps
 
 DEFAULT_BENCHMARKS = ("gemm", "memory", "hostlink", "p2p", "collectives")
 # Real workloads (minutes on a GPU): run only when named, e.g. --only train,infer,nbody.

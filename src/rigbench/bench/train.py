@@ -49,6 +49,7 @@ from rigbench.bench.context import BenchContext, BenchDevice, Step
 from rigbench.errors import BadInput
 from rigbench.records import Result
 from rigbench.stats import summarize
+from rigbench.supervisor import RANKS_STARTUP_S
 
 NAME = "train"
 
@@ -176,6 +177,7 @@ def plan(ctx: BenchContext) -> list[Step]:
                     "micro_batch": int(batch) if batch else None,
                 },
                 timeout_s=timeout,
+                startup_s=RANKS_STARTUP_S,
             )
         )
     return steps

@@ -102,8 +102,8 @@ class Store:
     def add_result(self, run_id: int, r: Result) -> int:
         return self._write(
             "INSERT INTO results (run_id, benchmark, metric, value, unit, params, devices,"
-            " spread, expected, peak, basis, status, message, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " spread, expected, peak, basis, status, message, reason, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 r.benchmark,
@@ -118,6 +118,7 @@ class Store:
                 r.basis,
                 r.status,
                 r.message,
+                r.reason,
                 utc_now(),
             ),
         )
@@ -186,7 +187,7 @@ class Store:
     def results(self, run_id: int) -> list[Result]:
         rows = self.db.execute(
             "SELECT benchmark, metric, value, unit, params, devices, spread, expected, peak,"
-            " basis, status, message FROM results WHERE run_id = ? ORDER BY id",
+            " basis, status, message, reason FROM results WHERE run_id = ? ORDER BY id",
             (run_id,),
         ).fetchall()
         return [
@@ -203,6 +204,7 @@ class Store:
                 basis=r[9],
                 status=r[10],
                 message=r[11],
+                reason=r[12],
             )
             for r in rows
         ]

@@ -126,9 +126,15 @@ def m004_finding_source(db: sqlite3.Connection) -> None:
     )
 
 
+def m116_result_reason(db: sqlite3.Connection) -> None:
+    """A failed result carries its reason code (hang, timeout_startup, crash, ...)."""
+    db.executescript("ALTER TABLE results ADD COLUMN reason TEXT;")
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
     m003_findings,
     m004_finding_source,
+    m116_result_reason,
 ]
