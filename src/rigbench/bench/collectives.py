@@ -43,10 +43,11 @@ P2P corruption (a patched driver, a bad riser) shows. all_reduce and broadcast a
 place, so their buffer is restored from a pristine copy before every iteration, outside
 the timed region (the data never grows to inf, and every iteration checks the same thing).
 
-Processes: the benchmark worker is rank 0. It starts ranks 1..n-1 with the spawn method
-(they stay in the worker's process group, so the runner's kill on a timeout ends them
-too), rendezvous through a TCPStore on 127.0.0.1 whose port the OS picks, and keeps them
-for every step the worker runs: process start and communicator set-up are paid once.
+Processes: the benchmark worker is rank 0. It starts ranks 1..n-1 as supervisor workers
+(they stay in the worker's process group, so the supervisor's kill on a timeout ends them
+too; their start-up is timed apart from the step's timeout), rendezvous through a
+TCPStore on 127.0.0.1 whose port the OS picks, and keeps them for every step the worker
+runs: process start and communicator set-up are paid once.
 Commands go to each rank over its own pipe, replies (times, check results) come back
 the same way (rigbench.bench.rankpool). NCCL_NVLS_ENABLE=0 is set for every rank unless
 already set: NVLink multicast stays off. The pool is shut down (process groups

@@ -2,21 +2,19 @@
 all_reduce crew, hand them the schedule, listen, and record every child that errors, hangs
 or dies while the others carry on.
 
-Children are forked from a fork server that has imported torch once (where the platform
-has one; spawned otherwise), each in its own process session: ending a child kills its
-whole group. A load worker that is silent for HANG_S is hung; the crew is hung when an
-allreduce phase has not reported CREW_GRACE_S after its end. A hung or failed crew is
-killed and, while two or more devices still run and an allreduce phase is ahead, started
-again over those devices (at most MAX_CREWS crews in a run).
+Children are rigbench.supervisor workers (forked from a fork server that has imported
+torch once), each in its own process session: ending a child kills its whole group. A
+load worker that is silent for HANG_S is hung; the crew is hung when an allreduce phase
+has not reported CREW_GRACE_S after its end. A hung or failed crew is killed and, while
+two or more devices still run and an allreduce phase is ahead, started again over those
+devices (at most MAX_CREWS crews in a run).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from rigbench.burnin.load import (
     load_worker_main,
 )
 from rigbench.burnin.schedule import Phase
+from rigbench.supervisor import context, kill_group, start
 
 WorkerStatus = Literal["starting", "ready", "running", "done", "failed"]
 
@@ -93,24 +92,6 @@ class _Crew:
     last_heard: float = 0.0
 
 
-def _context() -> Any:
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "rigbench.burnin.load"])
-        return ctx
-    return mp.get_context("spawn")
-
-
-def _kill(proc: BaseProcess | None) -> None:
-    if proc is None or proc.pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    proc.join(timeout=5)
-
-
 class Coordinator:
     def __init__(
         self,
@@ -124,8 +105,7 @@ class Coordinator:
         self.cfg = cfg
         self.on_gpu = on_gpu
         self.collectives = collectives and len(devices) >= 2
-        self.ctx = _context()
-        self.stop_event = self.ctx.Event()
+        self.stop_event = context().Event()
         self.workers = [WorkerOutcome(device=d) for d in devices]
         self.crews: list[CrewRun] = []
         self._crew: _Crew | None = None
@@ -145,45 +125,30 @@ class Coordinator:
         os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
         now = time.monotonic()
         for w in self.workers:
-            here, there = self.ctx.Pipe()
-            proc = self.ctx.Process(
-                target=load_worker_main,
-                args=(w.device, self.cfg, there, self.stop_event),
+            worker = start(
+                load_worker_main,
+                (w.device, self.cfg),
+                {"stop": self.stop_event},
                 name=f"rigbench-burnin-{w.device.label}",
-                daemon=True,
             )
-            proc.start()
-            there.close()
-            w.proc, w.conn, w.last_heard = proc, here, now
+            w.proc, w.conn, w.last_heard = worker.proc, worker.conn, now
         if self.collectives:
             self._start_crew(self.devices)
 
     def _start_crew(self, devices: list[LoadDevice]) -> None:
         now = time.monotonic()
         run = CrewRun(members=[d.label for d in devices], started_t=now - self.cfg.t0)
-        stop = self.ctx.Event()
+        stop = context().Event()
         procs, conns = [], []
         for rank, dev in enumerate(devices):
-            here, there = self.ctx.Pipe()
-            proc = self.ctx.Process(
-                target=crew_rank_main,
-                args=(
-                    rank,
-                    len(devices),
-                    self.backend,
-                    dev,
-                    self.cfg,
-                    self.crew_bytes,
-                    there,
-                    stop,
-                ),
+            worker = start(
+                crew_rank_main,
+                (rank, len(devices), self.backend, dev, self.cfg, self.crew_bytes),
+                {"stop": stop},
                 name=f"rigbench-burnin-crew{rank}",
-                daemon=True,
             )
-            proc.start()
-            there.close()
-            procs.append(proc)
-            conns.append(here)
+            procs.append(worker.proc)
+            conns.append(worker.conn)
         self.crews.append(run)
         self._crew = _Crew(
             run=run, devices=devices, procs=procs, conns=conns, stop=stop, last_heard=now
@@ -225,7 +190,7 @@ class Coordinator:
         w.error = why
         w.error_detail = detail
         w.error_t = self.t()
-        _kill(w.proc)
+        kill_group(w.proc)
 
     def _poll(self, timeout: float) -> None:
         conns: dict[Any, tuple[str, Any]] = {}
@@ -328,7 +293,7 @@ class Coordinator:
         c.run.failure_t = self.t()
         c.stop.set()
         for p in c.procs:
-            _kill(p)
+            kill_group(p)
         for conn in c.conns:
             with contextlib.suppress(OSError):
                 conn.close()
@@ -414,7 +379,7 @@ class Coordinator:
         for w in self.workers:
             if w.status in ("starting", "ready", "running"):
                 self._fail(w, "did not stop when asked, worker killed")
-            _kill(w.proc)
+            kill_group(w.proc)
             with contextlib.suppress(OSError):
                 w.conn.close()
         c = self._crew
@@ -430,7 +395,7 @@ class Coordinator:
                 c.run.failure = f"did not finish all_reduce phase {pending[-1]} when asked to stop"
                 c.run.failure_t = self.t()
             for p in c.procs:
-                _kill(p)
+                kill_group(p)
             for conn in c.conns:
                 with contextlib.suppress(OSError):
                     conn.close()
@@ -439,7 +404,7 @@ class Coordinator:
     def kill_all(self) -> None:
         """Last resort (a second Ctrl-C): kill every child now."""
         for w in self.workers:
-            _kill(w.proc)
+            kill_group(w.proc)
         if self._crew is not None:
             for p in self._crew.procs:
-                _kill(p)
+                kill_group(p)

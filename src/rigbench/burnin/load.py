@@ -40,6 +40,7 @@ from datetime import timedelta
 from typing import Any
 
 from rigbench.burnin.schedule import Phase
+from rigbench.supervisor import one_line
 
 SEED = 20240923
 BEAT_S = 0.5  # a worker speaks at least this often
@@ -76,11 +77,6 @@ class LoadDevice:
 class LoadConfig:
     t0: float  # the telemetry clock's zero (monotonic), for simulated faults
     seed: int = SEED
-
-
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _check_lost(dev: LoadDevice, cfg: LoadConfig) -> None:
@@ -370,7 +366,6 @@ class _Load:
 def load_worker_main(dev: LoadDevice, cfg: LoadConfig, conn: Any, stop: Any) -> None:
     """A load worker: set up, report ("ready", info), wait for ("go", phases), run them,
     report ("done", summary). Errors become ("error", one line, traceback)."""
-    os.setsid()
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # cuda:k is NVML's GPU order
     sender = _Sender(conn)
     try:
@@ -404,7 +399,7 @@ def load_worker_main(dev: LoadDevice, cfg: LoadConfig, conn: Any, stop: Any) -> 
         sender.send("done", {"checks": load.checks, "mismatches": load.mismatches})
     except BaseException as exc:
         with contextlib.suppress(OSError, ValueError):
-            sender.send("error", _one_line(exc), traceback.format_exc())
+            sender.send("error", one_line(exc), traceback.format_exc())
 
 
 # --- the all_reduce crew ---------------------------------------------------------------
@@ -423,7 +418,6 @@ def crew_rank_main(
     """One rank of the all_reduce crew. Rank 0 hosts the rendezvous and reports its port
     ("port", p); the others are sent it. Then ("ready",), wait for ("go", phases), and one
     ("allreduce", phase index, busbw list, problem or None) per allreduce phase."""
-    os.setsid()
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     sender = _Sender(conn)
@@ -517,4 +511,4 @@ def crew_rank_main(
         dist.destroy_process_group()
     except BaseException as exc:
         with contextlib.suppress(OSError, ValueError):
-            sender.send("error", _one_line(exc), traceback.format_exc())
+            sender.send("error", one_line(exc), traceback.format_exc())
