@@ -8,16 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rigbench.records import Expectation
+
 Mode = Literal["quick", "full"]
-
-
-@dataclass(kw_only=True, slots=True)
-class Expectation:
-    """A figure the hardware should reach, and where it comes from."""
-
-    value: float
-    unit: str
-    basis: str  # "PCIe 4.0 x16, 31.5 GB/s per direction", "H100 SXM datasheet, dense bf16"
 
 
 @dataclass(kw_only=True, slots=True)

@@ -91,13 +91,13 @@ def plan_devices(
                 f"torch {torch.__version__} cannot use CUDA here: install the CUDA build of "
                 "torch that matches the driver to burn in the GPUs"
             )
-        from rigbench.bench.suite import _cuda_index
+        from rigbench.hw.cuda_order import cuda_index
 
         devices = []
         for g in rig.gpus:
             if g.index not in selected:
                 continue
-            cuda = _cuda_index(g.index)
+            cuda = cuda_index(g.index)
             if cuda is None:
                 raise BadInput(f"GPU {g.index} is hidden by CUDA_VISIBLE_DEVICES")
             devices.append(
