@@ -77,7 +77,7 @@ import torch.distributed as dist
 from rigbench.bench.context import BenchContext, Step
 from rigbench.bench.rankpool import RankPool
 from rigbench.bench.timing import synchronize, time_iterations
-from rigbench.records import Result
+from rigbench.records import FailureReason, Result
 from rigbench.stats import percentile, summarize
 from rigbench.supervisor import RANKS_STARTUP_S, one_line, step_ready
 
@@ -197,6 +197,7 @@ class Measured:
     backend: str
     times_s: list[float] = field(default_factory=list)  # per iteration, slowest rank
     problem: str | None = None  # first check failure, or why nothing was measured
+    reason: FailureReason | None = None  # "wrong_data" when a check failed
     short_holds: int = 0  # GPU batches some of whose ops the host, not the GPU, paced
 
 
@@ -234,6 +235,7 @@ def results_for(
                 m.problem or "no positive time measured",
                 devices=devices,
                 params=dict(params),
+                reason=m.reason,
             )
             if metric == "busbw":
                 r.expected, r.basis = exp_value, basis
@@ -654,6 +656,7 @@ def _measure(pool: RankPool, op: str, count: int) -> Measured:
     if errors:  # e.g. out of memory on one rank: nobody has entered a collective
         pool.command("drop")
         m.problem = "; ".join(errors)
+        m.reason = "oom" if "out of memory" in m.problem.lower() else None
         return m
     replies = pool.command("warm")
     unsupported = [r[1] for r in replies if r[0] == "unsupported"]
@@ -672,6 +675,7 @@ def _measure(pool: RankPool, op: str, count: int) -> Measured:
     m.times_s = slowest_iterations([list(r[1]) for r in replies])
     if problems:
         m.problem = "; ".join(problems)
+        m.reason = "wrong_data"
     return m
 
 

@@ -1,6 +1,6 @@
-"""Name lookups shared by the CPU and motherboard catalogs: exact matches ignoring case,
-spaces, dashes and underscores, optional brand words, and close names for error messages
-(the GPU catalog keeps its own, older copy of the same rules in gpus.py)."""
+"""Name lookups shared by the GPU, CPU and motherboard catalogs: exact matches ignoring
+case, spaces, dashes and underscores, optional brand words, and close names for error
+messages."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ def _pair_probes(
                 status, message = kind, r.message  # type: ignore[assignment]
                 break
             if r.status == "failed":
-                wrong = "differs" in (r.message or "")
+                wrong = r.reason == "wrong_data"
                 status, message = ("corrupt" if wrong else "error"), r.message
                 break
         speed = next(
@@ -266,7 +266,7 @@ def run_probes(
                     status, message = kind, r.message  # type: ignore[assignment]
                     break
                 if r.status == "failed":
-                    wrong = "wrong" in (r.message or "")
+                    wrong = r.reason == "wrong_data"
                     status, message = ("wrong" if wrong else "error"), r.message
                     break
             if not reduce_results:
