@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
@@ -337,15 +336,9 @@ class TrainRank:
         ]
         warm, timed, unsynced = spec["steps"]
 
-        def clock() -> Any:
-            if on_cuda:
-                ev = torch.cuda.Event(enable_timing=True)
-                ev.record()
-                return ev
-            return time.perf_counter()
+        from rigbench.bench.timing import device_clock
 
-        def seconds(a: Any, b: Any) -> float:
-            return a.elapsed_time(b) / 1e3 if on_cuda else float(b - a)
+        clock, seconds = device_clock(self.device)
 
         def fwd_bwd(i: int) -> torch.Tensor:
             x = data[i % len(data)]

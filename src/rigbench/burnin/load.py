@@ -327,21 +327,20 @@ class _Load:
         self.sender.send("gemm", phase.index, rates, self.checks)
 
     def memory(self, phase: Phase, stop: Any) -> None:
+        from rigbench.bench.timing import device_clock
+
         torch = self.torch
+        mark, elapsed = device_clock(self.dev.torch_device)
         rates: list[float] = []
         last_sent = time.monotonic()
         while time.monotonic() < phase.end and not stop.is_set():
             _check_lost(self.dev, self.cfg)
             t0 = time.perf_counter()
             if self.on_gpu:
-                start = torch.cuda.Event(enable_timing=True)
-                end = torch.cuda.Event(enable_timing=True)
-                start.record()
+                start = mark()
                 for _ in range(MAX_BATCH):
                     self.dst.copy_(self.src)
-                end.record()
-                end.synchronize()
-                seconds = start.elapsed_time(end) / 1e3
+                seconds = elapsed(start, mark())
             else:
                 for _ in range(MAX_BATCH):
                     self.dst.copy_(self.src)
@@ -428,6 +427,7 @@ def crew_rank_main(
         import torch.distributed as dist
 
         from rigbench.bench.collectives import check_output, input_for
+        from rigbench.bench.timing import device_clock
 
         tdev = torch.device(dev.torch_device)
         if tdev.type == "cuda":
@@ -448,6 +448,7 @@ def crew_rank_main(
             backend, store=store, rank=rank, world_size=world, timeout=timedelta(seconds=60)
         )
         count = max(world, nbytes // 4)
+        mark, elapsed = device_clock(tdev)
         data = input_for("all_reduce", rank, world, count, device=tdev)
         pristine = data.clone()
         flag = torch.ones(1, device=tdev)
@@ -482,18 +483,9 @@ def crew_rank_main(
                 t_batch = time.perf_counter()
                 for _ in range(ALLREDUCE_BATCH):
                     data.copy_(pristine)
-                    if tdev.type == "cuda":
-                        start = torch.cuda.Event(enable_timing=True)
-                        end = torch.cuda.Event(enable_timing=True)
-                        start.record()
-                        dist.all_reduce(data)
-                        end.record()
-                        end.synchronize()
-                        t = start.elapsed_time(end) / 1e3
-                    else:
-                        t0 = time.perf_counter()
-                        dist.all_reduce(data)
-                        t = time.perf_counter() - t0
+                    t0 = mark()
+                    dist.all_reduce(data)
+                    t = elapsed(t0, mark())
                     if t > 0:
                         busbw.append(count * 4 / t * factor / 1e9)
                 if problem is None:

@@ -5,6 +5,9 @@ do not make the rate drift; a tick that could not be taken in time is skipped an
 as missed, never bunched up. What each tick read goes to the sinks, in the sampler's thread:
 they must be quick (append to a buffer, update peaks).
 
+A thread, not a rigbench.supervisor worker: its sinks live in this process (the live view,
+the recorder's buffer) and NVML reads return or fail, they do not hang like a P2P copy.
+
     sampler = Sampler(source, rate_hz=100, sinks=[aggregator.add, recorder.add])
     sampler.start(); ...; stats = sampler.stop()
 """
