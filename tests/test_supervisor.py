@@ -55,18 +55,59 @@ def _gone(pid: int) -> bool:
         return f.read().split(") ", 1)[1].startswith("Z")
 
 
+def _ends(pid: int, within_s: float) -> bool:
+    """Whether `pid` is gone within `within_s` (a bound on clean-up, not a timing)."""
+    give_up = time.monotonic() + within_s
+    while not _gone(pid) and time.monotonic() < give_up:
+        time.sleep(0.1)
+    return _gone(pid)
+
+
 def test_killing_a_worker_ends_what_it_started() -> None:
     worker = supervisor.start(_start_grandchild, name="with-grandchild")
     assert worker.conn.poll(60)
     grandchild = worker.conn.recv()
     assert not _gone(grandchild)
     worker.kill()
-    for _ in range(50):
-        if _gone(grandchild):
-            break
-        time.sleep(0.1)
-    assert _gone(grandchild)
+    assert _ends(grandchild, 5)
     assert not worker.alive()
+
+
+def _sleep_forever(*, conn: Any) -> None:
+    conn.send("up")
+    time.sleep(600)
+
+
+PARENT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from rigbench import supervisor
+import test_supervisor
+worker = supervisor.start(test_supervisor._sleep_forever, name="orphan")
+worker.conn.recv()
+print(worker.proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_worker_does_not_outlive_a_rigbench_killed_with_9() -> None:
+    code = PARENT.format(tests=str(Path(__file__).parent))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid = None
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        assert not _gone(pid)
+        parent.kill()
+        parent.wait()
+        assert _ends(pid, 30)
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+        if pid is not None and not _gone(pid):
+            os.kill(pid, 9)
 
 
 @pytest.fixture

@@ -20,11 +20,13 @@ worker, one timeout per step; a step that starts processes of its own declares a
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -90,6 +92,27 @@ class Worker:
         kill_group(self.proc)
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent, the fork server, ends; the fork server
+    ends once rigbench has (it reads EOF on a pipe only rigbench writes to). So a worker
+    never outlives a rigbench killed with -9. CPython hands every forked child a copy of
+    that pipe's write end (for children that use the fork server themselves, which ours
+    do not: they start their own); it is closed here, or the fork server would live as
+    long as any worker."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError, ImportError):
+        from multiprocessing import forkserver
+
+        server: Any = getattr(forkserver, "_forkserver")  # noqa: B009 - private, guarded
+        if server._forkserver_alive_fd is not None and server._forkserver_pid is None:
+            os.close(server._forkserver_alive_fd)
+            server._forkserver_alive_fd = None
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 def _child_main(
     target: Callable[..., None],
     args: tuple[Any, ...],
@@ -100,6 +123,7 @@ def _child_main(
 ) -> None:
     if own_session:
         os.setsid()
+    _die_with_parent()
     os.environ.clear()
     os.environ.update(environ)
     target(*args, conn=conn, **kwargs)
