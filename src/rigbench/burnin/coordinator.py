@@ -30,6 +30,7 @@ from rigbench.burnin.load import (
     load_worker_main,
 )
 from rigbench.burnin.schedule import Phase
+from rigbench.records import FailureReason
 from rigbench.supervisor import context, kill_group, start
 
 WorkerStatus = Literal["starting", "ready", "running", "done", "failed"]
@@ -52,6 +53,7 @@ class WorkerOutcome:
     device: LoadDevice
     status: WorkerStatus = "starting"
     error: str | None = None
+    reason: FailureReason | None = None  # the code of `error`, where it has one
     error_detail: str | None = None
     error_t: float | None = None  # seconds after t0
     info: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +77,7 @@ class CrewRun:
     busbw: dict[int, list[float]] = field(default_factory=dict)  # phase -> GB/s, slowest rank
     problems: list[str] = field(default_factory=list)
     failure: str | None = None
+    reason: FailureReason | None = None  # the code of `failure`, where it has one
     failure_t: float | None = None
 
 
@@ -161,7 +164,9 @@ class Coordinator:
             self._poll(0.1)
             for w in self.workers:
                 if w.status == "starting" and time.monotonic() > deadline:
-                    self._fail(w, f"did not start within {self.startup_s:.0f} s")
+                    self._fail(
+                        w, f"did not start within {self.startup_s:.0f} s", reason="timeout_startup"
+                    )
             if on_tick:
                 on_tick()
 
@@ -183,11 +188,18 @@ class Coordinator:
 
     # --- listening ---------------------------------------------------------------------
 
-    def _fail(self, w: WorkerOutcome, why: str, detail: str | None = None) -> None:
+    def _fail(
+        self,
+        w: WorkerOutcome,
+        why: str,
+        detail: str | None = None,
+        reason: FailureReason | None = None,
+    ) -> None:
         if w.status in ("failed", "done"):
             return
         w.status = "failed"
         w.error = why
+        w.reason = reason
         w.error_detail = detail
         w.error_t = self.t()
         kill_group(w.proc)
@@ -251,7 +263,7 @@ class Coordinator:
             if w.proc is not None:
                 w.proc.join(timeout=1)
                 code = w.proc.exitcode
-            self._fail(w, f"worker died (exit code {code})")
+            self._fail(w, f"worker died (exit code {code})", reason="crash")
 
     def _on_crew(self, rank: int, msg: tuple[Any, ...], now: float) -> None:
         c = self._crew
@@ -273,7 +285,7 @@ class Coordinator:
         elif kind == "error":
             self._crew_failed(f"rank {rank} ({c.devices[rank].label}): {msg[1]}")
         elif kind == "eof":
-            self._crew_failed(f"rank {rank} ({c.devices[rank].label}) exited")
+            self._crew_failed(f"rank {rank} ({c.devices[rank].label}) exited", "crash")
 
     def _close_report(self, c: _Crew, phase: int) -> None:
         reports = c.reports[phase]
@@ -285,11 +297,12 @@ class Coordinator:
             if reports[r][1]:
                 c.run.problems.append(f"phase {phase}: {reports[r][1]}")
 
-    def _crew_failed(self, why: str) -> None:
+    def _crew_failed(self, why: str, reason: FailureReason | None = None) -> None:
         c = self._crew
         if c is None:
             return
         c.run.failure = why
+        c.run.reason = reason
         c.run.failure_t = self.t()
         c.stop.set()
         for p in c.procs:
@@ -313,20 +326,22 @@ class Coordinator:
     def _check_deadlines(self, now: float) -> None:
         for w in self.workers:
             if w.status in ("ready", "running") and now - w.last_heard > self.hang_s:
-                self._fail(w, f"hung: no progress for {self.hang_s:.0f} s, worker killed")
+                self._fail(
+                    w, f"hung: no progress for {self.hang_s:.0f} s, worker killed", reason="hang"
+                )
             elif (
                 w.status in ("ready", "running")
                 and w.proc is not None
                 and not w.proc.is_alive()
                 and not w.conn.poll(0)
             ):
-                self._fail(w, f"worker died (exit code {w.proc.exitcode})")
+                self._fail(w, f"worker died (exit code {w.proc.exitcode})", reason="crash")
         c = self._crew
         if c is None:
             return
         if not c.went:
             if now - c.last_heard > self.startup_s:
-                self._crew_failed(f"did not start within {self.startup_s:.0f} s")
+                self._crew_failed(f"did not start within {self.startup_s:.0f} s", "timeout_startup")
             return
         for p in self.phases:
             if p.kind != "allreduce" or p.end + self.crew_grace_s > now:
@@ -342,7 +357,8 @@ class Coordinator:
                 self._crew_failed(
                     f"hung in all_reduce phase {p.index}: no report from "
                     f"{', '.join(silent)} {self.crew_grace_s:.0f} s after the phase ended, "
-                    "crew killed"
+                    "crew killed",
+                    "hang",
                 )
                 return
 
