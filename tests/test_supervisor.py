@@ -137,7 +137,7 @@ def test_a_healthy_8_gpu_rig_on_busy_cpus_is_not_a_hang() -> None:
             "--simulate",
             str(EXAMPLES / "h100-8x-nvswitch.toml"),
             "--only",
-            "p2p,collectives",
+            "collectives",
             # Shorter than starting eight ranks takes even on an idle machine: only the
             # probe's own work, after its workers report ready, may count against it.
             "--timeout",
