@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
+from rigbench.errors import one_line
 from rigbench.records import FailureReason, Result
 
 # A worker must import the benchmark module (and initialise CUDA) before its first step.
@@ -58,12 +59,6 @@ def context() -> Any:
         else:
             _CONTEXT = mp.get_context("spawn")
     return _CONTEXT
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line of at most 300 characters: type and first line."""
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def reason_for(exc: BaseException) -> FailureReason | None:

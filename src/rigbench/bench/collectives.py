@@ -77,9 +77,10 @@ import torch.distributed as dist
 from rigbench.bench.context import BenchContext, Step
 from rigbench.bench.rankpool import RankPool
 from rigbench.bench.timing import synchronize, time_iterations
+from rigbench.errors import one_line
 from rigbench.records import FailureReason, Result
 from rigbench.stats import percentile, summarize
-from rigbench.supervisor import RANKS_STARTUP_S, one_line, step_ready
+from rigbench.supervisor import RANKS_STARTUP_S, step_ready
 
 NAME = "collectives"
 

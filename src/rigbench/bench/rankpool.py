@@ -28,7 +28,7 @@ from multiprocessing.util import Finalize
 from typing import Any, Protocol
 
 from rigbench import supervisor
-from rigbench.supervisor import one_line
+from rigbench.errors import one_line
 
 INIT_TIMEOUT = timedelta(seconds=120)
 

@@ -40,7 +40,7 @@ from datetime import timedelta
 from typing import Any
 
 from rigbench.burnin.schedule import Phase
-from rigbench.supervisor import one_line
+from rigbench.errors import one_line
 
 SEED = 20240923
 BEAT_S = 0.5  # a worker speaks at least this often

@@ -28,7 +28,7 @@ from rigbench.burnin.verdict import (
     RigVerdict,
     judge,
 )
-from rigbench.errors import BadInput
+from rigbench.errors import BadInput, one_line
 from rigbench.hw.backend import Backend
 from rigbench.hw.model import Rig
 from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
@@ -257,7 +257,7 @@ def run_burnin(
         except ImportError:
             notes.append("plot not saved: matplotlib is not installed (pip install matplotlib)")
         except (OSError, ValueError, RuntimeError) as exc:
-            notes.append(f"plot not saved: {type(exc).__name__}: {exc}")
+            notes.append(f"plot not saved: {one_line(exc)}")
     outcome = BurninOutcome(
         run=run,
         verdict=verdict,

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from rigbench.bench.context import BenchDevice
+from rigbench.errors import one_line
 from rigbench.hw.model import Rig
 from rigbench.records import Result
-from rigbench.supervisor import kill_all, one_line, run_steps
+from rigbench.supervisor import kill_all, run_steps
 
 PairStatus = Literal["ok", "hang", "corrupt", "crash", "error", "not_probed"]
 ReduceStatus = Literal["ok", "wrong", "hang", "crash", "error"]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rigbench.errors import HardwareError, RigbenchError
+from rigbench.errors import HardwareError, RigbenchError, one_line
 from rigbench.hw.telemetry import TelemetryEvent, TelemetrySample, TelemetrySource
 
 Sink = Callable[[float, list[TelemetrySample], list[TelemetryEvent]], None]
@@ -121,9 +121,7 @@ class Sampler:
             return
         if isinstance(self.error, RigbenchError):
             raise self.error
-        raise HardwareError(
-            f"telemetry sampling stopped: {type(self.error).__name__}: {self.error}"
-        ) from self.error
+        raise HardwareError(f"telemetry sampling stopped: {one_line(self.error)}") from self.error
 
     @property
     def alive(self) -> bool:
