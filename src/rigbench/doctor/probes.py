@@ -200,7 +200,7 @@ def run_probes(
         p2p_results: list[Result] = []
 
         def job_p2p() -> None:
-            todo, retried = list(steps), False
+            todo, retried = list(steps), set()
             ended: list[Result] = []
 
             def on_p2p(r: Result) -> None:
@@ -219,11 +219,13 @@ def run_probes(
                 if r.reason == "timeout_startup":
                     out.skipped["p2p"] = _slow_start(r)
                     return
-                if r.reason == "hang" and not retried:
+                key = r.params.get("step")
+                if r.reason == "hang" and key not in retried:
                     # Once more, from this pair on, in a fresh worker: a copy stalled by a
                     # busy host must not read as a GPU fault.
-                    retried = True
-                    key = r.params.get("step")
+                    retried.add(key)
+                    pair = set(r.devices[:2])
+                    p2p_results[:] = [x for x in p2p_results if set(x.devices[:2]) != pair]
                     todo = todo[next((i for i, s in enumerate(todo) if s.key == key), 0) :]
                     continue
                 p2p_results.append(r)
