@@ -9,8 +9,9 @@ import torch
 
 from rigbench.bench import gemm, hostlink, memory
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode
-from rigbench.bench.runner import BenchmarkModule, run_steps
 from rigbench.records import Result
+from rigbench.supervisor import StepModule as BenchmarkModule
+from rigbench.supervisor import run_steps
 
 SCALE = 0.125  # gemm 64^3, memory 8 MiB, hostlink 2 MiB on the CPU
 

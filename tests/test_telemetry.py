@@ -315,9 +315,9 @@ def test_prometheus_endpoint_serves_metrics_on_loopback() -> None:
         sampler.stop()
         exporter.close()
     assert "# TYPE rigbench_gpu_power_instant_watts gauge" in text
-    assert 'rigbench_gpu_power_instant_watts{gpu="3",name="Tesla V100-SXM2-16GB"} 250' in text
+    assert 'rigbench_gpu_power_instant_watts{gpu="3",name="Tesla V100-SXM2-16GB"} 250.0' in text
     assert (
-        'rigbench_gpu_throttle_active{gpu="0",name="Tesla V100-SXM2-16GB",reason="hw_thermal"} 0'
+        'rigbench_gpu_throttle_active{gpu="0",name="Tesla V100-SXM2-16GB",reason="hw_thermal"} 0.0'
         in text
     )
     assert 'rigbench_gpu_lost{gpu="3"' in text

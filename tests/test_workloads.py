@@ -17,10 +17,10 @@ from rigbench.bench.models.gpt import SIZES as GPT_SIZES
 from rigbench.bench.models.llama import SIZES as LLAMA_SIZES
 from rigbench.bench.models.llama import LlamaModel
 from rigbench.bench.options import parse_sets
-from rigbench.bench.runner import run_steps
 from rigbench.bench.suite import DEFAULT_BENCHMARKS, WORKLOADS, parse_only
 from rigbench.cli import app
 from rigbench.records import Result
+from rigbench.supervisor import run_steps
 
 
 def _cpus(n: int) -> list[BenchDevice]:

@@ -123,6 +123,15 @@ class Conditions:
 
 
 @dataclass(kw_only=True, slots=True)
+class Expectation:
+    """A figure the hardware should reach, and where it comes from."""
+
+    value: float
+    unit: str
+    basis: str  # "PCIe 4.0 x16, 31.5 GB/s per direction", "H100 SXM datasheet, dense bf16"
+
+
+@dataclass(kw_only=True, slots=True)
 class Result:
     """One measured figure.
 
@@ -148,6 +157,7 @@ class Result:
     conditions: Conditions | None = None
     # The verdict against healthy hardware of the same kind (judge/bench.py).
     judgement: Judgement | None = None
+    reason: FailureReason | None = None  # why a failed step failed, as a code to judge
 
     @property
     def ratio(self) -> float | None:
@@ -190,6 +200,7 @@ class Result:
         devices: list[str] | None = None,
         params: dict[str, Any] | None = None,
         status: Status = "failed",
+        reason: FailureReason | None = None,
     ) -> Result:
         return cls(
             benchmark=benchmark,
@@ -200,6 +211,7 @@ class Result:
             params=params or {},
             status=status,
             message=message,
+            reason=reason,
         )
 
 

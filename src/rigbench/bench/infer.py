@@ -360,20 +360,6 @@ def _sync(tdev: torch.device) -> None:
         torch.cuda.synchronize(tdev)
 
 
-def _timer(tdev: torch.device) -> tuple[Callable[[], Any], Callable[[Any, Any], float]]:
-    import torch
-
-    if tdev.type == "cuda":
-
-        def mark() -> Any:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            return ev
-
-        return mark, lambda a, b: a.elapsed_time(b) / 1e3
-    return time.perf_counter, lambda a, b: float(b - a)
-
-
 def _prefill_all(model: LlamaModel, prompts: torch.Tensor, cache: Any) -> torch.Tensor:
     b, p = prompts.shape
     rows_per = max(1, PREFILL_TOKENS // p)
@@ -402,7 +388,9 @@ def _measure_batch(
 ) -> dict[str, Any]:
     import torch
 
-    mark, elapsed = _timer(tdev)
+    from rigbench.bench.timing import device_clock
+
+    mark, elapsed = device_clock(tdev)
     g = torch.Generator(device=tdev).manual_seed(seed)
     prompts = torch.randint(model.cfg.vocab_size, (b, p), generator=g, device=tdev)
     length = _cache_length(p, n_tokens)
@@ -457,7 +445,9 @@ def _eager_rate(model: LlamaModel, tdev: torch.device, p: int, attn: str, seed: 
     """Batch-1 decode tokens/s with every kernel launched from Python (GPU comparison)."""
     import torch
 
-    mark, elapsed = _timer(tdev)
+    from rigbench.bench.timing import device_clock
+
+    mark, elapsed = device_clock(tdev)
     g = torch.Generator(device=tdev).manual_seed(seed)
     prompts = torch.randint(model.cfg.vocab_size, (1, p), generator=g, device=tdev)
     cache = model.new_cache(1, CACHE_ALIGN * math.ceil((p + EAGER_TOKENS + 4) / CACHE_ALIGN))

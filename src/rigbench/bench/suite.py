@@ -1,5 +1,5 @@
 """`rigbench bench`: choose devices, attach expectations from topology and catalog, run
-each benchmark's steps under the runner, and hand every result on as it arrives."""
+each benchmark's steps under the supervisor, and hand every result on as it arrives."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from dataclasses import dataclass, field, replace
 
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode, Step
 from rigbench.bench.options import WorkloadOptions
-from rigbench.bench.runner import load_module, run_steps
 from rigbench.catalog import find_gpu
 from rigbench.errors import BadInput
+from rigbench.hw.cuda_order import cuda_index
 from rigbench.hw.model import GpuInfo, Rig
 from rigbench.links import expected_host_link, expected_pair
 from rigbench.records import Result
+from rigbench.supervisor import load_module, run_steps
 
 DEFAULT_BENCHMARKS = ("gemm", "memory", "hostlink", "p2p", "collectives")
 # Real workloads (minutes on a GPU): run only when named, e.g. --only train,infer,nbody.
@@ -81,19 +82,6 @@ def _peaks(gpu: GpuInfo) -> tuple[dict[str, Expectation], Expectation | None]:
     return peaks, mem
 
 
-def _cuda_index(nvml_index: int) -> int | None:
-    """CUDA's index of an NVML GPU, given CUDA_DEVICE_ORDER=PCI_BUS_ID (set by the caller)
-    and any CUDA_VISIBLE_DEVICES of plain indices."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None or visible.strip() == "":
-        return nvml_index if visible is None else None
-    try:
-        order = [int(v) for v in visible.split(",")]
-    except ValueError:
-        return None  # UUIDs or MIG names: mapping them is left to the user
-    return order.index(nvml_index) if nvml_index in order else None
-
-
 @dataclass(kw_only=True)
 class Plan:
     """Per benchmark, the context its steps run in and the steps."""
@@ -127,7 +115,7 @@ def build_plan(
         os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
         for g in selected:
             peaks, mem = _peaks(g)
-            cuda = _cuda_index(g.index) if live else None
+            cuda = cuda_index(g.index) if live else None
             if live and cuda is None:
                 raise BadInput(f"GPU {g.index} is hidden by CUDA_VISIBLE_DEVICES")
             cc: tuple[int, int] | None = None

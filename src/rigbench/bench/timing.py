@@ -16,6 +16,27 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(dev)
 
 
+def device_clock(
+    device: torch.device | str,
+) -> tuple[Callable[[], object], Callable[[object, object], float]]:
+    """`(mark, seconds)`: `mark()` records a point in the device's work (a CUDA event on
+    the current stream, the host's perf_counter on the CPU); `seconds(a, b)` is the time
+    between two marks, waiting for `b` to complete first."""
+    if torch.device(device).type != "cuda":
+        return time.perf_counter, lambda a, b: float(b - a)  # type: ignore[operator,unused-ignore]
+
+    def mark() -> object:
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        return ev
+
+    def seconds(a: object, b: object) -> float:
+        b.synchronize()  # type: ignore[attr-defined]
+        return float(a.elapsed_time(b)) / 1e3  # type: ignore[attr-defined]
+
+    return mark, seconds
+
+
 def time_iterations(
     fn: Callable[[], object],
     device: torch.device | str,

@@ -50,6 +50,7 @@ from rigbench.bench.options import options_of
 from rigbench.errors import BadInput
 from rigbench.records import Result
 from rigbench.stats import summarize
+from rigbench.supervisor import RANKS_STARTUP_S
 
 NAME = "train"
 
@@ -165,6 +166,7 @@ def plan(ctx: BenchContext) -> list[Step]:
                     "micro_batch": int(batch) if batch else None,
                 },
                 timeout_s=timeout,
+                startup_s=RANKS_STARTUP_S,
             )
         )
     return steps
@@ -324,15 +326,9 @@ class TrainRank:
         ]
         warm, timed, unsynced = spec["steps"]
 
-        def clock() -> Any:
-            if on_cuda:
-                ev = torch.cuda.Event(enable_timing=True)
-                ev.record()
-                return ev
-            return time.perf_counter()
+        from rigbench.bench.timing import device_clock
 
-        def seconds(a: Any, b: Any) -> float:
-            return a.elapsed_time(b) / 1e3 if on_cuda else float(b - a)
+        clock, seconds = device_clock(self.device)
 
         def fwd_bwd(i: int) -> torch.Tensor:
             x = data[i % len(data)]

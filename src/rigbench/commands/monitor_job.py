@@ -103,7 +103,9 @@ def monitor_job(
             finally:
                 if live is not None:
                     live.stop()
-            findings = job_findings(report, channels, view, series=series, build=build_obj)
+            findings = job_findings(report, channels, view, series=series)
+            if build_obj is not None and series is not None and series.ticks is not None:
+                findings += build_check.findings(build_obj, series.ticks, [c.gpu for c in channels])
             if run.id is not None:
                 for f in findings:
                     store.add_finding(run.id, f)

@@ -1,5 +1,8 @@
-"""The doctor's probes that can hang, each in the bench runner's worker processes under a
-timeout (`bench.runner.run_steps`), all three at once:
+"""The doctor's probes that can hang, each in supervised worker processes under a timeout
+(`rigbench.supervisor.run_steps`), all three at once. A probe's timeout counts only once
+its workers are up (start-up has its own, generous limit: a slow start is a note about a
+busy machine, not a GPU fault), and a probe that hangs is run once more before it is
+called a hang:
 
 * p2p: `bench.p2p`'s copy of every GPU pair, both ways, received data verified, all pairs
   in one worker. At 4 MiB a copy (p2p sizes its buffers by `ctx.on_gpu`, so the doctor
@@ -19,9 +22,6 @@ On a simulated rig the GPUs are CPU stand-ins that play the rig's faults, as in
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from rigbench.bench.context import BenchDevice
+from rigbench.errors import one_line
 from rigbench.hw.model import Rig
 from rigbench.records import Result
+from rigbench.supervisor import kill_all, run_steps
 
 PairStatus = Literal["ok", "hang", "corrupt", "crash", "error", "not_probed"]
 ReduceStatus = Literal["ok", "wrong", "hang", "crash", "error"]
@@ -74,14 +76,17 @@ class _Stop(Exception):
 
 
 def _hung(r: Result) -> str | None:
-    text = r.message or ""
-    if r.status != "failed":
-        return None
-    if "hung:" in text or "did not start" in text:
-        return "hang"
-    if "worker died" in text:
-        return "crash"
+    """ "hang", "crash" or "timeout_startup" when the supervisor ended the probe's worker."""
+    if r.status == "failed" and r.reason in ("hang", "crash", "timeout_startup"):
+        return r.reason
     return None
+
+
+def _slow_start(r: Result) -> str:
+    return (
+        f"the probe's workers did not start in time ({r.message}); the machine is slow or "
+        "busy, which says nothing about the GPUs: run the doctor again when it is idle"
+    )
 
 
 def _cuda_usable(rig: Rig) -> tuple[bool, str | None]:
@@ -123,7 +128,7 @@ def _pair_probes(
                 status, message = kind, r.message  # type: ignore[assignment]
                 break
             if r.status == "failed":
-                wrong = "differs" in (r.message or "")
+                wrong = r.reason == "wrong_data"
                 status, message = ("corrupt" if wrong else "error"), r.message
                 break
         speed = next(
@@ -145,7 +150,6 @@ def run_probes(
 ) -> ProbeResults:
     """Run the asked-for probes at once and wait for all of them. `sampler_factory`
     builds the live PCIe sampler (a context manager with `.seen`, `.samples`, `.error`)."""
-    from rigbench.bench.runner import run_steps
     from rigbench.bench.suite import build_plan
     from rigbench.errors import BadInput
 
@@ -195,14 +199,37 @@ def run_probes(
                 order.append((a, b))
         p2p_results: list[Result] = []
 
-        def on_p2p(r: Result) -> None:
-            p2p_results.append(r)
-            if _hung(r):
-                raise _Stop
-
         def job_p2p() -> None:
-            with contextlib.suppress(_Stop):
-                run_steps("p2p", ctx, steps, on_p2p)
+            todo, retried = list(steps), set()
+            ended: list[Result] = []
+
+            def on_p2p(r: Result) -> None:
+                if _hung(r):
+                    ended.append(r)
+                    raise _Stop
+                p2p_results.append(r)
+
+            while todo:
+                ended.clear()
+                with contextlib.suppress(_Stop):
+                    run_steps("p2p", ctx, todo, on_p2p)
+                if not ended:
+                    break
+                r = ended[0]
+                if r.reason == "timeout_startup":
+                    out.skipped["p2p"] = _slow_start(r)
+                    return
+                key = r.params.get("step")
+                if r.reason == "hang" and key not in retried:
+                    # Once more, from this pair on, in a fresh worker: a copy stalled by a
+                    # busy host must not read as a GPU fault.
+                    retried.add(key)
+                    pair = set(r.devices[:2])
+                    p2p_results[:] = [x for x in p2p_results if set(x.devices[:2]) != pair]
+                    todo = todo[next((i for i, s in enumerate(todo) if s.key == key), 0) :]
+                    continue
+                p2p_results.append(r)
+                break
             out.pairs = _pair_probes(ctx.devices, p2p_results, order)
 
         jobs.append(("p2p", job_p2p))
@@ -226,16 +253,23 @@ def run_probes(
         reduce_results: list[Result] = []
 
         def job_reduce() -> None:
-            run_steps("collectives", cctx, [step], reduce_results.append)
+            for _attempt in range(2):  # a hang is run once more before it is called one
+                reduce_results.clear()
+                run_steps("collectives", cctx, [step], reduce_results.append)
+                if not any(_hung(r) == "hang" for r in reduce_results):
+                    break
             status: ReduceStatus = "ok"
             message = None
             for r in reduce_results:
                 kind = _hung(r)
+                if kind == "timeout_startup":
+                    out.skipped["all_reduce"] = _slow_start(r)
+                    return
                 if kind:
                     status, message = kind, r.message  # type: ignore[assignment]
                     break
                 if r.status == "failed":
-                    wrong = "wrong" in (r.message or "")
+                    wrong = r.reason == "wrong_data"
                     status, message = ("wrong" if wrong else "error"), r.message
                     break
             if not reduce_results:
@@ -262,7 +296,7 @@ def run_probes(
             try:
                 fn()
             except Exception as exc:  # a probe that breaks is reported, not raised
-                errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                errors[name] = one_line(exc)
 
         return run
 
@@ -281,7 +315,7 @@ def run_probes(
                 while t.is_alive():
                     t.join(timeout=0.2)
         except KeyboardInterrupt:
-            _kill_workers()
+            kill_all()
             for t in threads:
                 t.join(timeout=5)
             raise
@@ -299,14 +333,3 @@ def run_probes(
             out.skipped["load"] = getattr(sampler, "error", None) or "no PCIe sample was read"
     out.seconds = time.monotonic() - started
     return out
-
-
-def _kill_workers() -> None:
-    """End the probe workers this process started, with everything they started (each
-    worker leads its own process session)."""
-    for child in mp.active_children():
-        if child.pid is None:
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGKILL)
-        child.kill()

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rigbench.hw.model import Rig
+from rigbench.hw.model import AcsBridge, Rig, XidEvent
 
 # Variables that change how NCCL and CUDA use the GPUs; the doctor judges them.
 ENV_VARIABLES = (
@@ -91,27 +91,6 @@ class GpuHealth:
     # Summed over links since the driver loaded: replay, recovery, crc_flit, crc_data
     nvlink_errors: dict[str, int] | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(kw_only=True, slots=True)
-class XidEvent:
-    """One Xid line of the kernel log."""
-
-    code: int
-    pci: str | None  # "0000:41:00" as the driver prints it
-    gpu: int | None = None  # the rig's index of that GPU, when known
-    line: str = ""
-
-
-@dataclass(kw_only=True, slots=True)
-class AcsBridge:
-    """A PCIe bridge on the path between GPUs and its ACS control register
-    (PCIe base spec, ACS Extended Capability, offset 06h)."""
-
-    bridge: str  # "0000:40:01.1"
-    control: int | None  # None: the bridge has no ACS capability
-    gpus: list[int] = field(default_factory=list)  # GPUs whose P2P traffic crosses it
-    source: str = ""  # "sysfs config", "setpci", "lspci", "simulated"
 
 
 @dataclass(kw_only=True, slots=True)

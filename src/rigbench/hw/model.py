@@ -116,3 +116,24 @@ class Rig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(kw_only=True, slots=True)
+class XidEvent:
+    """One Xid line of the kernel log."""
+
+    code: int
+    pci: str | None  # "0000:41:00" as the driver prints it
+    gpu: int | None = None  # the rig's index of that GPU, when known
+    line: str = ""
+
+
+@dataclass(kw_only=True, slots=True)
+class AcsBridge:
+    """A PCIe bridge on the path between GPUs and its ACS control register
+    (PCIe base spec, ACS Extended Capability, offset 06h)."""
+
+    bridge: str  # "0000:40:01.1"
+    control: int | None  # None: the bridge has no ACS capability
+    gpus: list[int] = field(default_factory=list)  # GPUs whose P2P traffic crosses it
+    source: str = ""  # "sysfs config", "setpci", "lspci", "simulated"

@@ -6,13 +6,11 @@ against its PSUs and circuits (burnin.build's comparison).
 
 from __future__ import annotations
 
-from typing import Any
-
 from rigbench.hw.telemetry import GpuChannel
 from rigbench.hw.throttle import REASONS
 from rigbench.hw.xid import xid_info
 from rigbench.judge.vram import vram_findings
-from rigbench.records import Finding, Severity
+from rigbench.records import Finding
 from rigbench.telemetry.aggregate import AggregateView
 from rigbench.telemetry.job import JobReport, JobSeries
 
@@ -23,7 +21,6 @@ COSTLY_MIN_S = 0.5
 # "Mostly idle": busy less than half the time the job ran.
 IDLE_UTIL_PCT = 50.0
 WORDS = {r.name: r.words for r in REASONS}
-_BUILD_SEVERITY: dict[str, Severity] = {"fail": "error", "warn": "warning", "info": "info"}
 
 
 def job_findings(
@@ -32,7 +29,6 @@ def job_findings(
     view: AggregateView,
     *,
     series: JobSeries | None = None,
-    build: Any = None,
 ) -> list[Finding]:
     out: list[Finding] = []
     by_gpu = {g.gpu: g for g in report.gpus}
@@ -127,17 +123,4 @@ def job_findings(
                 gpus=[gpu for gpu, _ in idle],
             )
         )
-    if build is not None and series is not None and series.ticks is not None:
-        from rigbench.burnin.build import reasons
-
-        for r in reasons(build, series.ticks, [c.gpu for c in channels]):
-            out.append(
-                Finding(
-                    id=f"build.{r.code}",
-                    severity=_BUILD_SEVERITY.get(r.severity, "info"),
-                    title=r.message,
-                    source="the build file (rigbench.plan.build) and burnin.build's rules",
-                    origin="measurement",
-                )
-            )
     return out

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 from rich.console import Console
 from rich.table import Table
 
+from rigbench.formatting import num, ratio_cell, size, verdict_cell
 from rigbench.records import Result
-from rigbench.report.format import num, ratio_cell, size, verdict_cell
 
 
 def _spread(r: Result) -> str:

@@ -102,8 +102,8 @@ class Store:
     def add_result(self, run_id: int, r: Result) -> int:
         return self._write(
             "INSERT INTO results (run_id, benchmark, metric, value, unit, params, devices,"
-            " spread, expected, peak, basis, status, message, created_at, conditions,"
-            " judgement) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " spread, expected, peak, basis, status, message, reason, created_at, conditions,"
+            " judgement) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 r.benchmark,
@@ -118,6 +118,7 @@ class Store:
                 r.basis,
                 r.status,
                 r.message,
+                r.reason,
                 utc_now(),
                 json.dumps(r.conditions.to_dict()) if r.conditions else None,
                 json.dumps(r.judgement.to_dict()) if r.judgement else None,
@@ -207,8 +208,8 @@ class Store:
     def results(self, run_id: int) -> list[Result]:
         rows = self.db.execute(
             "SELECT benchmark, metric, value, unit, params, devices, spread, expected, peak,"
-            " basis, status, message, conditions, judgement FROM results WHERE run_id = ?"
-            " ORDER BY id",
+            " basis, status, message, conditions, judgement, reason FROM results"
+            " WHERE run_id = ? ORDER BY id",
             (run_id,),
         ).fetchall()
         return [
@@ -227,6 +228,7 @@ class Store:
                 message=r[11],
                 conditions=Conditions.from_dict(json.loads(r[12])) if r[12] else None,
                 judgement=Judgement.from_dict(json.loads(r[13])) if r[13] else None,
+                reason=r[14],
             )
             for r in rows
         ]

@@ -154,6 +154,11 @@ def m006_jobs(db: sqlite3.Connection) -> None:
     )
 
 
+def m007_result_reason(db: sqlite3.Connection) -> None:
+    """A failed result carries its reason code (hang, timeout_startup, crash, ...)."""
+    db.executescript("ALTER TABLE results ADD COLUMN reason TEXT;")
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
@@ -161,4 +166,5 @@ MIGRATIONS: list[Migration] = [
     m004_finding_source,
     m005_result_conditions,
     m006_jobs,
+    m007_result_reason,
 ]

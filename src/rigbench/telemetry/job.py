@@ -286,9 +286,32 @@ def watch_job(
     err_dest = stderr or sys.stderr.buffer
     lock = threading.Lock()
     t0 = sampler.start()
+    interrupted = {"sigint": 0, "any": False}
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _pass_on(signum: int, frame: object) -> None:
+        interrupted["any"] = True
+        if signum == signal.SIGINT:
+            interrupted["sigint"] += 1
+            if interrupted["sigint"] == 1:
+                return  # the terminal sent it to the command too (same process group)
+        for p in started:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signum)
+
+    # The handlers go in before the command starts: a Ctrl-C that comes as soon as the
+    # command prints must not find rigbench with Python's default handler.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _pass_on)
     try:
+        # the owner's own command, not a rigbench worker: it is not supervised, only watched
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(proc)
     except OSError as exc:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sampler.stop()
         if store is not None and run is not None and run.id is not None:
             store.finish_run(run, "failed")
@@ -303,21 +326,6 @@ def watch_job(
     tees = [_Tee(proc.stdout, out_dest, metric, lock), _Tee(proc.stderr, err_dest, metric, lock)]
     for tee in tees:
         tee.start()
-    interrupted = {"sigint": 0, "any": False}
-
-    def _pass_on(signum: int, frame: object) -> None:
-        interrupted["any"] = True
-        if signum == signal.SIGINT:
-            interrupted["sigint"] += 1
-            if interrupted["sigint"] == 1:
-                return  # the terminal sent it to the command too (same process group)
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, _pass_on)
     last_flush = time.monotonic()
     try:
         while True:
