@@ -6,9 +6,11 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rigbench.commands.common import (
+    EXIT_ERROR,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     DbOpt,
@@ -157,6 +159,18 @@ def bench(
             f"({store.path or 'memory'}), marked incomplete"
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    measured = [r for r in results if r.status != "skipped"]
+    if not measured:
+        # a run with nothing measured is no evidence of anything: never a success
+        store.finish_run(run, "failed")
+        why = "; ".join(sorted({f"{r.benchmark}: {r.message}" for r in results if r.message}))
+        err.print(
+            f"[red]error:[/red] nothing was measured in run #{run_id}"
+            + (f" ({escape(why)})" if why else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_ERROR)
     store.finish_run(run, status)  # type: ignore[arg-type]
     if as_json:
         print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
