@@ -13,6 +13,7 @@ from rigbench.errors import StoreError
 from rigbench.records import Finding, Result, Run, RunStatus, utc_now
 from rigbench.stats import Spread
 from rigbench.store.migrations import MIGRATIONS
+from rigbench.userfile import NotReadable, check_regular
 
 
 def default_db_path() -> Path:
@@ -25,7 +26,22 @@ def default_db_path() -> Path:
     return Path(user_data_dir("rigbench", appauthor=False)) / "rigbench.db"
 
 
+class NewerSchema(Exception):
+    """The database holds migrations this rigbench does not know: a newer version made it."""
+
+
 def _migrate(db: sqlite3.Connection) -> None:
+    known = {m.__name__ for m in MIGRATIONS}
+    has_table = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    if has_table:
+        done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+        unknown = sorted(done - known)
+        if unknown:
+            raise NewerSchema(", ".join(unknown))
+        if done == known:
+            return  # nothing to write: a database another run holds locked still opens
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
     done = {row[0] for row in db.execute("SELECT name FROM migrations")}
     for migration in MIGRATIONS:
@@ -36,9 +52,20 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, utc_now()))
 
 
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"{text} (another program holds it; try again when it is done)"
+    return text
+
+
 class Store:
     """One connection. Each write is its own transaction, so a crash loses nothing
     already measured."""
+
+    # How long a write waits for another run's transaction: rigbench's own last
+    # milliseconds, so a longer wait means something else holds the database.
+    busy_timeout_s = 5.0
 
     def __init__(self, db: sqlite3.Connection, path: Path | None) -> None:
         self.db = db
@@ -53,13 +80,29 @@ class Store:
         else:
             p = Path(path) if path is not None else default_db_path()
             try:
+                check_regular(p)
+            except FileNotFoundError:
+                pass  # created below
+            except (NotReadable, OSError) as exc:
+                raise StoreError(f"cannot open database {p}: {exc}") from None
+            db = None
+            try:
                 p.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(p)
+                db = sqlite3.connect(p, timeout=cls.busy_timeout_s)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 _migrate(db)
+            except NewerSchema as exc:
+                if db is not None:
+                    db.close()
+                raise StoreError(
+                    f"database {p} was written by a newer rigbench (schema changes {exc}):"
+                    " upgrade rigbench to read it, or give another --db"
+                ) from None
             except (OSError, sqlite3.Error) as exc:
-                raise StoreError(f"cannot open database {p}: {exc}") from exc
+                if db is not None:
+                    db.close()
+                raise StoreError(f"cannot open database {p}: {_why(exc)}") from None
             return cls(db, p)
         _migrate(db)
         return store
@@ -72,7 +115,7 @@ class Store:
             with self.db:
                 cur = self.db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
+            raise StoreError(f"cannot write to database {self.path}: {_why(exc)}") from None
         return int(cur.lastrowid or 0)
 
     def start_run(self, run: Run) -> int:
