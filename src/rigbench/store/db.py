@@ -85,25 +85,25 @@ class Store:
                 pass  # created below
             except (NotReadable, OSError) as exc:
                 raise StoreError(f"cannot open database {p}: {exc}") from None
-            db = None
+            conn: sqlite3.Connection | None = None
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(p, timeout=cls.busy_timeout_s)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                _migrate(db)
+                conn = sqlite3.connect(p, timeout=cls.busy_timeout_s)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                _migrate(conn)
             except NewerSchema as exc:
-                if db is not None:
-                    db.close()
+                if conn is not None:
+                    conn.close()
                 raise StoreError(
                     f"database {p} was written by a newer rigbench (schema changes {exc}):"
                     " upgrade rigbench to read it, or give another --db"
                 ) from None
             except (OSError, sqlite3.Error) as exc:
-                if db is not None:
-                    db.close()
+                if conn is not None:
+                    conn.close()
                 raise StoreError(f"cannot open database {p}: {_why(exc)}") from None
-            return cls(db, p)
+            return cls(conn, p)
         _migrate(db)
         return store
 
