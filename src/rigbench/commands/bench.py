@@ -187,29 +187,22 @@ def show(
     as_json: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:
-    """Show a stored run's results."""
-    from rigbench.report.results import render_results
+    """Show everything a stored run holds: results, findings and recorded telemetry,
+    whatever state it ended in (complete, incomplete, failed, crashed)."""
+    from rigbench.report.stored_run import render_stored_run, stored_run_to_dict
     from rigbench.store import Store
+    from rigbench.telemetry.stored import stored_telemetry
 
     with one_line_errors():
         store = Store.open(db)
         rid = run_id if run_id is not None else store.latest_run_id()
         run = store.get_run(rid) if rid is not None else None
-        if run is None:
+        if run is None or rid is None:
             raise BadInput(f"no run #{run_id} in {store.path}" if run_id else "no runs stored yet")
-        results = store.results(rid)  # type: ignore[arg-type]
-        findings = store.findings(rid)  # type: ignore[arg-type]
+        results = store.results(rid)
+        findings = store.findings(rid)
+        telemetry = stored_telemetry(store, rid)
     if as_json:
-        doc = {"run": run.to_dict(), "results": [r.to_dict() for r in results]}
-        if findings:
-            doc["findings"] = [f.to_dict() for f in findings]
-        print_json(doc)
-        return
-    out.print(f"run #{run.id} {run.command} ({run.status}) started {run.started_at}, {run.backend}")
-    render_results(results, out)
-    if findings:
-        from rigbench.report.findings import render_findings
-
-        severities = {f.severity for f in findings}
-        code = 2 if "error" in severities else 1 if "warning" in severities else 0
-        render_findings(findings, out, header="doctor findings", exit_code=code)
+        print_json(stored_run_to_dict(run, results, findings, telemetry))
+    else:
+        render_stored_run(run, results, findings, telemetry, out)

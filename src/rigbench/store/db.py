@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,6 @@ from rigbench.userfile import NotReadable, check_regular
 
 def default_db_path() -> Path:
     """`$RIGBENCH_DB`, else rigbench.db in the user data dir."""
-    import os
 
     env = os.environ.get("RIGBENCH_DB")
     if env:
@@ -50,6 +51,41 @@ def _migrate(db: sqlite3.Connection) -> None:
         with db:
             migration(db)
             db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, utc_now()))
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    # A zombie is gone too: it ran its last line and waits only to be reaped.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _mark_crashed(db: sqlite3.Connection) -> None:
+    """Runs of this host still `running` whose process is gone can never finish: mark them
+    crashed. Best effort: a database another program holds locked is left as it is."""
+    host = socket.gethostname()
+    rows = db.execute(
+        "SELECT id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL",
+        (host,),
+    ).fetchall()
+    gone = [(run_id,) for run_id, pid in rows if pid != os.getpid() and _process_gone(pid)]
+    if not gone:
+        return
+    try:
+        with db:
+            db.executemany(
+                "UPDATE runs SET status = 'crashed' WHERE id = ? AND status = 'running'", gone
+            )
+    except sqlite3.OperationalError:
+        pass  # locked: the next open marks them
 
 
 def _why(exc: BaseException) -> str:
@@ -92,6 +128,7 @@ class Store:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 _migrate(conn)
+                _mark_crashed(conn)
             except NewerSchema as exc:
                 if conn is not None:
                     conn.close()
@@ -119,9 +156,11 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def start_run(self, run: Run) -> int:
+        run.pid = run.pid if run.pid is not None else os.getpid()
+        run.host = run.host if run.host is not None else socket.gethostname()
         run.id = self._write(
-            "INSERT INTO runs (command, argv, backend, machine, versions, started_at, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (command, argv, backend, machine, versions, started_at, status,"
+            " pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.command,
                 json.dumps(run.argv),
@@ -130,6 +169,8 @@ class Store:
                 json.dumps(run.versions),
                 run.started_at,
                 run.status,
+                run.pid,
+                run.host,
             ),
         )
         return run.id
@@ -209,7 +250,7 @@ class Store:
     def get_run(self, run_id: int) -> Run | None:
         row = self.db.execute(
             "SELECT id, command, argv, backend, machine, versions, started_at, finished_at,"
-            " status FROM runs WHERE id = ?",
+            " status, pid, host FROM runs WHERE id = ?",
             (run_id,),
         ).fetchone()
         if row is None:
@@ -224,6 +265,8 @@ class Store:
             started_at=row[6],
             finished_at=row[7],
             status=row[8],
+            pid=row[9],
+            host=row[10],
         )
 
     def results(self, run_id: int) -> list[Result]:

@@ -126,9 +126,21 @@ def m004_finding_source(db: sqlite3.Connection) -> None:
     )
 
 
+def m114_run_pid(db: sqlite3.Connection) -> None:
+    """Which process on which host runs each run, so a run whose process is gone (kill -9,
+    power loss) can be told from one still going and marked crashed."""
+    db.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN host TEXT;
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
     m003_findings,
     m004_finding_source,
+    m114_run_pid,
 ]
