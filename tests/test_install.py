@@ -1,0 +1,42 @@
+"""The README's two commands are what a fresh machine needs: every package rigbench imports
+to measure is a required dependency, and CI runs the README's test command as written."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _requirement_names(reqs: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in reqs}
+
+
+def test_torch_is_a_required_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "torch" in _requirement_names(project["dependencies"])
+
+
+def test_readme_commands_are_plain_and_ci_runs_them() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line and not line.startswith("#")]
+    assert commands == [
+        "pip install -e . && rigbench bench --quick",
+        "pip install -e '.[dev]' && python -m pytest -q",
+    ]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install -q -e '.[dev]'\n" in ci
+
+
+def test_dev_extra_holds_what_the_tests_import() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dev = _requirement_names(project["optional-dependencies"]["dev"])
+    assert {"pytest", "ruff", "mypy", "jsonschema"} <= dev
