@@ -33,3 +33,15 @@ def ratio_cell(ratio: float | None) -> str:
     pct = ratio * 100
     colour = "green" if ratio >= 0.75 else "yellow" if ratio >= 0.5 else "red"
     return f"[{colour}]{pct:.0f}%[/{colour}]"
+
+
+_VERDICT = {
+    "pass": "[green]PASS[/green]",
+    "fail": "[red]FAIL[/red]",
+    "void": "[yellow]VOID[/yellow] (nothing tested)",
+}
+
+
+def verdict_words(verdict: str) -> str:
+    """A burn-in verdict as shown (rich markup)."""
+    return _VERDICT.get(verdict, verdict)

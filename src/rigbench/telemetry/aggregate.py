@@ -92,7 +92,8 @@ class GpuAggregate:
     sm_clock_min: int | None = None
     sm_clock_max: int | None = None
     util_mean: Mean = field(default_factory=Mean)
-    throttle_s: dict[str, float] = field(default_factory=dict)
+    throttle_s: dict[str, float] = field(default_factory=dict)  # per reason; they overlap
+    throttle_mask_s: dict[int, float] = field(default_factory=dict)  # per distinct mask
     replay_first: int | None = None
     replay_last: int | None = None
     ecc_corrected_first: int | None = None
@@ -102,6 +103,15 @@ class GpuAggregate:
     rise: Rise = field(default_factory=Rise)
     lost_at: float | None = None
     latest: TelemetrySample | None = None
+
+    def throttle_any_s(self, names: tuple[str, ...]) -> float:
+        """Seconds with any of the named throttle reasons set, each sample counted once
+        (reasons come together: a power brake also sets hardware slowdown)."""
+        bits = 0
+        for r in REASONS:
+            if r.name in names:
+                bits |= r.bit
+        return sum(s for mask, s in self.throttle_mask_s.items() if mask & bits)
 
     @property
     def energy_avg_w(self) -> float | None:
@@ -193,6 +203,9 @@ class Aggregator:
                 g.sm_clock_max = c if g.sm_clock_max is None else max(g.sm_clock_max, c)
             g.util_mean.add(s.util_gpu_pct, dt)
             if s.throttle_mask:
+                g.throttle_mask_s[s.throttle_mask] = (
+                    g.throttle_mask_s.get(s.throttle_mask, 0.0) + dt
+                )
                 for r in REASONS:
                     if s.throttle_mask & r.bit:
                         g.throttle_s[r.name] = g.throttle_s.get(r.name, 0.0) + dt
