@@ -365,7 +365,8 @@ class PsuEntry(_Strict):
         Literal["12v-parallel"] | None,
         _doc(
             "Server PSUs whose outputs are paralleled on one 12 V bus (current-share pins"
-            " linked), as in seed 001: every entry with this bus forms one group that shares"
+            " linked), as in the 4×V100 SXM2 server write-up: every entry with this bus forms one "
+            "group that shares"
             " the load."
         ),
     ] = None

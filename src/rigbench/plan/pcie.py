@@ -185,7 +185,8 @@ def check_links(build: Build) -> list[Finding]:
                     why=(
                         f"one all-reduce of the fp32 gradients of {model} ({nbytes / 1e9:.1f} GB)"
                         f" over {n} GPUs takes {t_here:.2f} s at this link against"
-                        f" {t_best:.2f} s at {max(best, full):.1f} GB/s (seed 001: two GPUs"
+                        f" {t_best:.2f} s at {max(best, full):.1f} GB/s (the 4×V100 SXM2 server "
+                        "write-up: two GPUs"
                         " with one on an x1 PCIe 3.0 slot made DDP ~4x slower)"
                     ),
                     fix=(
@@ -266,7 +267,8 @@ def check_p2p(build: Build) -> list[Finding]:
                     " back to shared memory, which costs bandwidth and latency"
                 ),
                 fix=(
-                    "nothing to buy; if a driver claims P2P and transfers hang (seed 004,"
+                    "nothing to buy; if a driver claims P2P and transfers hang (the 3×3090 "
+                    "ex-mining rig write-up,"
                     " driver 545), try NCCL_P2P_DISABLE=1 or another driver version"
                 ),
                 evidence={"gpus": [g.index for g in no]},

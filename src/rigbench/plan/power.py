@@ -8,7 +8,8 @@ Per PSU group (one ATX PSU, or server PSUs paralleled on one 12 V bus):
   catalog TDP when none is set), and the CPU `C` and the rest `O` ([power] cpu_w, other_w)
   count on the group that feeds the system;
 * spike `K = sum(k_i * P_i) + C + O`: data-parallel GPUs step in lockstep, so their
-  millisecond spikes coincide (seed 001: four V100s ramping together dropped off the bus);
+  millisecond spikes coincide (the 4×V100 SXM2 server write-up: four V100s ramping together dropped
+  off the bus);
   `k_i` is the GPU's spike factor (`spike_factor`);
 * capacity: rated watts, times `SHARE_FACTOR` when several units share a bus; against the
   spike, an ATX 3.0 unit counts `ATX3_EXCURSION` (160 %, its 10 ms rating) of that, any
@@ -62,7 +63,8 @@ HEADROOM = 0.9
 
 _LIMIT_CAVEAT = (
     "a power limit acts on an average over ~100 ms; millisecond spikes shrink less than the"
-    " limit (seed 001 saw >300 W peaks at a 200 W limit), and locking clocks (nvidia-smi -lgc,"
+    " limit (the 4×V100 SXM2 server write-up saw >300 W peaks at a 200 W limit), and locking "
+    "clocks (nvidia-smi -lgc,"
     " -ac on V100) cuts them more"
 )
 

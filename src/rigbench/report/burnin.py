@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 from rich.console import Console, Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from rigbench.burnin.run import BurninOutcome, LiveState
 from rigbench.report.format import num, verdict_words
 from rigbench.report.telemetry import monitor_table
+from rigbench.tables import Table
 
 _SEVERITY = {"fail": "[red]✗[/red]", "warn": "[yellow]![/yellow]", "info": "[dim]·[/dim]"}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from rigbench.plan.cost import CostReport
+from rigbench.tables import Table
 
 
 def _usd(v: float) -> str:

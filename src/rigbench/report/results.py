@@ -6,10 +6,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from rich.console import Console
-from rich.table import Table
 
 from rigbench.records import Result
 from rigbench.report.format import num, ratio_cell, size, verdict_words
+from rigbench.tables import Table
 
 
 def _spread(r: Result) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from rigbench.records import Finding, Result, Run
 from rigbench.report.format import num
+from rigbench.tables import Table
 from rigbench.telemetry.stored import StoredTelemetry
 
 _STATUS_NOTE = {

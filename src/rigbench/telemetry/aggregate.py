@@ -4,7 +4,8 @@ Averages are time-weighted: each sample counts for the time since the GPU's prev
 (at most MAX_GAP_PERIODS sampling periods, so a gap is not filled with a stale value).
 Throttle time is the same weight summed per reason set in the sample's mask. A "rise" is
 the largest increase of power within RISE_WINDOW_S: the load transient a PSU must carry
-(seed 001's V100s went from 150 W to 350 W each, all four at once, in a fraction of a
+(the 4×V100 SXM2 server write-up's V100s went from 150 W to 350 W each, all four at once, in a
+fraction of a
 second).
 """
 
