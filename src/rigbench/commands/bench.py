@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Annotated
 
@@ -91,8 +92,8 @@ def bench(
             raise BadInput("choose one of --quick and --full")
         if not 0 < scale <= 16:
             raise BadInput("--scale must be in (0, 16]")
-        if timeout is not None and timeout <= 0:
-            raise BadInput("--timeout must be a positive number of seconds")
+        if timeout is not None and not 0 < timeout < math.inf:
+            raise BadInput(f"--timeout must be a positive number of seconds (got {timeout:g})")
         names = parse_only(only)
         backend = select_backend(simulate)
         rig = backend.rig()

@@ -248,6 +248,8 @@ class Store:
         ]
 
     def get_run(self, run_id: int) -> Run | None:
+        if not 0 < run_id < 2**63:  # SQLite's integers: no run can have another id
+            return None
         row = self.db.execute(
             "SELECT id, command, argv, backend, machine, versions, started_at, finished_at,"
             " status, pid, host FROM runs WHERE id = ?",
