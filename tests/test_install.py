@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -40,3 +42,19 @@ def test_dev_extra_holds_what_the_tests_import() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     dev = _requirement_names(project["optional-dependencies"]["dev"])
     assert {"pytest", "ruff", "mypy", "jsonschema"} <= dev
+
+
+def test_without_torch_measuring_commands_say_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from rigbench.cli import app
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if it were not installed
+    for command in (["bench", "--quick"], ["burnin", "--minutes", "1"]):
+        res = CliRunner().invoke(app, [*command, "--db", str(tmp_path / "r.db")])
+        assert res.exit_code == 2, res.output
+        assert "torch" in res.stderr and "pip install" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.db").exists()  # refused before any run was started

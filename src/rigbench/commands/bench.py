@@ -83,6 +83,7 @@ def bench(
     from rigbench.bench.suite import build_plan, parse_gpus, parse_only, run_plan
     from rigbench.hw.backend import select_backend
     from rigbench.machine import machine_summary, software_versions
+    from rigbench.needs import require_torch
     from rigbench.records import Result, Run
     from rigbench.report.results import render_results
     from rigbench.store import Store
@@ -94,6 +95,7 @@ def bench(
             raise BadInput("--scale must be in (0, 16]")
         if timeout is not None and not 0 < timeout < math.inf:
             raise BadInput(f"--timeout must be a positive number of seconds (got {timeout:g})")
+        require_torch("bench")
         names = parse_only(only)
         backend = select_backend(simulate)
         rig = backend.rig()

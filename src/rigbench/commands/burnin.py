@@ -66,6 +66,7 @@ def burnin(
     from rigbench.burnin.schedule import MIN_SAMPLES_PER_PHASE, shortest_run_s
     from rigbench.hw.backend import select_backend
     from rigbench.machine import machine_summary, software_versions
+    from rigbench.needs import require_torch
     from rigbench.records import Run
     from rigbench.report.burnin import progress_view, render_burnin
     from rigbench.store import Store
@@ -84,6 +85,7 @@ def burnin(
                 f"a shorter run has phases with fewer than {MIN_SAMPLES_PER_PHASE} telemetry "
                 f"samples at {rate:g} Hz, so it tests nothing"
             )
+        require_torch("burnin")
         build_obj, build_note = build_check.load(build) if build is not None else (None, None)
         backend = select_backend(simulate)
         rig = backend.rig()
