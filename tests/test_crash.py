@@ -150,3 +150,33 @@ def test_open_marks_only_runs_whose_process_is_gone(tmp_path: Path) -> None:
         "elsewhere": "running",
         "finished": "complete",
     }
+
+
+def test_a_pid_reused_by_another_process_is_still_a_crash(tmp_path: Path) -> None:
+    """After a reboot or a long wait another process may hold the dead run's pid: the start
+    time stored with the run tells them apart."""
+    from rigbench.records import Run
+    from rigbench.store import Store
+
+    store = Store.open(tmp_path / "r.db")
+    # our parent is alive, but the run says it began at another moment: not the same process
+    rid = store.start_run(Run(command="bench", pid=os.getppid()))
+    store.db.execute(
+        "UPDATE runs SET process = replace(process, 'start:', 'start:1') WHERE id = ?", (rid,)
+    )
+    store.db.commit()
+    store.close()
+    assert Store.open(tmp_path / "r.db").get_run(rid).status == "crashed"  # type: ignore[union-attr]
+
+
+def test_a_run_from_another_pid_namespace_is_left_running(tmp_path: Path) -> None:
+    """A container sharing the host name cannot see our pids, nor we its: unknown, not crashed."""
+    from rigbench.records import Run
+    from rigbench.store import Store
+
+    store = Store.open(tmp_path / "r.db")
+    rid = store.start_run(Run(command="bench", pid=2**22 + 7))
+    store.db.execute("UPDATE runs SET process = 'pidns:1 boot:x start:5' WHERE id = ?", (rid,))
+    store.db.commit()
+    store.close()
+    assert Store.open(tmp_path / "r.db").get_run(rid).status == "running"  # type: ignore[union-attr]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from rigbench.errors import StoreError
+from rigbench.hw import process
 from rigbench.records import Finding, Result, Run, RunStatus, utc_now
 from rigbench.stats import Spread
 from rigbench.store.migrations import MIGRATIONS
@@ -53,30 +53,20 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, utc_now()))
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    # A zombie is gone too: it ran its last line and waits only to be reaped.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _mark_crashed(db: sqlite3.Connection) -> None:
     """Runs of this host still `running` whose process is gone can never finish: mark them
     crashed. Best effort: a database another program holds locked is left as it is."""
-    host = socket.gethostname()
     rows = db.execute(
-        "SELECT id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL",
-        (host,),
+        "SELECT id, pid, process FROM runs"
+        " WHERE status = 'running' AND host = ? AND pid IS NOT NULL",
+        (process.host(),),
     ).fetchall()
-    gone = [(run_id,) for run_id, pid in rows if pid != os.getpid() and _process_gone(pid)]
+    gone = [
+        (run_id,)
+        for run_id, pid, ident in rows
+        # a run from another pid namespace (a container sharing the host name) is unknown
+        if (ident is None or process.same_namespace(ident)) and process.is_gone(pid, ident)
+    ]
     if not gone:
         return
     try:
@@ -156,11 +146,14 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def start_run(self, run: Run) -> int:
-        run.pid = run.pid if run.pid is not None else os.getpid()
-        run.host = run.host if run.host is not None else socket.gethostname()
+        if run.pid is None:
+            run.pid, ident = os.getpid(), process.identity()
+        else:
+            ident = process.identity(run.pid)
+        run.host = run.host if run.host is not None else process.host()
         run.id = self._write(
             "INSERT INTO runs (command, argv, backend, machine, versions, started_at, status,"
-            " pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " pid, host, process) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.command,
                 json.dumps(run.argv),
@@ -171,6 +164,7 @@ class Store:
                 run.status,
                 run.pid,
                 run.host,
+                ident,
             ),
         )
         return run.id

@@ -127,12 +127,14 @@ def m004_finding_source(db: sqlite3.Connection) -> None:
 
 
 def m114_run_pid(db: sqlite3.Connection) -> None:
-    """Which process on which host runs each run, so a run whose process is gone (kill -9,
-    power loss) can be told from one still going and marked crashed."""
+    """Which process on which host runs each run (`process`: its pid namespace, boot and
+    start time, see hw.process), so a run whose process is gone (kill -9, power loss) can be
+    told from one still going and marked crashed."""
     db.executescript(
         """
         ALTER TABLE runs ADD COLUMN pid INTEGER;
         ALTER TABLE runs ADD COLUMN host TEXT;
+        ALTER TABLE runs ADD COLUMN process TEXT;
         """
     )
 
