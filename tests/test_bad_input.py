@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -270,3 +271,30 @@ def test_sweep_bad_input_is_one_line_and_loses_nothing(
 
 def test_the_sweep_has_sixty_cases_or_more() -> None:
     assert len(SWEEP) >= 60
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "--only", "memory", "--simulate", RIG, "--scale", "0.02"],
+        ["doctor", "--only", "pcie", "--simulate", RIG],
+        ["monitor", "--record", "--seconds", "0.1", "--simulate", RIG],
+        ["burnin", "--minutes", "0.05", "--simulate", RIG],
+        ["show"],
+    ],
+    ids=["bench", "doctor", "monitor", "burnin", "show"],
+)
+def test_a_full_disk_is_one_line_and_loses_nothing(argv: list[str], inputs: dict[str, str]) -> None:
+    """No byte can be written (RLIMIT_FSIZE 0 fails every write as a full disk does)."""
+    args = [*(a.format(**inputs) for a in argv), "--db", inputs["stored"]]
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, limits[1]))
+    try:
+        res = runner.invoke(app, args, env={"COLUMNS": "200"})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert res.exit_code == 2, (res.stdout, res.stderr)
+    assert len(res.stderr.strip().splitlines()) == 1 and "disk full" in res.stderr
+    assert _survived(inputs["stored"]) == ("complete", 1)

@@ -82,6 +82,8 @@ def _why(exc: BaseException) -> str:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return f"{text} (another program holds it; try again when it is done)"
+    if "disk I/O error" in text or "full" in text or "readonly" in text:
+        return f"{text} (is the disk full or read-only?)"
     return text
 
 
