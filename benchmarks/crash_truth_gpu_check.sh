@@ -34,7 +34,7 @@ descendants() { ps -o pid= --ppid "$1" | while read -r c; do echo "$c"; descenda
 
 # 1. bench, kill -9 after the first stored results
 db="$work/bench.db"
-rb bench --quick --db "$db" >> "$log" 2>&1 &
+python -m rigbench bench --quick --db "$db" >> "$log" 2>&1 &  # $! is rigbench itself
 pid=$!
 for _ in $(seq 1 600); do
   n=$(count "$db" "SELECT count(*) FROM results" 2>/dev/null || echo 0)
@@ -56,7 +56,7 @@ PY
 
 # 2. monitor --record, kill -9 after 5 s
 db="$work/monitor.db"
-rb monitor --record --rate 100 --db "$db" > /dev/null 2>> "$log" &
+python -m rigbench monitor --record --rate 100 --db "$db" > /dev/null 2>> "$log" &
 pid=$!
 sleep 5
 kill -9 "$pid"; wait "$pid" 2>/dev/null
@@ -73,7 +73,8 @@ PY
 
 # 3. burnin, Ctrl-C after 45 s of a 2-minute run
 db="$work/burnin.db"
-rb burnin --minutes 2 --json --db "$db" > "$out/burnin_interrupted.json" 2>> "$log" &
+python -m rigbench burnin --minutes 2 --json --db "$db" > "$out/burnin_interrupted.json" \
+  2>> "$log" &
 pid=$!
 sleep 45
 kill -INT "$pid"; wait "$pid"; rc=$?
