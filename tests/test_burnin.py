@@ -112,7 +112,8 @@ def test_no_gpu_runs_on_cpu_stand_ins(tmp_path: Path, examples: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--minutes", "0"], "--minutes must be above 0"),
+        (["--minutes", "0"], "--minutes must be from"),
+        (["--minutes", "0.001"], "tests nothing"),
         (["--rate", "10"], "--rate must be between 50"),
         (["--gpus", "7"], "GPU 7 does not exist"),
         (["--build", "no-such-build.toml"], "no-such-build.toml"),
@@ -143,8 +144,8 @@ def _device(label: str, **kw: Any) -> DeviceEvidence:
 
 
 def test_a_gpu_slower_than_its_peers_fails_but_not_on_stand_ins() -> None:
-    fast = _device("GPU0", load=LoadEvidence(status="done", gemm_tflops=[700.0] * 5))
-    slow = _device("GPU1", load=LoadEvidence(status="done", gemm_tflops=[600.0] * 5))
+    fast = _device("GPU0", load=LoadEvidence(status="done", gemm_tflops=[700.0] * 5, checks=5))
+    slow = _device("GPU1", load=LoadEvidence(status="done", gemm_tflops=[600.0] * 5, checks=5))
     v = judge([fast, slow], totals={})
     assert [d.verdict for d in v.devices] == ["pass", "fail"]
     assert "14 % below GPU0" in v.devices[1].reasons[0].message
@@ -154,7 +155,9 @@ def test_a_gpu_slower_than_its_peers_fails_but_not_on_stand_ins() -> None:
 
 def test_a_different_checksum_from_the_same_model_is_a_wrong_result() -> None:
     devs = [
-        _device(f"GPU{i}", load=LoadEvidence(status="done", checksum=c))
+        _device(
+            f"GPU{i}", load=LoadEvidence(status="done", checksum=c, gemm_tflops=[1.0], checks=1)
+        )
         for i, c in enumerate([7, 7, 7, 9])
     ]
     v = judge(devs, totals={})
@@ -227,6 +230,15 @@ def test_ctrl_c_stops_cleanly_keeps_what_was_sampled_and_exits_130(
     ).fetchone()[0]
     assert kept >= n
     assert any(r.metric == "rig_verdict" for r in store.results(doc["run_id"]))
+    # judged on what ran, not on the two minutes planned
+    tot = doc["totals"]
+    assert tot["planned_s"] == 120 and 0 <= tot["duration_s"] < 60
+    if tot["duration_s"] == 0:  # stopped while the workers started: nothing was tested
+        assert doc["verdict"] == "void"
+    # a healthy rig stopped by the user is not blamed for the workers the stop ended
+    assert doc["verdict"] in ("pass", "void"), doc["reasons"]
+    assert all(p["end_s"] <= tot["duration_s"] + 5 for p in tot["phases"])
+    assert "of the 120.0 s planned" in " ".join(r["message"] for r in doc["reasons"])
 
 
 def test_measured_peaks_against_the_build_psus_and_circuit() -> None:
@@ -251,3 +263,45 @@ def test_measured_peaks_against_the_build_psus_and_circuit() -> None:
         r.code == "psu" and r.severity == "fail"
         for r in build_check.reasons(build, hot, [0, 1, 2, 3])
     )
+
+
+def test_throttle_time_counts_each_sample_once() -> None:
+    from rigbench.hw.telemetry import TelemetrySample
+    from rigbench.hw.throttle import REASONS
+    from rigbench.telemetry.aggregate import Aggregator
+
+    bits = {r.name: r.bit for r in REASONS}
+    ch = GpuChannel(gpu=0, name="NVIDIA H100")
+    agg = Aggregator([ch], 0.01)
+    brake = bits["hw_slowdown"] | bits["hw_power_brake"]  # a power brake sets both
+    for k in range(200):  # two seconds at 100 Hz
+        agg.add(k * 0.01, [TelemetrySample(t=k * 0.01, gpu=0, throttle_mask=brake)], [])
+    d = _device("GPU0", agg=agg.view().gpus[0], channel=ch,
+                load=LoadEvidence(status="done", gemm_tflops=[1.0], checks=1))  # fmt: skip
+    v = judge([d], totals={}).devices[0]
+    assert v.figures["throttle_harmful_s"] == pytest.approx(2.0)
+    brake_reason = next(r for r in v.reasons if r.code == "power_brake")
+    assert "for 2.0 s" in brake_reason.message
+
+
+def test_a_device_that_checked_nothing_has_a_void_verdict() -> None:
+    idle = _device("GPU0", load=LoadEvidence(status="done"))
+    v = judge([idle], totals={})
+    assert v.verdict == "void" and v.devices[0].verdict == "void"
+    assert "nothing was tested" in v.reasons[-1].message
+
+
+def test_two_databases_in_one_folder_keep_their_own_plots_and_show_reads_well(
+    tmp_path: Path, examples: Path
+) -> None:
+    rig = str(examples / "iva-2x3090.toml")
+    plots = []
+    for name in ("a.db", "b.db"):
+        res = runner.invoke(app, ["burnin", "--minutes", MINUTES, "--json", "--simulate", rig,
+                                  "--db", str(tmp_path / name)])  # fmt: skip
+        assert res.exit_code == 0, res.stderr
+        plots.append(json.loads(res.stdout)["plot"])
+    assert plots[0] != plots[1] and all(Path(p).is_file() for p in plots)
+    shown = runner.invoke(app, ["show", "--db", str(tmp_path / "b.db")], env={"COLUMNS": "200"})
+    assert "rig verdict: PASS" in shown.stdout and f"plot: {plots[1]}" in shown.stdout
+    assert "FAILED" not in shown.stdout and " pass " not in shown.stdout

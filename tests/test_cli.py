@@ -40,6 +40,8 @@ def test_every_command_and_option_has_help() -> None:
         (["bench", "--quick", "--full"], "choose one of --quick and --full"),
         (["info", "--simulate", "no-such-rig.toml"], "no-such-rig.toml"),
         (["show", "42"], "no run #42"),
+        (["bench", "--only", ","], "--only names no benchmark"),
+        (["bench", "--gpus", ","], "--gpus names no GPU"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
@@ -126,3 +128,15 @@ def test_doctor_run_is_stored_and_shown_again(tmp_path: Path, examples: Path) ->
     assert doc["findings"] == found
     code3, out3, _ = _invoke("show", "--db", str(db))
     assert code3 == 0 and found[0]["title"] in out3
+
+
+def test_a_bench_that_measures_nothing_is_an_error(tmp_path: Path, examples: Path) -> None:
+    db = tmp_path / "r.db"
+    rig = str(examples / "v100-sxm2-server.toml")
+    code, out, err = _invoke("bench", "--only", "p2p", "--gpus", "0", "--simulate", rig,
+                             "--db", str(db), "--scale", "0.02")  # fmt: skip
+    assert code == 2, out + err
+    assert "nothing was measured" in err and "needs at least 2 GPUs" in err
+    store = Store.open(db)
+    run = store.get_run(store.latest_run_id())  # type: ignore[arg-type]
+    assert run is not None and run.status == "failed"

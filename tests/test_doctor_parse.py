@@ -165,19 +165,23 @@ def test_acs_control_from_lspci() -> None:
 
 
 def test_acs_parser_reads_this_machines_bridges() -> None:
-    """Real config space of this machine's first PCI device, when sysfs gives it all."""
+    """Real config space of this machine's first PCI device: the extended part (root only)
+    parsed, the first 256 bytes alone are refused."""
     devices = sorted(Path("/sys/bus/pci/devices").glob("*/config"))
     full = [p for p in devices if p.stat().st_size > 256]
-    if not full:
-        pytest.skip("no PCI device with an extended config space here")
+    if not devices:
+        pytest.skip("no PCI devices in sysfs here (a container)")
+    path = full[0] if full else devices[0]
     try:
-        data = full[0].read_bytes()
-    except OSError as exc:
-        pytest.skip(f"config space not readable: {exc}")
-    if len(data) <= 256:
-        pytest.skip("extended config space needs root")
-    control = acs_from_config(data)
-    assert control is None or 0 <= control <= 0xFFFF
+        data = path.read_bytes()
+    except OSError:
+        data = b""  # unreadable is the same to the parser as absent
+    if len(data) <= 256:  # without root, sysfs gives the first 256 bytes: said, not guessed
+        with pytest.raises(ValueError):
+            acs_from_config(data)
+    else:
+        control = acs_from_config(data)
+        assert control is None or 0 <= control <= 0xFFFF
 
 
 def test_live_host_readers_never_raise() -> None:

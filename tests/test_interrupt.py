@@ -22,6 +22,32 @@ def _count(db: Path, sql: str) -> int:
         return 0  # schema not created yet
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, whatever session it moved to (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples: Path) -> None:
     db = tmp_path / "r.db"
     # Pair 0-1 hangs for a minute, so the run is still going when we interrupt it;
@@ -39,6 +65,13 @@ def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no results stored in time"
             time.sleep(0.2)
+        # p2p's hung worker starts after the memory results: gather workers a while
+        workers: set[int] = set()
+        until = time.monotonic() + 2.0
+        while time.monotonic() < until:
+            workers |= set(_descendants(proc.pid))
+            time.sleep(0.1)
+        assert workers, "bench started no worker processes"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -51,11 +84,6 @@ def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples:
         kept = conn.execute("SELECT count(*) FROM results WHERE status = 'ok'").fetchone()[0]
     assert status == "incomplete"
     assert kept >= 3
-    # the hung worker ran in its own session; it must be gone with the run
-    leftovers = subprocess.run(
-        ["pgrep", "-f", f"--db {db}"], capture_output=True, text=True, check=False
-    ).stdout.split()
-    assert [p for p in leftovers if int(p) != os.getpid()] == []
     # Workers fork from a fork server, so their command lines do not name the run: find
     # them by the environment they inherited (this test's own user-data path).
     entry = f"RIGBENCH_DB={tmp_path / 'user-data' / 'rigbench.db'}"
@@ -63,6 +91,12 @@ def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples:
     while _with_env(entry) and time.monotonic() < give_up:
         time.sleep(0.2)
     assert _with_env(entry) == []
+
+    # the hung worker ran in its own session: it must be gone with the run
+    alive = sorted(pid for pid in workers if _alive(pid))
+    for pid in alive:  # a failed test leaves nothing behind either
+        os.kill(pid, signal.SIGKILL)
+    assert alive == [], "workers outlived the interrupted run"
 
 
 def _with_env(entry: str) -> list[int]:

@@ -100,7 +100,7 @@ def test_vram_at_112_warns_naming_the_vram_and_the_fixes(tmp_path: Path, example
     assert f["severity"] == "warning" and "VRAM (GDDR6X) at 112 °C" in f["title"]
     for fix in ("backplate", "thermal pads", "power limit"):
         assert fix in f["fix"]
-    assert f["evidence"]["limit_c"] == 110 and "seed 004" in f["source"]
+    assert f["evidence"]["limit_c"] == 110 and "3×3090 ex-mining rig" in f["source"]
 
 
 def test_a_command_that_does_not_exist_is_one_line_exit_127(tmp_path: Path, examples: Path) -> None:
@@ -197,7 +197,8 @@ def test_burnin_verdict_warns_on_hot_vram_without_failing() -> None:
     ch, agg = _hot_vram(112.0, 3.0)
     d = DeviceEvidence(
         label="GPU0", name=ch.name, gpu=0, stand_in=False,
-        load=LoadEvidence(status="ok"), channel=ch, agg=agg,
+        load=LoadEvidence(status="ok", checks=3, gemm_tflops=[10.0, 10.0, 10.0]),
+        channel=ch, agg=agg,
     )  # fmt: skip
     v = judge([d], totals={}).devices[0]
     assert v.verdict == "pass"

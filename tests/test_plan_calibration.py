@@ -41,15 +41,21 @@ def test_every_disagreement_is_listed_with_why_and_only_those(rows) -> None:  # 
 
 
 def test_every_seed_rig_gets_the_verdict_its_owner_saw(rows) -> None:  # type: ignore[no-untyped-def]
-    seeds = [r for r in rows if r.case.file.startswith("seed")]
-    assert len(seeds) >= 9
+    seed_files = {
+        "minerva-300w.toml", "minerva-stock.toml", "v100-owner-desktop-x1.toml",
+        "v100-sxm2-1psu.toml", "v100-sxm2-2psu-200w.toml", "v100-sxm2-2psu-300w.toml",
+        "v100-sxm2-3psu-200w.toml", "v100-sxm2-3psu-300w.toml", "iva-2x3090.toml",
+        "tr1920x-3x3090.toml",
+    }  # fmt: skip
+    seeds = [r for r in rows if r.case.file in seed_files]
+    assert len(seeds) == len(seed_files)
     assert all(r.agrees for r in seeds), [(r.case.file, r.verdict) for r in seeds]
     by_file = {r.case.file: r for r in rows}
     # seed 001: two PSUs fail even at 200 W per GPU, three pass
-    assert by_file["seed001-v100-2psu-200w.toml"].verdict == "trips"
-    assert by_file["seed001-v100-3psu-300w.toml"].verdict == "runs"
+    assert by_file["v100-sxm2-2psu-200w.toml"].verdict == "trips"
+    assert by_file["v100-sxm2-3psu-300w.toml"].verdict == "runs"
     # seed 000: Minerva as built has no error
-    assert by_file["seed000-minerva-300w.toml"].verdict == "runs"
+    assert by_file["minerva-300w.toml"].verdict == "runs"
 
 
 def test_predictions_are_within_25_percent_of_the_measurements(rows) -> None:  # type: ignore[no-untyped-def]

@@ -5,15 +5,53 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 import rigbench.commands
 from rigbench import __version__
-from rigbench.commands.common import out
+from rigbench.commands.common import err, out
+
+
+class _BadUsage(ClickException):
+    """A usage error as one line, like every other bad input (click prints four)."""
+
+    exit_code = 2
+
+    def __init__(self, exc: UsageError) -> None:
+        command = exc.ctx.command_path if exc.ctx is not None else "rigbench"
+        super().__init__(f"{exc.format_message()} (see {command} --help)")
+
+    def show(self, file: Any = None) -> None:
+        err.print(
+            f"[red]error:[/red] {escape(self.format_message())}", highlight=False, soft_wrap=True
+        )
+
+
+class _OneLineUsage(TyperGroup):
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            raise _BadUsage(exc) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            raise _BadUsage(exc) from None
+
 
 app = typer.Typer(
+    cls=_OneLineUsage,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,

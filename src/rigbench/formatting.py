@@ -50,3 +50,15 @@ def verdict_cell(verdict: str | None, cause: str | None = None) -> str:
     if cause and verdict != "normal":
         words += f" ({cause.replace('_', ' ')})"
     return f"[{colour}]{words}[/{colour}]"
+
+
+_BURNIN_VERDICT = {
+    "pass": "[green]PASS[/green]",
+    "fail": "[red]FAIL[/red]",
+    "void": "[yellow]VOID[/yellow] (nothing tested)",
+}
+
+
+def verdict_words(verdict: str) -> str:
+    """A burn-in verdict as shown (rich markup)."""
+    return _BURNIN_VERDICT.get(verdict, verdict)

@@ -9,7 +9,8 @@ from typing import Any, Literal
 from rigbench.stats import Spread
 
 Status = Literal["ok", "failed", "skipped"]
-RunStatus = Literal["running", "complete", "incomplete", "failed"]
+# crashed: the process running it is gone without finishing it (kill -9, power loss)
+RunStatus = Literal["running", "complete", "incomplete", "failed", "crashed"]
 # One severity scale for every command (judge/exit_codes.py maps it to exit codes):
 # error (broken, or data at risk), warning (costs speed or will bite), info (worth knowing,
 # nothing to do), ok (checked, fine), skipped (could not be checked; `why` says why).
@@ -228,6 +229,8 @@ class Run:
     finished_at: str | None = None
     status: RunStatus = "running"
     id: int | None = None
+    pid: int | None = None  # the process that runs it, on `host`
+    host: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from rigbench.userfile import MAX_TOML_BYTES, NotReadable, read_bytes_limited
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -170,11 +172,11 @@ def validation_failure(exc: ValidationError, schema: FileSchema, fail: Fail) -> 
 def read_toml(path: Path, fail: Fail) -> dict[str, Any]:
     """The file's tables; every way it cannot be read becomes `fail(where, what)`."""
     try:
-        raw = path.read_bytes()
+        raw = read_bytes_limited(path, MAX_TOML_BYTES)
     except FileNotFoundError:
         raise fail(None, "no such file") from None
-    except IsADirectoryError:
-        raise fail(None, "is a directory, not a TOML file") from None
+    except NotReadable as exc:
+        raise fail(None, str(exc)) from None
     except OSError as exc:
         raise fail(None, f"cannot be read ({exc.strerror or exc})") from None
     try:

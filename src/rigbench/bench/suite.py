@@ -29,9 +29,13 @@ CPU_WORKERS = 2
 
 
 def parse_only(only: str | None) -> list[str]:
-    if not only:
+    if only is None:
         return list(DEFAULT_BENCHMARKS)
     names = [n.strip() for n in only.split(",") if n.strip()]
+    if not names:
+        raise BadInput(
+            f"--only names no benchmark (got {only!r}): choose from {', '.join(BENCHMARKS)}"
+        )
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise BadInput(
@@ -43,12 +47,14 @@ def parse_only(only: str | None) -> list[str]:
 
 def parse_gpus(gpus: str | None, rig: Rig) -> list[int]:
     available = [g.index for g in rig.gpus]
-    if not gpus:
+    if gpus is None:
         return available
     try:
         wanted = [int(x) for x in gpus.split(",") if x.strip()]
     except ValueError:
         raise BadInput(f"--gpus takes GPU indices like 0,1,3; got {gpus!r}") from None
+    if not wanted:
+        raise BadInput(f"--gpus names no GPU (got {gpus!r}): give indices like 0,1,3")
     missing = [g for g in wanted if g not in available]
     if missing:
         have = ", ".join(str(g) for g in available) if available else "none"

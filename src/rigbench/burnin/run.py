@@ -20,7 +20,7 @@ from typing import Any
 from rigbench.burnin import build as build_check
 from rigbench.burnin.coordinator import GO_LEAD_S, Coordinator, CrewRun, WorkerOutcome
 from rigbench.burnin.load import LoadConfig, LoadDevice
-from rigbench.burnin.schedule import Phase, build_schedule, steps_count
+from rigbench.burnin.schedule import Phase, build_schedule, phases_run, steps_count
 from rigbench.burnin.verdict import (
     DeviceEvidence,
     LoadEvidence,
@@ -33,7 +33,7 @@ from rigbench.hw.backend import Backend
 from rigbench.hw.model import Rig
 from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
 from rigbench.hw.throttle import REASONS
-from rigbench.records import Result, Run
+from rigbench.records import Result, Run, Status
 from rigbench.stats import summarize
 from rigbench.store import Store
 from rigbench.telemetry.aggregate import AggregateView, Aggregator
@@ -128,9 +128,11 @@ def plan_devices(
 
 
 def plot_path(store: Store, run_id: int) -> Path | None:
+    """Beside the database, named after it and the run: two databases in one folder keep
+    their own pictures."""
     if store.path is None:
         return None
-    return store.path.parent / "runs" / f"{run_id}" / "burnin.png"
+    return store.path.parent / f"{store.path.name}.plots" / f"run{run_id}-burnin.png"
 
 
 def run_burnin(
@@ -185,6 +187,7 @@ def run_burnin(
                 on_live(live)
 
         interrupted = False
+        stopped_t: float | None = None  # seconds after t0 the user stopped the run
         phases: list[Phase] = []
         try:
             coord.start()
@@ -206,6 +209,7 @@ def run_burnin(
             coord.shutdown()
         except KeyboardInterrupt:
             interrupted = True
+            stopped_t = time.monotonic() - t0
             try:
                 coord.shutdown(grace_s=3.0)
             except KeyboardInterrupt:
@@ -214,17 +218,24 @@ def run_burnin(
             coord.kill_all()  # no child outlives a failed run
             raise
         finally:
+            ended = time.monotonic()
             stats = sampler.stop()
             recorder.flush()
         sampler.check()
     finally:
         source.close()
 
+    planned_s = minutes * 60
+    phases = phases_run(phases, ended)  # an interrupted run is judged on what it ran
+
     t0_phases = [(p.kind, p.start - t0, p.end - t0) for p in phases]
     view = aggregator.view()
-    evidence = _evidence(store, run.id, devices, coord.workers, channels, view, phases, t0)
+    evidence = _evidence(
+        store, run.id, devices, coord.workers, channels, view, phases, t0, stopped_t
+    )
     totals = _totals(view, stats, phases, coord.crews, t0)
-    rig_reasons = _crew_reasons(coord.crews, len(devices))
+    totals["planned_s"] = planned_s
+    rig_reasons = _crew_reasons(coord.crews, len(devices), stopped_t)
     if build is not None:
         rig_reasons += build_check.reasons(build, _ticks(store, run.id, channels), selected)
     elif build_note:
@@ -234,7 +245,8 @@ def run_burnin(
             Reason(
                 code="interrupted",
                 severity="info",
-                message="stopped with Ctrl-C: judged on what ran until then",
+                message=f"stopped with Ctrl-C after {totals['duration_s']:.1f} s of the "
+                f"{planned_s:.1f} s planned: judged on what ran until then",
             )
         )
     verdict = judge(evidence, totals=totals, rig_reasons=rig_reasons)
@@ -334,6 +346,7 @@ def _evidence(
     view: AggregateView,
     phases: list[Phase],
     t0: float,
+    stopped_t: float | None,
 ) -> list[DeviceEvidence]:
     kinds = {p.index: p.kind for p in phases}
     by_gpu = {ch.gpu: ch for ch in channels}
@@ -341,10 +354,14 @@ def _evidence(
     for dev, w in zip(devices, workers, strict=True):
         gemm = [r for idx, rates in w.gemm.items() if kinds.get(idx) == "gemm" for r in rates]
         memory = [r for rates in w.memory.values() for r in rates]
+        status: str = w.status
+        error = w.error
+        if _after_stop(w.error_t, stopped_t):  # stopped by the user, not failed
+            status, error = "stopped", None
         load = LoadEvidence(
-            status=w.status,
-            error=w.error,
-            error_t=w.error_t,
+            status=status,
+            error=error,
+            error_t=w.error_t if error else None,
             gemm_tflops=gemm,
             memory_gbps=memory,
             wrong=list(w.wrong),
@@ -404,7 +421,14 @@ def _totals(
     }
 
 
-def _crew_reasons(crews: list[CrewRun], n_devices: int) -> list[Reason]:
+def _after_stop(t: float | None, stopped_t: float | None) -> bool:
+    """Whether something that went wrong at `t` did so because the user stopped the run."""
+    return t is not None and stopped_t is not None and t >= stopped_t
+
+
+def _crew_reasons(
+    crews: list[CrewRun], n_devices: int, stopped_t: float | None = None
+) -> list[Reason]:
     if n_devices < 2:
         return [
             Reason(code="all_reduce", severity="info", message="all_reduce needs 2 or more GPUs")
@@ -416,7 +440,7 @@ def _crew_reasons(crews: list[CrewRun], n_devices: int) -> list[Reason]:
             out.append(
                 Reason(code="all_reduce", severity="fail", message=f"all_reduce over {who}: {p}")
             )
-        if c.failure:
+        if c.failure and not _after_stop(c.failure_t, stopped_t):
             t = f" at t={c.failure_t:.1f} s" if c.failure_t is not None else ""
             out.append(
                 Reason(
@@ -447,11 +471,16 @@ def results_of(outcome: BurninOutcome) -> list[Result]:
             Result(
                 benchmark="burnin",
                 metric="verdict",
-                value=1.0 if d.verdict == "pass" else 0.0,
+                value=_VERDICT_VALUE[d.verdict],
                 unit="pass",
                 devices=[d.label],
-                params={"name": d.name, "reasons": [r.to_dict() for r in d.reasons], **d.figures},
-                status="ok" if d.verdict == "pass" else "failed",
+                params={
+                    "name": d.name,
+                    "verdict": d.verdict,
+                    "reasons": [r.to_dict() for r in d.reasons],
+                    **d.figures,
+                },
+                status=_VERDICT_STATUS[d.verdict],
                 message="; ".join(fails) or None,
             )
         )
@@ -490,18 +519,24 @@ def results_of(outcome: BurninOutcome) -> list[Result]:
         Result(
             benchmark="burnin",
             metric="rig_verdict",
-            value=1.0 if v.verdict == "pass" else 0.0,
+            value=_VERDICT_VALUE[v.verdict],
             unit="pass",
             devices=[d.label for d in v.devices],
             params={
+                "verdict": v.verdict,
                 "reasons": [r.to_dict() for r in v.reasons],
                 "totals": v.totals,
                 "plot": str(outcome.plot) if outcome.plot else None,
                 "interrupted": outcome.interrupted,
                 "notes": outcome.notes,
             },
-            status="ok" if v.verdict == "pass" else "failed",
+            status=_VERDICT_STATUS[v.verdict],
             message="; ".join(fails) or None,
         )
     )
     return out
+
+
+# A verdict as a result: 1 pass, 0 fail; a void verdict measured nothing, so has no value.
+_VERDICT_VALUE: dict[str, float | None] = {"pass": 1.0, "fail": 0.0, "void": None}
+_VERDICT_STATUS: dict[str, Status] = {"pass": "ok", "fail": "failed", "void": "skipped"}

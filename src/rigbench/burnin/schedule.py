@@ -31,6 +31,14 @@ SHARES: tuple[tuple[str, float], ...] = (
 )
 STEP_PERIODS_S = (2.0, 1.0, 0.5, 1.5, 0.5, 1.0)
 MIN_STEP_PERIOD_S = 0.1
+# Fewest telemetry samples a phase is judged on: below this, one late tick is the phase.
+MIN_SAMPLES_PER_PHASE = 5
+
+
+def shortest_run_s(rate_hz: float) -> float:
+    """The shortest run whose shortest phase still holds MIN_SAMPLES_PER_PHASE samples at
+    `rate_hz`: below it nothing is tested, whatever the verdict would say."""
+    return MIN_SAMPLES_PER_PHASE / rate_hz / min(share for _, share in SHARES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +103,13 @@ def steps_count(phases: list[Phase]) -> int:
     return sum(
         1 for a, b in zip(phases, phases[1:], strict=False) if a.kind == "idle" and b.kind == "full"
     )
+
+
+def phases_run(phases: list[Phase], end: float) -> list[Phase]:
+    """The phases that had begun by `end` (monotonic), the last cut there: what a run
+    stopped early really ran."""
+    ran = [p for p in phases if p.start < end]
+    if ran and ran[-1].end > end:
+        last = ran[-1]
+        ran[-1] = Phase(last.index, last.kind, last.start, end)
+    return ran

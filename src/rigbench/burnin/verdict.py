@@ -29,6 +29,9 @@ from rigbench.judge.vram import vram_findings
 from rigbench.telemetry.aggregate import GpuAggregate
 
 Severity = Literal["fail", "warn", "info"]
+# void: nothing was tested (no checked matmul finished in a sustained phase: a run too short,
+# or stopped before the load began), so neither pass nor fail can be said.
+Verdict = Literal["pass", "fail", "void"]
 
 SLOWER_LIMIT = 0.10
 THROTTLE_FAIL_S = 0.5
@@ -90,7 +93,7 @@ class DeviceVerdict:
     label: str
     name: str
     gpu: int | None
-    verdict: Literal["pass", "fail"]
+    verdict: Verdict
     reasons: list[Reason]
     figures: dict[str, Any]
 
@@ -107,7 +110,7 @@ class DeviceVerdict:
 
 @dataclass(kw_only=True, slots=True)
 class RigVerdict:
-    verdict: Literal["pass", "fail"]
+    verdict: Verdict
     reasons: list[Reason]
     devices: list[DeviceVerdict]
     totals: dict[str, Any]
@@ -158,9 +161,7 @@ def _figures(d: DeviceEvidence) -> dict[str, Any]:
             sm_clock_min_mhz=a.sm_clock_min,
             sm_clock_max_mhz=a.sm_clock_max,
             throttle_s=dict(a.throttle_s),
-            throttle_harmful_s=sum(
-                s for k, s in a.throttle_s.items() if k in THERMAL + BRAKE + ("sw_power_cap",)
-            ),
+            throttle_harmful_s=a.throttle_any_s(THERMAL + BRAKE + ("sw_power_cap",)),
             power_capped_share=d.capped_share,
             lost_at=a.lost_at,
         )
@@ -256,7 +257,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
         ("thermal", THERMAL, "thermal slowdown"),
         ("power_brake", BRAKE, "hardware slowdown / power brake"),
     ):
-        secs = sum(a.throttle_s.get(n, 0.0) for n in names)
+        secs = a.throttle_any_s(names)
         if secs >= THROTTLE_FAIL_S:
             which = ", ".join(WORDS[n] for n in names if a.throttle_s.get(n))
             reasons.append(
@@ -407,9 +408,17 @@ def judge(
     out: list[DeviceVerdict] = []
     for d in devices:
         reasons = _judge_device(d, devices)
-        mine: Literal["pass", "fail"] = (
-            "fail" if any(r.severity == "fail" for r in reasons) else "pass"
-        )
+        mine: Verdict = "fail" if any(r.severity == "fail" for r in reasons) else "pass"
+        if mine == "pass" and not (d.load.checks and d.load.gemm_tflops):
+            mine = "void"
+            reasons.append(
+                Reason(
+                    code="untested",
+                    severity="info",
+                    message="no checked matmul finished under sustained load: nothing was "
+                    "tested (run longer with --minutes)",
+                )
+            )
         out.append(
             DeviceVerdict(
                 label=d.label,
@@ -428,7 +437,15 @@ def judge(
         )
     if not devices:
         rig_reasons.append(Reason(code="nothing", severity="fail", message="no device ran"))
-    verdict: Literal["pass", "fail"] = (
-        "fail" if any(r.severity == "fail" for r in rig_reasons) else "pass"
-    )
+    untested = [v.label for v in out if v.verdict == "void"]
+    verdict: Verdict = "fail" if any(r.severity == "fail" for r in rig_reasons) else "pass"
+    if verdict == "pass" and untested:
+        verdict = "void"
+        rig_reasons.append(
+            Reason(
+                code="untested",
+                severity="info",
+                message=f"nothing was tested on {', '.join(untested)}: the verdict is void",
+            )
+        )
     return RigVerdict(verdict=verdict, reasons=rig_reasons, devices=out, totals=totals)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rigbench.commands.common import (
+    EXIT_ERROR,
     EXIT_INTERRUPTED,
     DbOpt,
     JsonOpt,
@@ -98,6 +101,7 @@ def bench(
     from rigbench.judge import exit_code_for
     from rigbench.judge.bench import BenchJudge, judge_results
     from rigbench.machine import machine_summary, software_versions
+    from rigbench.needs import require_torch
     from rigbench.records import Result, Run
     from rigbench.report.results import render_results
     from rigbench.store import Store
@@ -107,8 +111,9 @@ def bench(
             raise BadInput("choose one of --quick and --full")
         if not 0 < scale <= 16:
             raise BadInput("--scale must be in (0, 16]")
-        if timeout is not None and timeout <= 0:
-            raise BadInput("--timeout must be a positive number of seconds")
+        if timeout is not None and not 0 < timeout < math.inf:
+            raise BadInput(f"--timeout must be a positive number of seconds (got {timeout:g})")
+        require_torch("bench")
         names = parse_only(only)
         options = parse_sets(settings)
         backend = select_backend(simulate)
@@ -186,6 +191,18 @@ def bench(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         judge.monitor.stop()
+    measured = [r for r in results if r.status != "skipped"]
+    if not measured:
+        # a run with nothing measured is no evidence of anything: never a success
+        store.finish_run(run, "failed")
+        why = "; ".join(sorted({f"{r.benchmark}: {r.message}" for r in results if r.message}))
+        err.print(
+            f"[red]error:[/red] nothing was measured in run #{run_id}"
+            + (f" ({escape(why)})" if why else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_ERROR)
     store.finish_run(run, status)  # type: ignore[arg-type]
     if as_json:
         print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
@@ -203,29 +220,22 @@ def show(
     as_json: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:
-    """Show a stored run's results."""
-    from rigbench.report.results import render_results
+    """Show everything a stored run holds: results, findings and recorded telemetry,
+    whatever state it ended in (complete, incomplete, failed, crashed)."""
+    from rigbench.report.stored_run import render_stored_run, stored_run_to_dict
     from rigbench.store import Store
+    from rigbench.telemetry.stored import stored_telemetry
 
     with one_line_errors():
         store = Store.open(db)
         rid = run_id if run_id is not None else store.latest_run_id()
         run = store.get_run(rid) if rid is not None else None
-        if run is None:
+        if run is None or rid is None:
             raise BadInput(f"no run #{run_id} in {store.path}" if run_id else "no runs stored yet")
-        results = store.results(rid)  # type: ignore[arg-type]
-        findings = store.findings(rid)  # type: ignore[arg-type]
+        results = store.results(rid)
+        findings = store.findings(rid)
+        telemetry = stored_telemetry(store, rid)
     if as_json:
-        doc = {"run": run.to_dict(), "results": [r.to_dict() for r in results]}
-        if findings:
-            doc["findings"] = [f.to_dict() for f in findings]
-        print_json(doc)
-        return
-    out.print(f"run #{run.id} {run.command} ({run.status}) started {run.started_at}, {run.backend}")
-    render_results(results, out)
-    if findings:
-        from rigbench.report.findings import render_findings
-
-        severities = {f.severity for f in findings}
-        code = 2 if "error" in severities else 1 if "warning" in severities else 0
-        render_findings(findings, out, header="doctor findings", exit_code=code)
+        print_json(stored_run_to_dict(run, results, findings, telemetry))
+    else:
+        render_stored_run(run, results, findings, telemetry, out)

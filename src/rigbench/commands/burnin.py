@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rigbench.commands.common import (
+    EXIT_ERROR,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     DbOpt,
@@ -57,25 +58,34 @@ def burnin(
 ) -> None:
     """Load every chosen GPU with checked matmuls, memory traffic and all_reduce, alternated
     with idle->full steps on all GPUs at once, while sampling telemetry; then a verdict per
-    GPU and for the rig. Exit 0 pass, 1 fail, 2 bad input, 130 Ctrl-C."""
+    GPU and for the rig. Exit 0 pass, 1 fail, 2 bad input or nothing tested (a run too short),
+    130 Ctrl-C."""
     from rigbench.bench.suite import parse_gpus
     from rigbench.burnin import build as build_check
     from rigbench.burnin.run import MIN_RATE_HZ, LiveState, run_burnin
+    from rigbench.burnin.schedule import MIN_SAMPLES_PER_PHASE, shortest_run_s
     from rigbench.hw.backend import select_backend
     from rigbench.machine import machine_summary, software_versions
+    from rigbench.needs import require_torch
     from rigbench.records import Run
     from rigbench.report.burnin import progress_view, render_burnin
     from rigbench.store import Store
     from rigbench.telemetry.sampler import MAX_RATE_HZ
 
     with one_line_errors():
-        if not 0 < minutes <= MAX_MINUTES:
-            raise BadInput(f"--minutes must be above 0 and at most {MAX_MINUTES} (got {minutes:g})")
         if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
             raise BadInput(
                 f"--rate must be between {MIN_RATE_HZ:g} and {MAX_RATE_HZ:g} Hz (got {rate:g}): "
                 "slower sampling misses the transients a burn-in provokes"
             )
+        shortest = shortest_run_s(rate) / 60
+        if not shortest <= minutes <= MAX_MINUTES:
+            raise BadInput(
+                f"--minutes must be from {shortest:.2g} to {MAX_MINUTES} (got {minutes:g}): "
+                f"a shorter run has phases with fewer than {MIN_SAMPLES_PER_PHASE} telemetry "
+                f"samples at {rate:g} Hz, so it tests nothing"
+            )
+        require_torch("burnin")
         build_obj, build_note = build_check.load(build) if build is not None else (None, None)
         backend = select_backend(simulate)
         rig = backend.rig()
@@ -139,5 +149,7 @@ def burnin(
         out.print(f"[dim]run #{run.id} saved to {store.path}[/dim]")
     if outcome.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    if outcome.verdict.verdict == "void":
+        raise typer.Exit(EXIT_ERROR)  # nothing was tested: neither a pass nor a fault
     if outcome.verdict.verdict != "pass":
         raise typer.Exit(EXIT_FAILED)

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from rigbench.commands.common import JsonOpt, err, one_line_errors, out, print_json
 from rigbench.errors import BadInput
+from rigbench.tables import Table
 
 app = typer.Typer()
 

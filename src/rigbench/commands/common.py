@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from rigbench.errors import RigbenchError
+from rigbench.judge.exit_codes import EXIT_ERRORS, EXIT_WARNINGS
 from rigbench.judge.exit_codes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
 from rigbench.judge.exit_codes import EXIT_OK as EXIT_OK
-from rigbench.judge.exit_codes import EXIT_WARNINGS
 
 out = Console()
 err = Console(stderr=True)
@@ -40,6 +40,7 @@ DbOpt = Annotated[
 
 # The exit codes are judge's (one mapping); a command whose run failed exits as warnings do.
 EXIT_FAILED = EXIT_WARNINGS
+EXIT_ERROR = EXIT_ERRORS
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Annotated
 
@@ -58,8 +59,8 @@ def doctor(
     from rigbench.store import Store
 
     with one_line_errors():
-        if timeout is not None and timeout <= 0:
-            raise BadInput("--timeout must be a positive number of seconds")
+        if timeout is not None and not 0 < timeout < math.inf:
+            raise BadInput(f"--timeout must be a positive number of seconds (got {timeout:g})")
         checks = parse_checks(only)
         backend = select_backend(simulate)
         store = Store.open(db)

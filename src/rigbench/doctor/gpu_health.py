@@ -281,7 +281,8 @@ def check_throttle(d: DoctorInput) -> list[Finding]:
                     why="At its thermal limit the GPU cuts its clocks: the job runs slower "
                     "than the hardware can.",
                     fix="Airflow and cooler contact: fans, dust, a case that recirculates hot "
-                    "air, a heatsink not seated evenly (seed 001's hot GPU had an "
+                    "air, a heatsink not seated evenly (the 4×V100 SXM2 server write-up's hot GPU "
+                    "had an "
                     "under-torqued heatsink), old thermal paste.",
                     gpus=[g.index],
                 )
@@ -369,7 +370,8 @@ def check_temperature(d: DoctorInput) -> list[Finding]:
                     why="Memory at its limit throttles the GPU and wears faster; hot memory "
                     "is where ECC errors start.",
                     fix="More airflow over the card (HBM sits under the same heatsink as the "
-                    "GPU; GDDR6X on consumer cards needs its pads in contact, seed 004 saw "
+                    "GPU; GDDR6X on consumer cards needs its pads in contact, the 3×3090 "
+                    "ex-mining rig write-up saw "
                     "104 °C against a 110 °C limit).",
                     gpus=[g.index],
                 )
@@ -394,7 +396,8 @@ def check_temperature(d: DoctorInput) -> list[Finding]:
                         why="Identical GPUs in one machine should run within a few degrees; "
                         "one much hotter has a cooling problem of its own and will throttle "
                         "first, holding back every data-parallel step.",
-                        fix="Check that GPU's cooler: seed 001's GPU in position 2 ran hot "
+                        fix="Check that GPU's cooler: the 4×V100 SXM2 server write-up's GPU in "
+                        "position 2 ran hot "
                         "from an incorrectly torqued heatsink and tightening it fixed it; "
                         "else its fan, dust, paste or a blocked air path.",
                         gpus=[i],
@@ -448,7 +451,8 @@ def check_power(d: DoctorInput) -> list[Finding]:
                     for g in low
                 },
                 why="A lower cap trades speed for power: a moderate cap (70-85 %) costs a few "
-                "percent (seed 004 ran its 3090s at 285 of 350 W, 'a couple of percentage "
+                "percent (the 3×3090 ex-mining rig write-up ran its 3090s at 285 of 350 W, 'a "
+                "couple of percentage "
                 "slower'); a deep one costs much more"
                 + (f" ({worst:.0%} of default here)." if worst < POWER_LOW_RATIO else ".")
                 + " Often set on purpose against PSU trips.",
@@ -515,7 +519,8 @@ def check_clocks(d: DoctorInput) -> list[Finding]:
                         "default_app_clocks_mhz": default,
                         "driver_reports_clock_setting_active": held,
                     },
-                    why="Every kernel runs at most at that clock. Seed 001 set 1005 MHz on "
+                    why="Every kernel runs at most at that clock. The 4×V100 SXM2 server write-up "
+                    "set 1005 MHz on "
                     "its V100s on purpose to stop power-sag bus drops, at about 13 % of its "
                     "training speed.",
                     fix="If it is not on purpose: sudo nvidia-smi -rac (application clocks) "

@@ -7,7 +7,8 @@ from rigbench.doctor.context import DoctorInput, gpus_text, ok, skipped
 from rigbench.records import Finding
 
 LOST_GPU_FIX = (
-    "Reboot to get the GPU back, then find why it fell off. Power first: seed 001's V100s "
+    "Reboot to get the GPU back, then find why it fell off. Power first: the 4×V100 SXM2 server "
+    "write-up's V100s "
     "dropped off the bus when fast load swings sagged the 12 V supply to about 11.4 V; a "
     "lower power limit (nvidia-smi -pl) did not stop it, enough PSU capacity and sound "
     "connectors did (meanwhile, locking clocks with nvidia-smi -lgc, or -ac on V100, tames "

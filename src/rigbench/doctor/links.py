@@ -19,7 +19,8 @@ NVLINK_ERRORS_WARN = 100
 P2P_LAST_RESORT = (
     "Last resort: NCCL_P2P_DISABLE=1 makes NCCL stage every GPU-to-GPU transfer through "
     "host memory. Training then runs, but every all_reduce crosses PCIe twice and copies "
-    "through the CPU: seed 004 called it 'punitively slow'. Use it to keep working, not as "
+    "through the CPU: the 3×3090 ex-mining rig write-up called it 'punitively slow'. Use it to "
+    "keep working, not as "
     "the fix."
 )
 
@@ -122,7 +123,8 @@ def check_pcie(d: DoctorInput) -> list[Finding]:
                 evidence={"slot": slot, "gpu": gpu, "gbs_slot": rate, "gbs_gpu": gpu_rate},
                 why="The slot (or the CPU's PCIe generation) caps the link: "
                 + (
-                    "at this rate gradients and batches crawl; seed 001's x1 PCIe 3.0 "
+                    "at this rate gradients and batches crawl; the 4×V100 SXM2 server write-up's "
+                    "x1 PCIe 3.0 "
                     "slots (about 1 GB/s) made two-GPU DDP slower than one GPU."
                     if slow
                     else "fine for most single-node training; NCCL between GPUs without "
@@ -181,7 +183,8 @@ def hang_fix(d: DoctorInput, nvlink: bool) -> str:
     if nvlink:
         return (
             "The pair talks over NVLink: reseat the GPUs (and the NVLink bridge); on SXM2 "
-            "boards tighten every module screw evenly to its torque, seed 001's NCCL hangs "
+            "boards tighten every module screw evenly to its torque, the 4×V100 SXM2 server "
+            "write-up's NCCL hangs "
             "(nv_queue pinning a CPU, a stuck irq/nvidia thread) stopped after that. Check "
             "`nvidia-smi nvlink -s` and the kernel log for Xid 74. " + P2P_LAST_RESORT
         )
@@ -215,7 +218,8 @@ def hang_fix(d: DoctorInput, nvlink: bool) -> str:
         )
     driver = d.rig.system.driver_version or "unknown"
     steps.append(
-        f"Driver (now {driver}): try another branch. Seed 004's three RTX 3090s hung on "
+        f"Driver (now {driver}): try another branch. The 3×3090 ex-mining rig write-up's three "
+        "RTX 3090s hung on "
         "driver 545 with IOMMU already off and iommu=pt set; going back to 535 fixed it."
     )
     steps.append(P2P_LAST_RESORT)
@@ -293,7 +297,8 @@ def check_p2p(d: DoctorInput) -> list[Finding]:
                 },
                 why=(
                     "A copy that never completes is what hangs NCCL and DDP forever right "
-                    "after the processes start (seed 004: 'keep hanging forever after the "
+                    "after the processes start (the 3×3090 ex-mining rig write-up: 'keep hanging "
+                    "forever after the "
                     "three process got initialized'). The probe stopped at the first hung "
                     "pair; the others were not tried."
                     if status == "hang"
@@ -403,7 +408,8 @@ def check_nvlink(d: DoctorInput) -> list[Finding]:
                     why="CRC errors, replays and recoveries are retransmissions on a marginal "
                     "link; many of them slow collectives and precede hangs (Xid 74).",
                     fix="Reseat the GPU or bridge; on SXM2 boards check the module screws' "
-                    "torque (seed 001's NCCL hangs ended after tightening them).",
+                    "torque (the 4×V100 SXM2 server write-up's NCCL hangs ended after tightening "
+                    "them).",
                     gpus=[g.index],
                 )
             )

@@ -122,7 +122,8 @@ def check_env(d: DoctorInput) -> list[Finding]:
         working = [p for p in d.probes.pairs or [] if p.status == "ok"]
         why = (
             "NCCL stages every GPU-to-GPU transfer through host memory: all_reduce crosses "
-            "PCIe twice and copies through the CPU. Seed 004 set it to get past a P2P hang "
+            "PCIe twice and copies through the CPU. The 3×3090 ex-mining rig write-up set it to "
+            "get past a P2P hang "
             "and called the result 'punitively slow'."
         )
         if working:

@@ -36,7 +36,8 @@ LIMITS: dict[str, VramLimit] = {
         datasheet_max_c=None,
         source=(
             "owner measurement with the gddr6 reader: 104 °C at full load on 3x RTX 3090 does "
-            "not throttle, throttling starts at 110 °C (users' seed 004); Micron publishes no "
+            "not throttle, throttling starts at 110 °C (the 3×3090 ex-mining rig write-up);"
+            " Micron publishes no "
             "GDDR6X junction maximum, Igor's Lab estimates 105-110 °C "
             "(techpowerup.com/forums/goto/post?id=4353476)"
         ),
@@ -59,7 +60,7 @@ FIX = (
     "(sudo nvidia-smi -i N -pl WATTS)"
 )
 FIX_SOURCE = (
-    "users' seeds 002 (open frame: the 3090's VRAM is cooled through the backplate), 004 "
+    "the Iva 2×3090 write-up (open frame: the 3090's VRAM is cooled through the backplate), 004 "
     "(repasting and pads give ~10 °C), 000 (power limit per card)"
 )
 

@@ -214,7 +214,8 @@ def _fit_finding(where: str, entry: ModelEntry, plan: FitPlan, gpus: list[GpuUni
         fix.append("fewer bits per weight, a quantized KV cache, or more GPUs")
         why = (
             f"{plan.total_gib:.1f} GiB in all on {plan.capacity_gib:.0f} GiB; what does not fit"
-            " spills to system RAM (seed 000: a 70B model at 131k context ran at 2.9 tokens/s)"
+            " spills to system RAM (the Minerva 4×3090 workstation write-up: a 70B model at 131k"
+            " context ran at 2.9 tokens/s)"
         )
     return Finding(
         id="fit.does_not_fit",

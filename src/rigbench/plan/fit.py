@@ -968,7 +968,8 @@ def _training_notes(job: _Training, context: int, placements: Sequence[GpuPlacem
         )
         notes.append(
             f"CPU offload: {held} in host memory ({job.host_bytes() / GIB:.1f} GiB of RAM),"
-            " stepped on the CPU: slower steps, as seed 001 saw on 16 GB V100s"
+            " stepped on the CPU: slower steps, as the 4×V100 SXM2 server write-up saw on 16 GB"
+            " V100s"
         )
     if job.activation_offload:
         notes.append("activation offload: checkpoints in host memory, one layer's on the GPU")

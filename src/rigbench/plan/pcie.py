@@ -36,7 +36,9 @@ GRAD_BYTES_PER_PARAM = 4.0
 # Threadripper PRO 7955WX) saw 11.3 GB/s GPU-to-GPU, 0.72 of the 15.75 GB/s two 31.5 GB/s
 # hops give in series.
 HOST_STAGED_EFFICIENCY = 0.72
-HOST_STAGED_SOURCE = "seed 000: 11.3 GB/s GPU-to-GPU through the host on Gen4 x16"
+HOST_STAGED_SOURCE = (
+    "the Minerva 4×3090 workstation write-up: 11.3 GB/s GPU-to-GPU through the host on Gen4 x16"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +203,10 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.narrow_link",
-                    source="nccl-tests busbw ring formula; seed 001 (x1 slot: DDP ~4x slower)",
+                    source=(
+                        "nccl-tests busbw ring formula; the 4×V100 SXM2 server write-up (x1"
+                        " slot: DDP ~4x slower)"
+                    ),
                     origin="plan",
                     severity="warning",
                     title=(
@@ -211,7 +216,8 @@ def check_links(build: Build) -> list[Finding]:
                     why=(
                         f"one all-reduce of the fp32 gradients of {model} ({nbytes / 1e9:.1f} GB)"
                         f" over {n} GPUs takes {t_here:.2f} s at this link against"
-                        f" {t_best:.2f} s at {max(best, full):.1f} GB/s (seed 001: two GPUs"
+                        f" {t_best:.2f} s at {max(best, full):.1f} GB/s (the 4×V100 SXM2 server "
+                        "write-up: two GPUs"
                         " with one on an x1 PCIe 3.0 slot made DDP ~4x slower)"
                     ),
                     fix=(
@@ -225,7 +231,10 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.narrow_link",
-                    source="nccl-tests busbw ring formula; seed 001 (x1 slot: DDP ~4x slower)",
+                    source=(
+                        "nccl-tests busbw ring formula; the 4×V100 SXM2 server write-up (x1"
+                        " slot: DDP ~4x slower)"
+                    ),
                     origin="plan",
                     severity="info",
                     title=(
@@ -318,7 +327,8 @@ def check_p2p(build: Build) -> list[Finding]:
                     f" links' rate ({r.basis})"
                 ),
                 fix=(
-                    "nothing to buy; if a driver claims P2P and transfers hang (seed 004,"
+                    "nothing to buy; if a driver claims P2P and transfers hang (the 3×3090 "
+                    "ex-mining rig write-up,"
                     " driver 545), try NCCL_P2P_DISABLE=1 or another driver version"
                 ),
                 evidence={"gpus": [g.index for g in no], "ring_gbs": r.gbs},

@@ -10,10 +10,12 @@ Per PSU group (one ATX PSU, or server PSUs paralleled on one 12 V bus):
   rest `O` ([power] other_w);
 * capacity: rated watts of the units not held in reserve (`redundant`), times
   `SHARE_FACTOR` when several units share a bus. A sustained load over it is an error: the
-  PSU shuts down (seed 000: "limits ... to prevent triggering PSU safety stops");
+  PSU shuts down (the Minerva 4×3090 workstation write-up: "limits ... to prevent triggering PSU
+  safety stops");
 * spikes: each GPU goes `e_i = (k_i - 1) * TDP_i` above its sustained draw for
   milliseconds (`spike_factor`). The excursion follows the card's TDP, not its power limit:
-  the limiter acts on a ~100 ms average, and seed 001 saw >300 W peaks on V100s limited to
+  the limiter acts on a ~100 ms average, and the 4×V100 SXM2 server write-up saw >300 W peaks on
+  V100s limited to
   200 W. Cards' spikes last 0.1-10 ms and are not phase-locked even when their steps are,
   so they add as independent peaks: `K = S + sqrt(sum(e_i^2))`; the full sum (every card
   at its peak at once) is shown as the worst case;
@@ -21,7 +23,8 @@ Per PSU group (one ATX PSU, or server PSUs paralleled on one 12 V bus):
   milliseconds (`transient_risk`): ATX 3.x units are rated to excursions (160 % for 10 ms,
   200 % for 100 us); older ATX units publish no excursion rating but carry their
   over-power margin; a paralleled server bus is counted at one unit less for transients
-  (seed 001: two Dell 1100 W units dropped GPUs on DDP ramps even at 200 W per GPU, three
+  (the 4×V100 SXM2 server write-up: two Dell 1100 W units dropped GPUs on DDP ramps even at 200 W
+  per GPU, three
   carried the same GPUs at 300 W).
 
 Per wall circuit: `W = sum(S_g / eff_g(S_g / rated_g))` over the groups plugged into it,
@@ -81,15 +84,19 @@ HEADROOM = 0.9
 
 RISK_LEVELS = ("low", "moderate", "high")
 POWER_SOURCE = (
-    "rigbench.plan.power: PSU ratings; CPU load per workload (seed 000's wall measurement);"
-    " spike factors per GPU (catalog, seeds 001/002/004, Igor's Lab); ATX 3.0 excursions"
-    " (Intel doc 336521 Table 3-3); paralleled bus (seed 001); checked against"
+    "rigbench.plan.power: PSU ratings; CPU load per workload (the Minerva write-up's wall"
+    " measurement);"
+    " spike factors per GPU (catalog, the V100 server, Iva and 3×3090 ex-mining rig write-ups,"
+    " Igor's Lab); ATX 3.0 excursions"
+    " (Intel doc 336521 Table 3-3); paralleled bus (the 4×V100 SXM2 server write-up); checked"
+    " against"
     " examples/calibration/"
 )
 
 _LIMIT_CAVEAT = (
     "a power limit acts on an average over ~100 ms; millisecond spikes shrink less than the"
-    " limit (seed 001 saw >300 W peaks at a 200 W limit), and locking clocks (nvidia-smi -lgc,"
+    " limit (the 4×V100 SXM2 server write-up saw >300 W peaks at a 200 W limit), and locking "
+    "clocks (nvidia-smi -lgc,"
     " -ac on V100) cuts them more"
 )
 
@@ -188,7 +195,8 @@ def group_loads(build: Build) -> list[GroupLoad]:
             basis = (
                 f"{group.units} server units on one 12 V bus, counted at {group.units - 1}"
                 " for millisecond ramps: their current sharing is slower than a GPU's ramp"
-                " (seed 001: two Dell 1100 W units dropped GPUs on DDP ramps even at 200 W"
+                " (the 4×V100 SXM2 server write-up: two Dell 1100 W units dropped GPUs on DDP"
+                " ramps even at 200 W"
                 " per GPU; three carried them at 300 W)"
             )
         elif group.kind == "server":

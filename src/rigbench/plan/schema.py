@@ -307,7 +307,8 @@ class PsuEntry(_Strict):
         Literal["12v-parallel"] | None,
         _doc(
             "Server PSUs whose outputs are paralleled on one 12 V bus (current-share pins"
-            " linked), as in seed 001: every entry with this bus forms one group that shares"
+            " linked), as in the 4×V100 SXM2 server write-up: every entry with this bus forms one"
+            " group that shares"
             " the load."
         ),
     ] = None
@@ -342,7 +343,8 @@ class PowerSection(_Strict):
         Literal["train", "inference", "cpu-bound"],
         _doc(
             "What the rig runs: train or inference (the CPU mostly feeds the GPUs: 0.3 of"
-            " its rating, seed 000's measurement), or cpu-bound (heavy CPU preprocessing"
+            " its rating, the Minerva write-up's measurement), or cpu-bound (heavy CPU"
+            " preprocessing"
             " beside the GPUs: its full rating)."
         ),
     ] = "train"

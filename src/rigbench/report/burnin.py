@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 from rich.console import Console, Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from rigbench.burnin.run import BurninOutcome, LiveState
-from rigbench.formatting import num
+from rigbench.formatting import num, verdict_words
 from rigbench.report.telemetry import monitor_table
+from rigbench.tables import Table
 
 _SEVERITY = {"fail": "[red]✗[/red]", "warn": "[yellow]![/yellow]", "info": "[dim]·[/dim]"}
 
@@ -67,7 +67,7 @@ def render_burnin(outcome: BurninOutcome, console: Console) -> None:
         t.add_column(col, justify="right" if right else "left", no_wrap=True)
     for d in v.devices:
         f = d.figures
-        verdict = "[green]PASS[/green]" if d.verdict == "pass" else "[red]FAIL[/red]"
+        verdict = verdict_words(d.verdict).split(" ")[0]
         mem = f.get("temp_mem_peak_c")
         if mem is not None:
             mem_cell = _int(mem)
@@ -127,7 +127,6 @@ def render_burnin(outcome: BurninOutcome, console: Console) -> None:
         console.print(f"{_SEVERITY[r.severity]} rig: {r.message}", highlight=False)
     for note in outcome.notes:
         console.print(f"[dim]{note}[/dim]", highlight=False)
-    verdict = "[green]PASS[/green]" if v.verdict == "pass" else "[red]FAIL[/red]"
-    console.print(f"rig verdict: {verdict}  (run #{outcome.run.id})")
+    console.print(f"rig verdict: {verdict_words(v.verdict)}  (run #{outcome.run.id})")
     if outcome.plot is not None:
         console.print(f"plot: {outcome.plot}", highlight=False)

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from rigbench.records import Finding
+from rigbench.tables import Table
 
 STYLE = {
     "error": "bold red",

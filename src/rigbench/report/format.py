@@ -2,6 +2,14 @@
 kept only so that branches written against the old path still import. Import
 rigbench.formatting in new code."""
 
-from rigbench.formatting import VERDICT_STYLE, gib, num, ratio_cell, size, verdict_cell
+from rigbench.formatting import (
+    VERDICT_STYLE,
+    gib,
+    num,
+    ratio_cell,
+    size,
+    verdict_cell,
+    verdict_words,
+)
 
-__all__ = ["VERDICT_STYLE", "gib", "num", "ratio_cell", "size", "verdict_cell"]
+__all__ = ["VERDICT_STYLE", "gib", "num", "ratio_cell", "size", "verdict_cell", "verdict_words"]

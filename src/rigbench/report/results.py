@@ -6,10 +6,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from rich.console import Console
-from rich.table import Table
 
-from rigbench.formatting import num, ratio_cell, size, verdict_cell
+from rigbench.formatting import num, ratio_cell, size, verdict_cell, verdict_words
 from rigbench.records import Result
+from rigbench.tables import Table
 
 
 def _spread(r: Result) -> str:
@@ -199,6 +199,36 @@ def _generic_table(title: str, results: list[Result]) -> Table:
     return t
 
 
+def _burnin_verdicts(results: list[Result], console: Console) -> None:
+    """A stored burn-in's verdicts: per device and for the rig, with why and the plot."""
+
+    def words(r: Result) -> str:
+        verdict = r.params.get("verdict") or ("pass" if r.status == "ok" else "fail")
+        return verdict_words(str(verdict))
+
+    t = Table(title="burn-in verdicts", title_justify="left")
+    t.add_column("device")
+    t.add_column("verdict")
+    t.add_column("why", overflow="fold")
+    rig = None
+    for r in results:
+        if r.metric == "rig_verdict":
+            rig = r
+            continue
+        why = "; ".join(
+            x["message"] for x in r.params.get("reasons", []) if x.get("severity") != "info"
+        )
+        t.add_row(",".join(r.devices), words(r), why or "—")
+    console.print(t)
+    if rig is None:
+        return
+    for x in rig.params.get("reasons", []):
+        console.print(f"  {x.get('severity')}: {x.get('message')}", highlight=False)
+    console.print(f"rig verdict: {words(rig)}", highlight=False)
+    if rig.params.get("plot"):
+        console.print(f"plot: {rig.params['plot']}", highlight=False)
+
+
 def render_results(results: Iterable[Result], console: Console) -> None:
     by_bench: dict[str, list[Result]] = defaultdict(list)
     notes: list[Result] = []
@@ -206,7 +236,9 @@ def render_results(results: Iterable[Result], console: Console) -> None:
         # a whole benchmark that could not run here is a note, not a table row
         (notes if r.status == "skipped" and not r.devices else by_bench[r.benchmark]).append(r)
     for bench, rs in by_bench.items():
-        if bench == "gemm":
+        if bench == "burnin":
+            _burnin_verdicts(rs, console)
+        elif bench == "gemm":
             console.print(
                 _device_table(
                     "gemm — matmul (burst: single launches at boost; sustained: at the power cap)",
@@ -279,6 +311,12 @@ def render_results(results: Iterable[Result], console: Console) -> None:
             console.print(_generic_table(bench, rs))
     for r in notes:
         console.print(f"[dim]{r.benchmark}: skipped — {r.message}[/dim]")
-    problems = [r for rs in by_bench.values() for r in rs if r.status == "failed"]
+    problems = [
+        r
+        for bench, rs in by_bench.items()
+        if bench != "burnin"  # its verdicts say why above
+        for r in rs
+        if r.status == "failed"
+    ]
     for r in problems:
         console.print(f"[red]✗[/red] {r.benchmark} {r.metric} {','.join(r.devices)}: {r.message}")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from rigbench.hw.telemetry import GpuChannel
 from rigbench.hw.throttle import decode
+from rigbench.tables import Table
 from rigbench.telemetry.aggregate import AggregateView, GpuAggregate
 from rigbench.telemetry.sampler import SamplerStats
 

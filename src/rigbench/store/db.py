@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,15 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from rigbench.errors import StoreError
+from rigbench.hw import process
 from rigbench.records import Conditions, Finding, Judgement, Result, Run, RunStatus, utc_now
 from rigbench.stats import Spread
 from rigbench.store.migrations import MIGRATIONS
+from rigbench.userfile import NotReadable, check_regular
 
 
 def default_db_path() -> Path:
     """`$RIGBENCH_DB`, else rigbench.db in the user data dir."""
-    import os
 
     env = os.environ.get("RIGBENCH_DB")
     if env:
@@ -25,7 +27,22 @@ def default_db_path() -> Path:
     return Path(user_data_dir("rigbench", appauthor=False)) / "rigbench.db"
 
 
+class NewerSchema(Exception):
+    """The database holds migrations this rigbench does not know: a newer version made it."""
+
+
 def _migrate(db: sqlite3.Connection) -> None:
+    known = {m.__name__ for m in MIGRATIONS}
+    has_table = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    if has_table:
+        done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+        unknown = sorted(done - known)
+        if unknown:
+            raise NewerSchema(", ".join(unknown))
+        if done == known:
+            return  # nothing to write: a database another run holds locked still opens
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
     done = {row[0] for row in db.execute("SELECT name FROM migrations")}
     for migration in MIGRATIONS:
@@ -36,9 +53,47 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, utc_now()))
 
 
+def _mark_crashed(db: sqlite3.Connection) -> None:
+    """Runs of this host still `running` whose process is gone can never finish: mark them
+    crashed. Best effort: a database another program holds locked is left as it is."""
+    rows = db.execute(
+        "SELECT id, pid, process FROM runs"
+        " WHERE status = 'running' AND host = ? AND pid IS NOT NULL",
+        (process.host(),),
+    ).fetchall()
+    gone = [
+        (run_id,)
+        for run_id, pid, ident in rows
+        # a run from another pid namespace (a container sharing the host name) is unknown
+        if (ident is None or process.same_namespace(ident)) and process.is_gone(pid, ident)
+    ]
+    if not gone:
+        return
+    try:
+        with db:
+            db.executemany(
+                "UPDATE runs SET status = 'crashed' WHERE id = ? AND status = 'running'", gone
+            )
+    except sqlite3.OperationalError:
+        pass  # locked: the next open marks them
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"{text} (another program holds it; try again when it is done)"
+    if "disk I/O error" in text or "full" in text or "readonly" in text:
+        return f"{text} (is the disk full or read-only?)"
+    return text
+
+
 class Store:
     """One connection. Each write is its own transaction, so a crash loses nothing
     already measured."""
+
+    # How long a write waits for another run's transaction: rigbench's own last
+    # milliseconds, so a longer wait means something else holds the database.
+    busy_timeout_s = 5.0
 
     def __init__(self, db: sqlite3.Connection, path: Path | None) -> None:
         self.db = db
@@ -53,14 +108,31 @@ class Store:
         else:
             p = Path(path) if path is not None else default_db_path()
             try:
+                check_regular(p)
+            except FileNotFoundError:
+                pass  # created below
+            except (NotReadable, OSError) as exc:
+                raise StoreError(f"cannot open database {p}: {exc}") from None
+            conn: sqlite3.Connection | None = None
+            try:
                 p.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(p)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                _migrate(db)
+                conn = sqlite3.connect(p, timeout=cls.busy_timeout_s)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                _migrate(conn)
+                _mark_crashed(conn)
+            except NewerSchema as exc:
+                if conn is not None:
+                    conn.close()
+                raise StoreError(
+                    f"database {p} was written by a newer rigbench (schema changes {exc}):"
+                    " upgrade rigbench to read it, or give another --db"
+                ) from None
             except (OSError, sqlite3.Error) as exc:
-                raise StoreError(f"cannot open database {p}: {exc}") from exc
-            return cls(db, p)
+                if conn is not None:
+                    conn.close()
+                raise StoreError(f"cannot open database {p}: {_why(exc)}") from None
+            return cls(conn, p)
         _migrate(db)
         return store
 
@@ -72,13 +144,18 @@ class Store:
             with self.db:
                 cur = self.db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
+            raise StoreError(f"cannot write to database {self.path}: {_why(exc)}") from None
         return int(cur.lastrowid or 0)
 
     def start_run(self, run: Run) -> int:
+        if run.pid is None:
+            run.pid, ident = os.getpid(), process.identity()
+        else:
+            ident = process.identity(run.pid)
+        run.host = run.host if run.host is not None else process.host()
         run.id = self._write(
-            "INSERT INTO runs (command, argv, backend, machine, versions, started_at, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (command, argv, backend, machine, versions, started_at, status,"
+            " pid, host, process) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.command,
                 json.dumps(run.argv),
@@ -87,6 +164,9 @@ class Store:
                 json.dumps(run.versions),
                 run.started_at,
                 run.status,
+                run.pid,
+                run.host,
+                ident,
             ),
         )
         return run.id
@@ -186,9 +266,11 @@ class Store:
         ]
 
     def get_run(self, run_id: int) -> Run | None:
+        if not 0 < run_id < 2**63:  # SQLite's integers: no run can have another id
+            return None
         row = self.db.execute(
             "SELECT id, command, argv, backend, machine, versions, started_at, finished_at,"
-            " status FROM runs WHERE id = ?",
+            " status, pid, host FROM runs WHERE id = ?",
             (run_id,),
         ).fetchone()
         if row is None:
@@ -203,6 +285,8 @@ class Store:
             started_at=row[6],
             finished_at=row[7],
             status=row[8],
+            pid=row[9],
+            host=row[10],
         )
 
     def results(self, run_id: int) -> list[Result]:

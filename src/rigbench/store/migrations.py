@@ -159,6 +159,19 @@ def m007_result_reason(db: sqlite3.Connection) -> None:
     db.executescript("ALTER TABLE results ADD COLUMN reason TEXT;")
 
 
+def m008_run_pid(db: sqlite3.Connection) -> None:
+    """Which process on which host runs each run (`process`: its pid namespace, boot and
+    start time, see hw.process), so a run whose process is gone (kill -9, power loss) can be
+    told from one still going and marked crashed."""
+    db.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN host TEXT;
+        ALTER TABLE runs ADD COLUMN process TEXT;
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
@@ -167,4 +180,5 @@ MIGRATIONS: list[Migration] = [
     m005_result_conditions,
     m006_jobs,
     m007_result_reason,
+    m008_run_pid,
 ]

@@ -4,7 +4,8 @@ Averages are time-weighted: each sample counts for the time since the GPU's prev
 (at most MAX_GAP_PERIODS sampling periods, so a gap is not filled with a stale value).
 Throttle time is the same weight summed per reason set in the sample's mask. A "rise" is
 the largest increase of power within RISE_WINDOW_S: the load transient a PSU must carry
-(seed 001's V100s went from 150 W to 350 W each, all four at once, in a fraction of a
+(the 4×V100 SXM2 server write-up's V100s went from 150 W to 350 W each, all four at once, in a
+fraction of a
 second).
 """
 
@@ -94,7 +95,8 @@ class GpuAggregate:
     sm_clock_min: int | None = None
     sm_clock_max: int | None = None
     util_mean: Mean = field(default_factory=Mean)
-    throttle_s: dict[str, float] = field(default_factory=dict)
+    throttle_s: dict[str, float] = field(default_factory=dict)  # per reason; they overlap
+    throttle_mask_s: dict[int, float] = field(default_factory=dict)  # per distinct mask
     replay_first: int | None = None
     replay_last: int | None = None
     ecc_corrected_first: int | None = None
@@ -108,6 +110,15 @@ class GpuAggregate:
     def temp_mem_s_from(self, limit_c: float) -> float:
         """Seconds the memory temperature was at or above `limit_c` (whole °C)."""
         return sum(s for c, s in self.temp_mem_s_at.items() if c >= limit_c)
+
+    def throttle_any_s(self, names: tuple[str, ...]) -> float:
+        """Seconds with any of the named throttle reasons set, each sample counted once
+        (reasons come together: a power brake also sets hardware slowdown)."""
+        bits = 0
+        for r in REASONS:
+            if r.name in names:
+                bits |= r.bit
+        return sum(s for mask, s in self.throttle_mask_s.items() if mask & bits)
 
     @property
     def energy_avg_w(self) -> float | None:
@@ -202,6 +213,9 @@ class Aggregator:
                 g.sm_clock_max = c if g.sm_clock_max is None else max(g.sm_clock_max, c)
             g.util_mean.add(s.util_gpu_pct, dt)
             if s.throttle_mask:
+                g.throttle_mask_s[s.throttle_mask] = (
+                    g.throttle_mask_s.get(s.throttle_mask, 0.0) + dt
+                )
                 for r in REASONS:
                     if s.throttle_mask & r.bit:
                         g.throttle_s[r.name] = g.throttle_s.get(r.name, 0.0) + dt
