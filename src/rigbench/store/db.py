@@ -207,6 +207,12 @@ class Store:
             for r in rows
         ]
 
+    def run_origin(self, run_id: int) -> dict[str, Any] | None:
+        """Where an imported run came from (see migrations.m115_run_origin); None: measured
+        here."""
+        row = self.db.execute("SELECT origin FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
     def latest_run_id(self, command: str | None = None) -> int | None:
         sql = "SELECT max(id) FROM runs" + (" WHERE command = ?" if command else "")
         row = self.db.execute(sql, (command,) if command else ()).fetchone()

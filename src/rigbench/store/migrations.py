@@ -126,9 +126,17 @@ def m004_finding_source(db: sqlite3.Connection) -> None:
     )
 
 
+def m115_run_origin(db: sqlite3.Connection) -> None:
+    """Runs imported from another rigbench (`rigbench import`) say where they came from:
+    JSON with the file, its format version, the exporting rigbench and the run's id there.
+    NULL for runs measured here."""
+    db.execute("ALTER TABLE runs ADD COLUMN origin TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
     m003_findings,
     m004_finding_source,
+    m115_run_origin,
 ]
