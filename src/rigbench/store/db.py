@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ class Store:
     def __init__(self, db: sqlite3.Connection, path: Path | None) -> None:
         self.db = db
         self.path = path
+        self._in_transaction = False
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Store:
@@ -67,10 +70,25 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside is one transaction: all of it is stored, or none (an import)."""
+        self._in_transaction = True
         try:
             with self.db:
+                yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
+        finally:
+            self._in_transaction = False
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        try:
+            if self._in_transaction:
                 cur = self.db.execute(sql, args)
+            else:
+                with self.db:
+                    cur = self.db.execute(sql, args)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
         return int(cur.lastrowid or 0)
