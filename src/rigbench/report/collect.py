@@ -51,6 +51,9 @@ class RunData:
 class ReportInput:
     runs: list[RunData] = field(default_factory=list)
 
+    def run_ids(self) -> list[int]:
+        return [d.run.id for d in self.runs if d.run.id is not None]
+
     def results(self, *benchmarks: str) -> list[dict[str, Any]]:
         """Results of the named benchmarks over every run, in run order."""
         return [r for d in self.runs for r in d.results if r["benchmark"] in benchmarks]
