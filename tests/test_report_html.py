@@ -192,9 +192,7 @@ def _numbers(doc: Document) -> dict[str, list[list[str]]]:
     for s in doc.sections:
         if s.id in ("provenance",):
             continue
-        out[s.id] = [
-            [c.text for c in row] for b in s.blocks if b.kind == "table" for row in b.rows
-        ]
+        out[s.id] = [[c.text for c in row] for b in s.blocks if b.kind == "table" for row in b.rows]
     return out
 
 
@@ -256,9 +254,7 @@ def _one_run_export(tmp_path: Path) -> dict[str, Any]:
         (lambda d: d.update(format="something"), "not a rigbench export"),
     ],
 )
-def test_bad_or_newer_export_imports_nothing(
-    tmp_path: Path, change: Any, message: str
-) -> None:
+def test_bad_or_newer_export_imports_nothing(tmp_path: Path, change: Any, message: str) -> None:
     doc = _one_run_export(tmp_path)
     change(doc)
     bad = tmp_path / "bad.json"
@@ -311,3 +307,22 @@ def test_unknown_run_is_one_line(tmp_path: Path) -> None:
         proc = _cli(*cmd, "--db", db, "--out", tmp_path / "o", check=False)
         assert proc.returncode == 2 and "no run #7" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_judgement_and_conditions_are_rendered_when_a_result_has_them() -> None:
+    from rigbench.report.build import result_table
+
+    judged = Result(benchmark="memory", metric="copy", value=2100.0, unit="GB/s",
+                    devices=["GPU0"], peak=3350.0).to_dict()  # fmt: skip
+    judged["judgement"] = {"verdict": "below_normal", "low": 2700.0, "high": 3100.0,
+                           "typical": 2900.0, "reference": "h100-sxm.memory",
+                           "source": "benchmarks/x.md", "cause": "power_capped",
+                           "note": "held at the power cap"}  # fmt: skip
+    judged["conditions"] = {"power_capped_share": 0.8}
+    plain = Result(benchmark="memory", metric="copy", value=5.0, unit="GB/s").to_dict()
+    rows = result_table([judged, plain]).rows
+    cells = [c.text for c in rows[0]]
+    assert "below normal (power_capped)" in cells and rows[0][7].tone == "warning"
+    assert "2,700–3,100 (typical 2,900)" in cells
+    assert "held at the power cap" in cells[-1] and "power_capped_share=0.8" in cells[-1]
+    assert rows[1][7].text == "measured, not judged"

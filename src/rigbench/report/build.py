@@ -125,6 +125,8 @@ def _verdict(r: dict[str, Any]) -> Cell:
             text += f" ({j['cause']})"
         return Cell(text, VERDICT_TONE.get(j.get("verdict", ""), ""))
     status = r.get("status", "ok")
+    if status == "ok":  # measured and checked, but nothing judged it against a reference
+        return Cell("measured, not judged")
     return Cell(status, STATUS_TONE.get(status, ""))
 
 
