@@ -86,8 +86,9 @@ def evil_build(tmp_path: Path) -> Path:
 def _document(db: Path, build: Path | None = None) -> Document:
     from rigbench.plan import load_build, plan_build
 
-    plan = plan_build(load_build(build)) if build else None
-    return build_document(load_report_input(Store.open(db), []), plan=plan)
+    loaded = load_build(build) if build else None
+    plan = plan_build(loaded) if loaded else None
+    return build_document(load_report_input(Store.open(db), []), plan=plan, build=loaded)
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +327,12 @@ def test_judgement_and_conditions_are_rendered_when_a_result_has_them() -> None:
     assert "2,700–3,100 (typical 2,900)" in cells
     assert "held at the power cap" in cells[-1] and "power_capped_share=0.8" in cells[-1]
     assert rows[1][7].text == "measured, not judged"
+
+
+def test_build_compares_burnin_peaks_with_its_psus_and_circuit(sim_db: Path) -> None:
+    doc = _document(sim_db, BUILD)
+    burn = next(s for s in doc.sections if s.id == "burnin")
+    texts = [c.text for b in burn.blocks if b.kind == "table" for row in b.rows for c in row]
+    psu = next(t for t in texts if t.startswith("psu[0] (1600 W): GPUs 0,1,2,3 peaked at"))
+    assert "% at peak" in psu
+    assert any(t.startswith("circuit 0 (120 V x 15 A = 1800 W") for t in texts)

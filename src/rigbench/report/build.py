@@ -74,7 +74,7 @@ def build_document(
         "benchmarks": lambda: _benchmarks(data, ctx),
         "workloads": lambda: _workloads(data, ctx),
         "doctor": lambda: _doctor(data),
-        "burnin": lambda: _burnin(data, ctx),
+        "burnin": lambda: _burnin(data, ctx, build),
         "cost": lambda: _cost(cost, cost_note),
         "provenance": lambda: _provenance(data, ctx),
     }
@@ -584,7 +584,7 @@ def _doctor(data: ReportInput) -> Made:
     return blocks, None
 
 
-def _burnin(data: ReportInput, ctx: _Context) -> Made:
+def _burnin(data: ReportInput, ctx: _Context, build: Any = None) -> Made:
     blocks: list[Block] = []
     for d in data.runs:
         rig = next(
@@ -593,13 +593,15 @@ def _burnin(data: ReportInput, ctx: _Context) -> Made:
         )
         if rig is None and not (d.run.command == "monitor" and d.telemetry):
             continue
-        blocks.extend(_burnin_run(d, rig, ctx))
+        blocks.extend(_burnin_run(d, rig, ctx, build))
     if not blocks:
         return [], "No burn-in in these runs (rigbench burnin loads the GPUs and judges them)."
     return blocks, None
 
 
-def _burnin_run(d: RunData, rig: dict[str, Any] | None, ctx: _Context) -> list[Block]:
+def _burnin_run(
+    d: RunData, rig: dict[str, Any] | None, ctx: _Context, build: Any = None
+) -> list[Block]:
     out: list[Block] = []
     params = (rig or {}).get("params") or {}
     totals = params.get("totals") or {}
@@ -695,8 +697,25 @@ def _burnin_run(d: RunData, rig: dict[str, Any] | None, ctx: _Context) -> list[B
                 caption="peaks against the PSUs and circuits of the build",
             )
         )
-    elif rig is not None:
-        out.append(Text("PSUs and circuits: not compared (run burnin with --build BUILD.toml)."))
+    elif build is not None and d.telemetry and d.telemetry.samples:
+        compared = _limits_from_telemetry(build, d)
+        out.append(
+            Table(
+                headers=["what", "severity", "measured against the limit"],
+                rows=[
+                    [Cell(x.code), Cell(x.severity, _reason_tone(x.severity)), Cell(x.message)]
+                    for x in compared
+                ],
+                caption="peaks of this run against the PSUs and circuits of the report's build",
+            )
+        )
+    else:
+        out.append(
+            Text(
+                "PSUs and circuits: not compared (burnin --build BUILD.toml, or report --build "
+                "on a run with GPU telemetry, compares them)."
+            )
+        )
     other = [x for x in rig_reasons if x not in limits]
     if other:
         out.append(
@@ -718,6 +737,22 @@ def _burnin_run(d: RunData, rig: dict[str, Any] | None, ctx: _Context) -> list[B
     else:
         out.append(Text("No telemetry samples stored (no NVIDIA GPU was sampled)."))
     return out
+
+
+def _limits_from_telemetry(build: Any, d: RunData) -> list[Any]:
+    """The burn-in's PSU and circuit comparison (burnin.build) over this run's telemetry."""
+    from rigbench.burnin.build import reasons
+
+    assert d.telemetry is not None
+    ticks: dict[float, dict[int, float]] = defaultdict(dict)
+    for gpu, cols in d.telemetry.columns.items():
+        for t, inst, avg in zip(
+            cols["t"], cols["power_instant_w"], cols["power_avg_w"], strict=True
+        ):
+            watts = inst if inst is not None else avg
+            if watts is not None:
+                ticks[t][gpu] = float(watts)
+    return reasons(build, dict(ticks), sorted(d.telemetry.columns))
 
 
 def _reason_tone(severity: str) -> Tone:
