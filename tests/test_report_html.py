@@ -65,9 +65,9 @@ def cpu_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Minerva 4x3090 rig simulated: bench with P2P and collectives, doctor, burn-in."""
+    """The Minerva 4x3090 rig simulated: bench (memory, P2P, collectives), doctor, burn-in."""
     db = tmp_path_factory.mktemp("sim") / "sim.db"
-    _cli("bench", "--quick", "--only", "gemm,p2p,collectives", "--simulate", SIM, "--db", db)
+    _cli("bench", "--quick", "--only", "memory,p2p,collectives", "--simulate", SIM, "--db", db)
     _cli("doctor", "--simulate", SIM, "--db", db)
     _cli("burnin", "--minutes", "0.05", "--simulate", SIM, "--db", db)
     return db
@@ -163,7 +163,7 @@ def test_report_of_simulated_4gpu_rig_opens_in_chromium(
     doc = _document(sim_db)
     burnin = next(c.name for c in doc.charts() if c.name.startswith("burnin-"))
     must = {"p2p-unidir", "p2p-bidir", "p2p-latency", "collectives-busbw-matrix",
-            "collectives-busbw-size", "gemm-matmul", burnin}  # fmt: skip
+            "collectives-busbw-size", "memory-copy", burnin}  # fmt: skip
     page = _check_page(browser, html, doc, must)
     gpus = page.locator("section#machine").inner_text()
     assert "NVIDIA GeForce RTX 3090 Ti" in gpus and "GPU-434aa9e2" not in gpus  # no UUIDs

@@ -265,6 +265,16 @@ def _machine(data: ReportInput, ctx: _Context) -> Made:
         ("NCCL", str(v.get("nccl") or "—")),
     ]
     blocks: list[Block] = [Facts([f for f in facts if f is not None])]
+    kinds = {_machine_kind(d.run.machine) for d in data.runs}
+    if len(kinds) > 1:
+        blocks.insert(
+            0,
+            Text(
+                f"These runs come from {len(kinds)} different machines; shown is run "
+                f"#{latest.id}'s. Compare figures across machines with care.",
+                "warning",
+            ),
+        )
     gpus = m.get("gpus") or []
     if gpus:
         headers = ["index", "name", "bus id"] + (["UUID"] if ctx.include_ids else [])
@@ -294,6 +304,10 @@ def _machine(data: ReportInput, ctx: _Context) -> Made:
     else:
         blocks.append(Text("No NVIDIA GPUs in this run: benchmarks ran on the CPU."))
     return blocks, None
+
+
+def _machine_kind(m: dict[str, Any]) -> tuple[Any, ...]:
+    return (m.get("cpu"), m.get("ram_bytes"), tuple(g.get("name") for g in m.get("gpus") or []))
 
 
 def _build(plan: Any, build: Any) -> Made:
