@@ -507,6 +507,7 @@ def _collective_charts(ctx: _Context, results: list[dict[str, Any]]) -> list[Blo
                 "busbw (GB/s)",
                 line_title,
                 logx=True,
+                logy=True,
                 references=refs,
             ),
         )

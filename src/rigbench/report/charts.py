@@ -159,6 +159,7 @@ def lines(
     title: str,
     *,
     logx: bool = False,
+    logy: bool = False,
     references: dict[str, float] | None = None,
     ideal: dict[str, tuple[list[float], list[float]]] | None = None,
 ) -> bytes:
@@ -181,6 +182,8 @@ def lines(
         )
     if logx:
         ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
