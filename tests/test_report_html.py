@@ -253,6 +253,18 @@ def _one_run_export(tmp_path: Path) -> dict[str, Any]:
         (lambda d: d["runs"][1]["results"][0].update(status="great"), "runs.1.results.0.status"),
         (lambda d: d["runs"][1]["results"][0].update(value="fast"), "runs.1.results.0.value"),
         (lambda d: d.update(format="something"), "not a rigbench export"),
+        (
+            lambda d: d["runs"][1].update(
+                telemetry={
+                    "gpus": [{"name": "H100"}],
+                    "summary": {},
+                    "samples_total": 0,
+                    "columns": ["t", "gpu"],
+                    "samples": [],
+                }  # fmt: skip
+            ),
+            "runs.1.telemetry.gpus",
+        ),
     ],
 )
 def test_bad_or_newer_export_imports_nothing(tmp_path: Path, change: Any, message: str) -> None:

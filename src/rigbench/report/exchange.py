@@ -142,6 +142,14 @@ class TelemetryModel(_Model):
     samples: list[list[float | int | None]]
     events: list[EventModel] = Field(default_factory=list)
 
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_facts(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, g in enumerate(v):
+            if not isinstance(g.get("gpu"), int) or not isinstance(g.get("name"), str):
+                raise ValueError(f"gpus[{i}] needs an integer 'gpu' and a string 'name'")
+        return v
+
     @model_validator(mode="after")
     def _rows_fit(self) -> TelemetryModel:
         n = len(self.columns)
@@ -287,8 +295,13 @@ def export_runs(store: Store, run_ids: list[int], *, include_ids: bool = False) 
         "includes_ids": include_ids,
         "runs": runs,
     }
-    # What we write must be what we read: a bad value here is a bug, caught before the file.
-    ExportFile.model_validate(out)
+    # What we write must be what we read: a value the format cannot carry stops the export.
+    try:
+        ExportFile.model_validate(out)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(p) for p in e["loc"])
+        raise BadInput(f"cannot export: {where}: {e['msg']}") from None
     return out
 
 
