@@ -54,6 +54,15 @@ def report(
             help="Keep the hostname, UUIDs, serial numbers and paths (left out by default).",
         ),
     ] = False,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="Put RUN side by side with another run (its number) or with the references"
+            " ('reference'), differences beyond noise highlighted.",
+            metavar="OTHER_RUN|reference",
+        ),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Write the rig's write-up: the machine, parts and plan (--build), every benchmark against
@@ -67,6 +76,13 @@ def report(
     with one_line_errors():
         store = Store.open(db)
         data = load_report_input(store, list(runs or []))
+        comparison = None
+        if against is not None:
+            from rigbench.report.against import comparison_for
+
+            if len(runs or []) != 1:
+                raise BadInput("--against compares one run: name it (rigbench report RUN ...)")
+            comparison = comparison_for(store, (runs or [0])[0], against)
         plan = loaded = cost = None
         cost_note = None
         if build is not None:
@@ -76,7 +92,13 @@ def report(
             plan = plan_build(loaded)
             cost, cost_note = _cost(build, data)
         doc = build_document(
-            data, plan=plan, build=loaded, cost=cost, cost_note=cost_note, include_ids=include_ids
+            data,
+            plan=plan,
+            build=loaded,
+            cost=cost,
+            cost_note=cost_note,
+            include_ids=include_ids,
+            comparison=comparison,
         )
         target = html_out or Path("report.html")
         try:

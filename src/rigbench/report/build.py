@@ -64,9 +64,11 @@ def build_document(
     cost_note: str | None = None,
     include_ids: bool = False,
     title: str | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> Document:
     """`plan` is a plan.PlanReport and `build` its plan.Build (with --build); `cost` a
-    plan.cost.CostReport, or `cost_note` why there is none."""
+    plan.cost.CostReport, or `cost_note` why there is none; `comparison` a
+    judge.compare.Comparison.to_dict() (with --against)."""
     ctx = _Context(include_ids)
     makers = {
         "machine": lambda: _machine(data, ctx),
@@ -75,6 +77,7 @@ def build_document(
         "workloads": lambda: _workloads(data, ctx),
         "doctor": lambda: _doctor(data),
         "burnin": lambda: _burnin(data, ctx, build),
+        "comparison": lambda: _comparison(comparison),
         "cost": lambda: _cost(cost, cost_note),
         "provenance": lambda: _provenance(data, ctx),
     }
@@ -810,6 +813,61 @@ def _telemetry_chart(
     return ctx.chart(
         f"burnin-{d.run.id}", title, charts.telemetry(series, phases, events, title, limits)
     )
+
+
+def _comparison(c: dict[str, Any] | None) -> Made:
+    if c is None:
+        return [], "No comparison asked (rigbench report RUN --against OTHER_RUN|reference)."
+    rows = c.get("rows") or []
+    differing = [r for r in rows if r.get("beyond_noise")]
+    blocks: list[Block] = [
+        Text(
+            f"{c.get('a')} against {c.get('b')}: {len(differing)} of {len(rows)} figures differ "
+            "beyond noise (highlighted)",
+            "warning" if differing else "ok",
+        )
+    ]
+    for w in c.get("warnings") or []:
+        blocks.append(Text(f"setup differs: {w}", "warning"))
+    table_rows = []
+    for r in rows:
+        beyond = r.get("beyond_noise")
+        tone: Tone = "warning" if beyond else ""
+        variant = " ".join(f"{k}={v}" for k, v in (r.get("variant") or {}).items())
+        rel = r.get("rel")
+        table_rows.append(
+            [
+                Cell(f"{r.get('benchmark')} {r.get('metric')}", tone),
+                Cell(" ".join(x for x in (",".join(r.get("devices") or []), variant) if x)),
+                Cell(num(r.get("a")), numeric=True),
+                Cell(num(r.get("b")), numeric=True),
+                Cell(r.get("unit") or ""),
+                Cell(num(r.get("diff")), tone, numeric=True),
+                Cell("—" if rel is None else f"{100 * rel:+.1f}%", tone, numeric=True),
+                Cell(num(r.get("noise")), numeric=True),
+                Cell({True: "yes", False: "no"}.get(beyond, "—"), tone),
+                Cell(r.get("note") or ""),
+            ]
+        )
+    blocks.append(
+        Table(
+            headers=[
+                "figure",
+                "what",
+                str(c.get("a")),
+                str(c.get("b")),
+                "unit",
+                "difference",
+                "relative",
+                "noise",
+                "beyond noise",
+                "note",
+            ],
+            rows=table_rows,
+            caption="side by side (difference: second minus first)",
+        )
+    )
+    return blocks, None
 
 
 def _cost(cost: Any, note: str | None) -> Made:

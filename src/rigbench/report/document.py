@@ -86,6 +86,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("workloads", "Workloads"),
     ("doctor", "Doctor"),
     ("burnin", "Burn-in"),
+    ("comparison", "Comparison"),
     ("cost", "Cost"),
     ("provenance", "Provenance"),
 )
