@@ -338,13 +338,23 @@ def test_judgement_and_conditions_are_rendered_when_a_result_has_them() -> None:
                            "typical": 2900.0, "reference": "h100-sxm.memory",
                            "source": "benchmarks/x.md", "cause": "power_capped",
                            "note": "held at the power cap"}  # fmt: skip
-    judged["conditions"] = {"power_capped_share": 0.8}
+    judged["conditions"] = {
+        "seconds": 1.2,
+        "source": "nvml",
+        "gpus": [{"gpu": 0, "sm_clock_mean_mhz": 1755.0, "power_mean_w": 700.0,
+                  "power_limit_w": 700.0, "temp_max_c": 71.0, "pcie_gen": 5, "pcie_width": 16,
+                  "throttle": {"power_cap": 0.9, "thermal": 0.0}, "other_processes": 0}],
+    }  # fmt: skip
     plain = Result(benchmark="memory", metric="copy", value=5.0, unit="GB/s").to_dict()
     rows = result_table([judged, plain]).rows
     cells = [c.text for c in rows[0]]
     assert "below normal (power_capped)" in cells and rows[0][7].tone == "warning"
     assert "2,700–3,100 (typical 2,900)" in cells
-    assert "held at the power cap" in cells[-1] and "power_capped_share=0.8" in cells[-1]
+    assert "held at the power cap" in cells[-1]
+    assert (
+        "conditions (nvml): GPU 0: SM 1,755 MHz, 700 W of 700 W, 71.0 °C, PCIe Gen5 x16, "
+        "throttled: power_cap" in cells[-1]
+    )
     assert rows[1][7].text == "measured, not judged"
 
 

@@ -154,11 +154,40 @@ def _note(r: dict[str, Any]) -> str:
         parts.append(str(r["message"]))
     conditions = r.get("conditions")
     if conditions:
-        items = conditions.items() if isinstance(conditions, dict) else enumerate(conditions)
-        parts.append("conditions: " + ", ".join(f"{k}={v}" for k, v in items))
+        parts.append(_conditions_text(conditions))
     if r.get("basis"):
         parts.append(str(r["basis"]))
     return "; ".join(parts)
+
+
+def _conditions_text(c: Any) -> str:
+    """What the GPUs ran under, short: per GPU mean SM clock, mean power against the limit,
+    peak temperature, PCIe link, throttling and other processes, where recorded."""
+    if not isinstance(c, dict) or not isinstance(c.get("gpus"), list):
+        return f"conditions: {_short(c)}"
+    per_gpu = []
+    for g in c["gpus"]:
+        if not isinstance(g, dict):
+            continue
+        bits = []
+        if g.get("sm_clock_mean_mhz") is not None:
+            bits.append(f"SM {num(g['sm_clock_mean_mhz'])} MHz")
+        if g.get("power_mean_w") is not None:
+            limit = g.get("power_limit_w")
+            bits.append(f"{num(g['power_mean_w'])} W" + (f" of {num(limit)} W" if limit else ""))
+        if g.get("temp_max_c") is not None:
+            bits.append(f"{num(g['temp_max_c'])} °C")
+        if g.get("pcie_gen") is not None:
+            bits.append(f"PCIe Gen{g['pcie_gen']} x{g.get('pcie_width', '?')}")
+        throttled = [k for k, v in (g.get("throttle") or {}).items() if v]
+        if throttled:
+            bits.append("throttled: " + ", ".join(map(str, throttled)))
+        if g.get("other_processes"):
+            bits.append(f"{g['other_processes']} other process(es)")
+        per_gpu.append(f"GPU {g.get('gpu', '?')}: " + ", ".join(bits) if bits else "")
+    text = "; ".join(p for p in per_gpu if p) or "none recorded"
+    source = f" ({c['source']})" if c.get("source") else ""
+    return f"conditions{source}: {text}"
 
 
 def _label(r: dict[str, Any]) -> str:
