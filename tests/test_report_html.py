@@ -154,7 +154,9 @@ def test_report_of_real_cpu_runs_opens_in_chromium(
     assert EVIL in page.locator("section#build").inner_text()
     assert "<script>window.__pwned" not in html.read_text()
     for sid, _ in SECTIONS:  # every section has data from these runs and the build
-        assert page.locator(f"section#{sid} p.empty").count() == 0, sid
+        if sid != "comparison":  # no --against here
+            assert page.locator(f"section#{sid} p.empty").count() == 0, sid
+    assert "No comparison asked" in page.locator("section#comparison p.empty").inner_text()
     assert "tokens/s" in page.locator("section#workloads").inner_text()
     assert "NPV at purchase" in page.locator("section#cost").inner_text()
 
