@@ -39,7 +39,7 @@ def test_schema_columns_are_what_the_code_writes(tmp_path: Path) -> None:
     run_cols = [row[1] for row in store.db.execute("PRAGMA table_info(runs)")]
     assert run_cols == [
         "id", "command", "argv", "backend", "machine", "versions", "started_at",
-        "finished_at", "status", "pid", "host", "process",
+        "finished_at", "status", "pid", "host", "process", "origin",
     ]  # fmt: skip
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,7 @@ class Store:
     def __init__(self, db: sqlite3.Connection, path: Path | None) -> None:
         self.db = db
         self.path = path
+        self._in_transaction = False
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Store:
@@ -139,10 +142,25 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside is one transaction: all of it is stored, or none (an import)."""
+        self._in_transaction = True
         try:
             with self.db:
+                yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
+        finally:
+            self._in_transaction = False
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        try:
+            if self._in_transaction:
                 cur = self.db.execute(sql, args)
+            else:
+                with self.db:
+                    cur = self.db.execute(sql, args)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to database {self.path}: {_why(exc)}") from None
         return int(cur.lastrowid or 0)
@@ -316,6 +334,12 @@ class Store:
             )
             for r in rows
         ]
+
+    def run_origin(self, run_id: int) -> dict[str, Any] | None:
+        """Where an imported run came from (see migrations.m009_run_origin); None: measured
+        here."""
+        row = self.db.execute("SELECT origin FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
 
     def latest_run_id(self, command: str | None = None) -> int | None:
         sql = "SELECT max(id) FROM runs" + (" WHERE command = ?" if command else "")

@@ -172,6 +172,13 @@ def m008_run_pid(db: sqlite3.Connection) -> None:
     )
 
 
+def m009_run_origin(db: sqlite3.Connection) -> None:
+    """Runs imported from another rigbench (`rigbench import`) say where they came from:
+    JSON with the file, its format version, the exporting rigbench and the run's id there.
+    NULL for runs measured here."""
+    db.execute("ALTER TABLE runs ADD COLUMN origin TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
@@ -181,4 +188,5 @@ MIGRATIONS: list[Migration] = [
     m006_jobs,
     m007_result_reason,
     m008_run_pid,
+    m009_run_origin,
 ]

@@ -117,3 +117,11 @@ def load_events(store: Store, run_id: int) -> list[TelemetryEvent]:
         (run_id,),
     ).fetchall()
     return [TelemetryEvent(t=r[0], gpu=r[1], kind=r[2], code=r[3], message=r[4]) for r in rows]
+
+
+def load_gpus(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """Each sampled GPU's fixed facts (GpuChannel.to_dict()) for a run, by GPU index."""
+    rows = store.db.execute(
+        "SELECT facts FROM telemetry_gpus WHERE run_id = ? ORDER BY gpu", (run_id,)
+    ).fetchall()
+    return [json.loads(r[0]) for r in rows]
