@@ -73,6 +73,8 @@ class Result:
     basis: str | None = None
     status: Status = "ok"
     message: str | None = None
+    # Why a failed or skipped result did not measure, as a code (never read the message)
+    reason: FailureReason | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -106,6 +108,7 @@ class Result:
         devices: list[str] | None = None,
         params: dict[str, Any] | None = None,
         status: Status = "failed",
+        reason: FailureReason | None = None,
     ) -> Result:
         return cls(
             benchmark=benchmark,
@@ -116,6 +119,7 @@ class Result:
             params=params or {},
             status=status,
             message=message,
+            reason=reason,
         )
 
 

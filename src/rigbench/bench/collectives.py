@@ -195,6 +195,7 @@ class Measured:
     backend: str
     times_s: list[float] = field(default_factory=list)  # per iteration, slowest rank
     problem: str | None = None  # first check failure, or why nothing was measured
+    wrong_data: bool = False  # `problem` is a result that failed its check
     short_holds: int = 0  # GPU batches some of whose ops the host, not the GPU, paced
 
 
@@ -233,6 +234,8 @@ def results_for(
                 devices=devices,
                 params=dict(params),
             )
+            if m.wrong_data:
+                r.reason = "wrong_data"
             if metric == "busbw":
                 r.expected, r.basis = exp_value, basis
             out.append(r)
@@ -667,8 +670,9 @@ def _measure(pool: RankPool, op: str, count: int) -> Measured:
     problems += [r[2] for r in replies if r[2]]
     m.short_holds = max(r[3] for r in replies)
     m.times_s = slowest_iterations([list(r[1]) for r in replies])
-    if problems:
+    if problems:  # a rank's output failed its check (`check_output`)
         m.problem = "; ".join(problems)
+        m.wrong_data = True
     return m
 
 

@@ -120,6 +120,7 @@ def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
             basis=expected.basis if expected else None,
             status="ok" if problem is None else "failed",
             message=problem,
+            reason=None if problem is None else "wrong_data",
         )
 
     # Both directions at once, each on its own stream.
@@ -168,6 +169,7 @@ def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
         basis=f"both directions: 2 x ({expected.basis})" if expected else None,
         status="ok" if problem is None else "failed",
         message=problem,
+        reason=None if problem is None else "wrong_data",
     )
 
     # One-way latency: a burst of tiny copies, as p2pBandwidthLatencyTest times it.

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from rigbench.bench.context import BenchContext, Step
-from rigbench.records import Result
+from rigbench.records import FailureReason, Result
 
 # A worker must import torch and initialise CUDA before its first step.
 STARTUP_TIMEOUT_S = 120.0
@@ -70,7 +70,9 @@ def _kill_group(proc: mp.process.BaseProcess) -> None:
     proc.join(timeout=10)
 
 
-def _failure(module_name: str, step: Step, message: str) -> Result:
+def _failure(
+    module_name: str, step: Step, message: str, reason: FailureReason | None = None
+) -> Result:
     return Result.failure(
         module_name if "." not in module_name else module_name.rsplit(".", 1)[-1],
         step.metric,
@@ -78,6 +80,7 @@ def _failure(module_name: str, step: Step, message: str) -> Result:
         message,
         devices=step.devices,
         params={**step.params, "step": step.key},
+        reason=reason,
     )
 
 
@@ -118,10 +121,10 @@ def run_steps(
     finished: set[str] = set()
     aborted: list[str] = []
 
-    def close(step: Step, message: str | None) -> None:
+    def close(step: Step, message: str | None, reason: FailureReason | None = None) -> None:
         if message is not None:
             aborted.append(step.key)
-            on_result(_failure(module_name, step, f"{step.label}: {message}"))
+            on_result(_failure(module_name, step, f"{step.label}: {message}", reason))
         finished.add(step.key)
         if on_step:
             on_step(step)
@@ -149,14 +152,18 @@ def run_steps(
                 if msg in ("timeout", "died"):
                     step = current or next((s for s in remaining if s.key not in finished), None)
                     if step is not None:
+                        reason: FailureReason
                         if msg == "died":
                             proc.join(timeout=5)  # the pipe can close before exitcode is set
                             why = f"worker died (exit code {proc.exitcode})"
+                            reason = "crash"
                         elif current is not None:
                             why = f"hung: no progress for {wait:.0f} s, worker killed"
+                            reason = "hang"
                         else:
                             why = f"worker did not start within {wait:.0f} s"
-                        close(step, why)
+                            reason = "timeout_startup"
+                        close(step, why, reason)
                     break
                 assert isinstance(msg, tuple)
                 kind = msg[0]

@@ -30,10 +30,12 @@ from typing import Literal
 
 from rigbench.bench.context import BenchDevice
 from rigbench.hw.model import Rig
-from rigbench.records import Result
+from rigbench.records import FailureReason, Result
 
-PairStatus = Literal["ok", "hang", "corrupt", "crash", "error", "not_probed"]
-ReduceStatus = Literal["ok", "wrong", "hang", "crash", "error"]
+# not_started: the probe's workers never reported ready (a slow or busy machine, not a GPU
+# fault); not_probed: not tried because an earlier pair hung (skipped_dependency).
+PairStatus = Literal["ok", "hang", "corrupt", "crash", "error", "not_probed", "not_started"]
+ReduceStatus = Literal["ok", "wrong", "hang", "crash", "error", "not_started"]
 
 P2P_SCALE = 0.25  # of p2p's 16 MiB stand-in size: 4 MiB copies
 HOSTLINK_SCALE = 1 / 8  # of hostlink's 256 MiB: 32 MiB copies
@@ -52,6 +54,7 @@ class PairProbe:
     b: int
     status: PairStatus
     message: str | None = None
+    reason: FailureReason | None = None
     gbps: float | None = None  # median unidir copy a->b (4 MiB, not a measurement to quote)
 
 
@@ -62,6 +65,7 @@ class ProbeResults:
     pairs: list[PairProbe] | None = None
     reduce_status: ReduceStatus | None = None
     reduce_message: str | None = None
+    reduce_reason: FailureReason | None = None
     reduce_gpus: list[int] = field(default_factory=list)
     # GPU index -> highest (gen, width) seen while the GPUs were loaded
     pcie_loaded: dict[int, tuple[int | None, int | None]] | None = None
@@ -73,15 +77,14 @@ class _Stop(Exception):
     """Raised from a result callback to end a probe early (its worker is then killed)."""
 
 
+_ABORTED: dict[str, str] = {"hang": "hang", "timeout_startup": "not_started", "crash": "crash"}
+
+
 def _hung(r: Result) -> str | None:
-    text = r.message or ""
-    if r.status != "failed":
+    """The status of a step its worker never finished (by `Result.reason`), else None."""
+    if r.status != "failed" or r.reason is None:
         return None
-    if "hung:" in text or "did not start" in text:
-        return "hang"
-    if "worker died" in text:
-        return "crash"
-    return None
+    return _ABORTED.get(r.reason)
 
 
 def _cuda_usable(rig: Rig) -> tuple[bool, str | None]:
@@ -113,24 +116,27 @@ def _pair_probes(
     for a, b in order:
         rs = by_pair.get((a, b))
         if not rs:
-            probes.append(PairProbe(a=a, b=b, status="not_probed"))
+            probes.append(PairProbe(a=a, b=b, status="not_probed", reason="skipped_dependency"))
             continue
         status: PairStatus = "ok"
         message = None
+        reason: FailureReason | None = None
         for r in rs:
             kind = _hung(r)
             if kind:
-                status, message = kind, r.message  # type: ignore[assignment]
+                status, message, reason = kind, r.message, r.reason  # type: ignore[assignment]
                 break
             if r.status == "failed":
-                wrong = "differs" in (r.message or "")
-                status, message = ("corrupt" if wrong else "error"), r.message
+                wrong = r.reason == "wrong_data"
+                status, message, reason = ("corrupt" if wrong else "error"), r.message, r.reason
                 break
         speed = next(
             (r.value for r in rs if r.metric == "unidir" and r.value is not None),
             None,
         )
-        probes.append(PairProbe(a=a, b=b, status=status, message=message, gbps=speed))
+        probes.append(
+            PairProbe(a=a, b=b, status=status, message=message, reason=reason, gbps=speed)
+        )
     return probes
 
 
@@ -229,18 +235,20 @@ def run_probes(
             run_steps("collectives", cctx, [step], reduce_results.append)
             status: ReduceStatus = "ok"
             message = None
+            reason: FailureReason | None = None
             for r in reduce_results:
                 kind = _hung(r)
                 if kind:
-                    status, message = kind, r.message  # type: ignore[assignment]
+                    status, message, reason = kind, r.message, r.reason  # type: ignore[assignment]
                     break
                 if r.status == "failed":
-                    wrong = "wrong" in (r.message or "")
-                    status, message = ("wrong" if wrong else "error"), r.message
+                    wrong = r.reason == "wrong_data"
+                    status, message, reason = ("wrong" if wrong else "error"), r.message, r.reason
                     break
             if not reduce_results:
                 status, message = "error", "the all_reduce worker returned nothing"
             out.reduce_status, out.reduce_message = status, message
+            out.reduce_reason = reason
 
         jobs.append(("all_reduce", job_reduce))
 

@@ -163,6 +163,13 @@ def run_doctor(
         timeout_s=timeout_s,
         sampler_factory=sampler_factory,
     )
+    if rig.source.startswith("simulated") and probes.pcie_loaded is None:
+        loaded: dict[int, tuple[int | None, int | None]] = {
+            g.index: (g.pcie.gen_loaded, g.pcie.width_loaded or g.pcie.width_current)
+            for g in rig.gpus
+            if g.pcie.gen_loaded is not None
+        }
+        probes.pcie_loaded = loaded or None  # the rig file's readings under load
     d = DoctorInput(rig=rig, health=health, probes=probes)
     findings = [f for spec in specs for f in _safe(spec, d)]
     return DoctorReport(

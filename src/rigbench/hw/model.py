@@ -25,10 +25,15 @@ P2PState = Literal["ok", "unsupported", "disabled", "unknown"]
 @dataclass(kw_only=True, slots=True)
 class PcieLink:
     """A GPU's PCIe link. `gen_max`/`width_max` are what the GPU and slot together allow;
-    `gpu_gen_max`/`gpu_width_max` what the GPU alone can do (a riser shows as the gap)."""
+    `gpu_gen_max`/`gpu_width_max` what the GPU alone can do (a riser shows as the gap).
+    `gen_current`/`width_current` are read whenever asked (an idle GPU trains its link down
+    to save power); `gen_loaded`/`width_loaded` are the highest readings while the GPU was
+    busy, when such a reading exists (doctor's load probe takes it on a live rig)."""
 
     gen_current: int | None = None
     width_current: int | None = None
+    gen_loaded: int | None = None
+    width_loaded: int | None = None
     gen_max: int | None = None
     width_max: int | None = None
     gpu_gen_max: int | None = None
@@ -106,6 +111,9 @@ class Rig:
     system: SystemInfo = field(default_factory=SystemInfo)
     # Faults a simulated rig plays when benchmarks run on its CPU stand-ins, keyed "a-b".
     p2p_faults: dict[str, str] = field(default_factory=dict)
+    # What a copy between the pair measured on the real rig (GB/s one way), keyed "a-b": a
+    # simulated rig's stand-ins copy at CPU speed, so its file gives the real figure.
+    p2p_measured_gbps: dict[str, float] = field(default_factory=dict)
 
     def pair(self, a: int, b: int) -> PairLink | None:
         lo, hi = min(a, b), max(a, b)
