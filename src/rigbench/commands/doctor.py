@@ -31,9 +31,10 @@ def doctor(
         str | None,
         typer.Option(
             "--only",
-            help="Comma-separated checks: inventory, versions, pcie, p2p, nvlink, collectives, "
-            "iommu, acs, env, persistence, shm, memlock, governor, numa, xid, ecc, memory, "
-            "throttle, temperature, power, clocks.",
+            help="Comma-separated checks: inventory, versions, driver, pcie, p2p, nvlink, "
+            "fabricmanager, collectives, iommu, acs, env, persistence, shm, memlock, governor, "
+            "numa, network, xid, kernel, ecc, memory, throttle, temperature, power, clocks, "
+            "sanity.",
             metavar="LIST",
         ),
     ] = None,

@@ -4,6 +4,7 @@ limits, power limits, and application clocks."""
 
 from __future__ import annotations
 
+import re
 import statistics
 from typing import Any
 
@@ -22,6 +23,11 @@ from rigbench.hw.throttle import decode
 from rigbench.hw.xid import xid_info
 from rigbench.records import Finding
 
+XID_SOURCE = "NVIDIA Xid catalogue, https://docs.nvidia.com/deploy/xid-errors/"
+_RECOVERY_RE = re.compile(r"to 0x[0-9a-fA-F]+ \(([^)]+)\)")
+# Xids spread over this long, this many times, are an intermittent fault, not one event
+INTERMITTENT_MIN_EVENTS = 3
+INTERMITTENT_MIN_SPAN_H = 1.0
 VIOLATION_MIN_S = 1.0  # accumulated throttle time below this is noise
 HOT_MARGIN_C = 5  # warn this close to the slowdown / memory limit
 OUTLIER_C = 15  # a GPU this much hotter than its identical neighbours is suspect
@@ -70,20 +76,39 @@ def check_xid(d: DoctorInput) -> list[Finding]:
         fix = info.action[:1].upper() + info.action[1:] + "."
         if code == 79:
             fix = LOST_GPU_FIX
+        evidence: dict[str, Any] = {
+            "count": len(events),
+            "pci": sorted({e.pci for e in events if e.pci}),
+            "last_lines": [e.line for e in events[-3:]],
+            "log": host.kernel_log_source,
+        }
+        if code == 154:
+            actions = sorted({m.group(1) for e in events if (m := _RECOVERY_RE.search(e.line))})
+            if actions:
+                evidence["recovery_action"] = actions
+        times = [e.time_s for e in events if e.time_s is not None]
+        why = f"The NVIDIA driver logged Xid {code}: {info.meaning}."
+        if len(times) >= INTERMITTENT_MIN_EVENTS:
+            span_h = (max(times) - min(times)) / 3600
+            evidence["first_s_after_boot"], evidence["last_s_after_boot"] = min(times), max(times)
+            evidence["span_hours"] = round(span_h, 2)
+            if span_h >= INTERMITTENT_MIN_SPAN_H:
+                why += (
+                    f" It came back {len(times)} times over {span_h:.1f} h: an intermittent "
+                    "fault (a marginal connector, riser or PSU, or failing hardware), not a "
+                    "one-off; it will recur under load."
+                )
         found.append(
             Finding(
                 id=f"xid.{code}",
                 severity=info.severity,
                 title=f"Xid {code} ({info.meaning}) x{len(events)}"
                 + (f" on {' and '.join(where)}" if where else ""),
-                evidence={
-                    "count": len(events),
-                    "pci": sorted({e.pci for e in events if e.pci}),
-                    "last_lines": [e.line for e in events[-3:]],
-                    "log": host.kernel_log_source,
-                },
-                why=f"The NVIDIA driver logged Xid {code}: {info.meaning}.",
+                evidence=evidence,
+                why=why,
                 fix=fix,
+                source=XID_SOURCE,
+                origin="reading",
                 gpus=gpus,
             )
         )
@@ -327,6 +352,27 @@ def check_throttle(d: DoctorInput) -> list[Finding]:
     return found
 
 
+BUSY_PCT, IDLE_PCT = 50, 10  # utilisation that counts as busy / idle
+
+
+def _load_state(d: DoctorInput, index: int, limit_w: float | None) -> str | None:
+    """ "busy", "idle" or None (in between, or not known) when the readings were taken:
+    utilisation, else power draw against the limit."""
+    h = d.gpu_health(index)
+    u: float
+    if h.utilization_pct is not None:
+        u = h.utilization_pct
+    elif h.power_draw_w is not None and limit_w:
+        u = 100 * h.power_draw_w / limit_w
+    else:
+        return None
+    if u >= BUSY_PCT:
+        return "busy"
+    if u <= IDLE_PCT:
+        return "idle"
+    return None
+
+
 def check_temperature(d: DoctorInput) -> list[Finding]:
     if not d.rig.gpus:
         return [skipped("temperature", "no GPU")]
@@ -375,13 +421,20 @@ def check_temperature(d: DoctorInput) -> list[Finding]:
                 )
             )
     for name, gs in d.same_model_groups().items():
+        states = {g.index: _load_state(d, g.index, g.power_limit_w) for g in gs}
         readings = {
-            g.index: t for g in gs if (t := d.gpu_health(g.index).temperature_c) is not None
+            g.index: t
+            for g in gs
+            if (t := d.gpu_health(g.index).temperature_c) is not None
+            and states[g.index] is not None
         }
         if len(readings) < 2:
             continue
         for i, t in readings.items():
-            others = [v for j, v in readings.items() if j != i]
+            # only GPUs doing the same (idle or busy): a busy GPU is rightly hotter
+            others = [v for j, v in readings.items() if j != i and states[j] == states[i]]
+            if not others:
+                continue
             median = statistics.median(others)
             if t >= OUTLIER_MIN_C and t - median >= OUTLIER_C:
                 found.append(
@@ -390,7 +443,12 @@ def check_temperature(d: DoctorInput) -> list[Finding]:
                         severity="warning",
                         title=f"{{gpus}}: {t - median:.0f} °C hotter than the other "
                         f"{name} GPUs ({t} °C against {median:.0f} °C)",
-                        evidence={"temperatures_c": readings},
+                        evidence={
+                            "temperatures_c": readings,
+                            "load": {k: v for k, v in states.items() if k in readings},
+                        },
+                        source="seed 001 (V100 SXM2 server, GPU 2's under-torqued heatsink)",
+                        origin="reading",
                         why="Identical GPUs in one machine should run within a few degrees; "
                         "one much hotter has a cooling problem of its own and will throttle "
                         "first, holding back every data-parallel step.",
@@ -494,6 +552,26 @@ def check_clocks(d: DoctorInput) -> list[Finding]:
         app = (h.app_clock_sm_mhz, h.app_clock_mem_mhz)
         default = (h.default_app_clock_sm_mhz, h.default_app_clock_mem_mhz)
         held = "applications_clocks" in {r.name for r in decode(h.throttle_reasons or 0)}
+        locked = h.locked_sm_clock_mhz
+        top = g.sm_clock_max_mhz
+        if locked and top and locked[1] < top:
+            read_any = True
+            found.append(
+                Finding(
+                    id="clocks.locked_range",
+                    severity="warning",
+                    title=f"{{gpus}}: SM clock locked to {locked[0]}-{locked[1]} MHz "
+                    f"(the GPU boosts to {top} MHz)",
+                    evidence={"locked_sm_mhz": locked, "sm_max_mhz": top},
+                    why="nvidia-smi -lgc caps every kernel's clock: a deliberate trade of "
+                    "speed for power or stability (seed 001 measured ~13 % slower training "
+                    "at 1005 MHz on V100s), or a leftover from a test.",
+                    fix="If it is not on purpose: sudo nvidia-smi -rgc -i <gpu>.",
+                    source="seed 001 (V100 SXM2 server); nvidia-smi documentation (-lgc, -rgc)",
+                    origin="reading",
+                    gpus=[g.index],
+                )
+            )
         if all(v is None for v in app) and h.throttle_reasons is None:
             continue
         read_any = True
@@ -516,8 +594,11 @@ def check_clocks(d: DoctorInput) -> list[Finding]:
                         "driver_reports_clock_setting_active": held,
                     },
                     why="Every kernel runs at most at that clock. Seed 001 set 1005 MHz on "
-                    "its V100s on purpose to stop power-sag bus drops, at about 13 % of its "
-                    "training speed.",
+                    "its V100s on purpose to stop power-sag bus drops and measured a ~13 % drop "
+                    "in training speed for it.",
+                    source="seed 001 (V100 SXM2 server: nvidia-smi -ac 877,1005, '~13% decline "
+                    "in training speed')",
+                    origin="reading",
                     fix="If it is not on purpose: sudo nvidia-smi -rac (application clocks) "
                     "and sudo nvidia-smi -rgc (locked GPU clocks).",
                     gpus=[g.index],
@@ -536,6 +617,86 @@ def check_clocks(d: DoctorInput) -> list[Finding]:
             with_gaps(
                 ok("clocks", "No application-clock or clock-lock setting holds the GPUs"),
                 gpus_without(d, ("app_clock_sm_mhz", "throttle_reasons")),
+            )
+        )
+    return found
+
+
+# --- fans, BAR1 and VBIOS ----------------------------------------------------------------------
+
+FAN_STOPPED_HOT_C = 80  # zero-RPM modes stop fans only at low temperature (~50-60 C)
+REBAR_SOURCE = (
+    "tinygrad/open-gpu-kernel-modules README (the GeForce P2P patch needs large BAR1); NVIDIA "
+    "GPUDirect RDMA documentation (BAR1 maps GPU memory for peers)"
+)
+
+
+def check_sanity(d: DoctorInput) -> list[Finding]:
+    """Readings that contradict each other: a stopped fan on a hot GPU, identical GPUs on
+    different VBIOS versions, a small BAR1 (resizable BAR off)."""
+    if not d.rig.gpus:
+        return [skipped("sanity", "no GPU")]
+    fields = ("fan_speed_pct", "bar1_total_mib", "vbios_version", "power_draw_w")
+    missing = _all_missing(d, "sanity", fields)
+    if missing:
+        return [missing]
+    found: list[Finding] = []
+    for g in d.rig.gpus:
+        h = d.gpu_health(g.index)
+        if h.fan_speed_pct == 0 and (h.temperature_c or 0) >= FAN_STOPPED_HOT_C:
+            found.append(
+                Finding(
+                    id="sanity.fan_stopped",
+                    severity="warning",
+                    title=f"{{gpus}}: fan at 0 % at {h.temperature_c} °C",
+                    evidence={"fan_speed_pct": 0, "temperature_c": h.temperature_c},
+                    why="Fans stop only when the card is cool (zero-RPM idle); at this "
+                    "temperature a fan reading 0 % has failed, is unplugged or is held by a "
+                    "fan-control tool.",
+                    fix="Look at the fan while the GPU is loaded; check its connector and any "
+                    "fan-control software (nvidia-settings GPUFanControlState).",
+                    origin="reading",
+                    gpus=[g.index],
+                )
+            )
+        mem_mib = (g.memory_total_bytes or 0) >> 20
+        if h.bar1_total_mib is not None and h.bar1_total_mib <= 256 < mem_mib:
+            found.append(
+                Finding(
+                    id="sanity.small_bar1",
+                    severity="info",
+                    title=f"{{gpus}}: BAR1 is {h.bar1_total_mib} MiB (resizable BAR off)",
+                    evidence={"bar1_total_mib": h.bar1_total_mib, "memory_mib": mem_mib},
+                    why="Training does not need it; GPUDirect RDMA and the community P2P "
+                    "patches for GeForce cards map GPU memory through BAR1 and need it large.",
+                    fix="Only if you need those: enable Above 4G Decoding and Resizable BAR in "
+                    "the BIOS.",
+                    source=REBAR_SOURCE,
+                    origin="reading",
+                    gpus=[g.index],
+                )
+            )
+    for name, gs in d.same_model_groups().items():
+        versions = {
+            g.index: v for g in gs if (v := d.gpu_health(g.index).vbios_version) is not None
+        }
+        if len(set(versions.values())) > 1:
+            found.append(
+                Finding(
+                    id="sanity.mixed_vbios",
+                    severity="info",
+                    title=f"The {name} GPUs run different VBIOS versions",
+                    evidence={"vbios": versions},
+                    why="Different boards or flashes of one model can differ in power limits "
+                    "and clocks: a reason one of them behaves differently.",
+                    origin="reading",
+                    gpus=sorted(versions),
+                )
+            )
+    if not any(f.severity in ("warning", "error") for f in found):
+        found.append(
+            with_gaps(
+                ok("sanity", "Fans, BAR1 and VBIOS readings consistent"), gpus_without(d, fields)
             )
         )
     return found

@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rigbench.doctor import gpu_health, inventory, links, platform
+from rigbench.doctor import fabric, gpu_health, inventory, kernel_log, links, platform
 from rigbench.doctor.context import DoctorInput, gpus_text
 from rigbench.doctor.probes import ProbeResults, run_probes
 from rigbench.errors import BadInput
@@ -38,9 +38,15 @@ CHECKS: tuple[CheckSpec, ...] = (
         "GPUs seen by the driver vs the PCI bus, mixed models",
     ),
     CheckSpec("versions", inventory.check_versions, "driver, CUDA, torch and NCCL versions fit"),
+    CheckSpec(
+        "driver",
+        fabric.check_driver,
+        "kernel module vs user-space driver version, CUDA init errors (802)",
+    ),
     CheckSpec("pcie", links.check_pcie, "PCIe link under load vs max, replays", ("load",)),
     CheckSpec("p2p", links.check_p2p, "P2P capability and a verified copy per GPU pair", ("p2p",)),
-    CheckSpec("nvlink", links.check_nvlink, "NVLink links up, link errors"),
+    CheckSpec("nvlink", links.check_nvlink, "NVLink links up vs the model's count, link errors"),
+    CheckSpec("fabricmanager", fabric.check_fabric_manager, "fabric manager on NVSwitch rigs"),
     CheckSpec(
         "collectives",
         links.check_collectives,
@@ -49,13 +55,19 @@ CHECKS: tuple[CheckSpec, ...] = (
     ),
     CheckSpec("iommu", platform.check_iommu, "IOMMU translating GPU DMA"),
     CheckSpec("acs", platform.check_acs, "PCIe ACS redirect on bridges between GPUs"),
-    CheckSpec("env", platform.check_env, "NCCL/CUDA environment variables that hurt"),
+    CheckSpec(
+        "env", platform.check_env, "NCCL/CUDA environment variables and /etc/nccl.conf that hurt"
+    ),
     CheckSpec("persistence", platform.check_persistence, "persistence mode"),
     CheckSpec("shm", platform.check_shm, "/dev/shm size"),
     CheckSpec("memlock", platform.check_memlock, "locked-memory limit"),
     CheckSpec("governor", platform.check_governor, "CPU frequency governor"),
-    CheckSpec("numa", platform.check_numa, "NUMA node of each GPU"),
-    CheckSpec("xid", gpu_health.check_xid, "Xid errors in the kernel log"),
+    CheckSpec("numa", platform.check_numa, "NUMA node of each GPU vs where this process runs"),
+    CheckSpec("network", fabric.check_network, "NICs and InfiniBand/RoCE ports, state and rate"),
+    CheckSpec("xid", gpu_health.check_xid, "Xid errors in the kernel log, how often over time"),
+    CheckSpec(
+        "kernel", kernel_log.check_kernel_log, "PCIe AER, IOMMU page faults, NVRM API mismatch"
+    ),
     CheckSpec("ecc", gpu_health.check_ecc, "ECC error counts"),
     CheckSpec("memory", gpu_health.check_memory, "retired pages, remapped rows"),
     CheckSpec(
@@ -66,6 +78,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("temperature", gpu_health.check_temperature, "GPU and memory temperature vs limits"),
     CheckSpec("power", gpu_health.check_power, "power limits below default or uneven"),
     CheckSpec("clocks", gpu_health.check_clocks, "application / locked clocks"),
+    CheckSpec("sanity", gpu_health.check_sanity, "fan vs temperature, BAR1 size, VBIOS"),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)
 SEVERITY_ORDER = SEVERITY_RANK

@@ -314,11 +314,11 @@ def _net_ports(host: HostHealth) -> None:
         mbps = None
         with contextlib.suppress(ValueError, TypeError):
             mbps = int((speed or "").strip())
+        # type 32: IPoIB, a socket interface on an InfiniBand port (listed below as its HCA
+        # port too)
         kind: Literal["ethernet", "infiniband", "roce", "other"] = (
-            "infiniband" if (_read(f"{path}/type") or "").strip() == "32" else "ethernet"
+            "other" if (_read(f"{path}/type") or "").strip() == "32" else "ethernet"
         )
-        if kind == "infiniband":
-            continue  # listed below as its HCA port
         ports.append(
             NetPort(
                 name=name,
