@@ -60,9 +60,7 @@ def check_kernel_log(d: DoctorInput) -> list[Finding]:
     aer = [e for e in events if e.kind == "aer"]
     if aer:
         fatal = [e for e in aer if e.severity and not e.severity.startswith("Corrected")]
-        severity: Severity = (
-            "error" if fatal else ("warning" if len(aer) >= AER_WARN else "info")
-        )
+        severity: Severity = "error" if fatal else ("warning" if len(aer) >= AER_WARN else "info")
         found.append(
             Finding(
                 id="kernel.pcie_aer",

@@ -603,10 +603,15 @@ def check_nvlink(d: DoctorInput) -> list[Finding]:
                     },
                     source=NVLINK_SOURCE,
                     origin="reading",
-                    why="Traffic to the GPU at the other end of a down link falls back to "
+                    why="One GPU on this rig: no peer uses NVLink (a VM cut from an HGX "
+                    "node shows its links down)."
+                    if alone
+                    else "Traffic to the GPU at the other end of a down link falls back to "
                     "slower paths or fails; on SXM boards a link goes down when a module is "
                     "not seated evenly, or when the GPU it leads to is gone.",
-                    fix="If a GPU fell off the bus, that explains it (see inventory). Else "
+                    fix=None
+                    if alone
+                    else "If a GPU fell off the bus, that explains it (see inventory). Else "
                     "reseat the GPU or NVLink bridge; on SXM2 boards tighten the module "
                     "screws evenly to their torque.",
                     gpus=[g.index],
