@@ -241,10 +241,18 @@ def parse_kernel_events(text: str) -> list[KernelEvent]:
             continue
         aer = _AER_RECEIVED_RE.search(line) or _AER_BUS_RE.search(line)
         if aer:
-            sev = aer["sev"].strip()
-            events.append(
-                KernelEvent(kind="aer", pci=aer["pci"].lower(), line=line, time_s=t, severity=sev)
-            )
+            sev, pci = aer["sev"].strip(), aer["pci"].lower()
+            last = next((e for e in reversed(events) if e.kind == "aer"), None)
+            # one error prints a "received" line and a "PCIe Bus Error" line: count it once
+            if not (
+                last is not None
+                and last.pci == pci
+                and last.severity == sev
+                and t is not None
+                and last.time_s is not None
+                and abs(t - last.time_s) < 0.01
+            ):
+                events.append(KernelEvent(kind="aer", pci=pci, line=line, time_s=t, severity=sev))
             continue
         fault = _AMDVI_RE.search(line)
         if fault:
