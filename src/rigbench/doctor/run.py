@@ -81,6 +81,48 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("sanity", gpu_health.check_sanity, "fan vs temperature, BAR1 size, VBIOS"),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)
+
+# Where a check's rules and fixes come from, for findings that name no source of their own.
+_NCCL_TS = "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/troubleshooting.html"
+_NCCL_ENV = "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html"
+CHECK_SOURCES: dict[str, str] = {
+    "inventory": "seed 001 (V100 SXM2 server: a GPU fell off the bus on a 12 V sag; the RTX "
+    "3060 + GTX 1060 desktop); NVIDIA Xid catalogue (Xid 79)",
+    "versions": "CUDA compatibility guide, https://docs.nvidia.com/deploy/cuda-compatibility/; "
+    "PyTorch install matrix, https://pytorch.org/get-started/locally/",
+    "pcie": "nvidia-smi documentation, GPU Link Info; seed 001 (x1 PCIe 3.0 slots made "
+    "two-GPU DDP slower than one GPU)",
+    "p2p": f"NCCL troubleshooting, GPU Direct and PCI ACS ({_NCCL_TS}); seed 004",
+    "nvlink": "seed 001 (NCCL hangs ended after re-torquing the SXM2 modules); nvidia-smi "
+    "nvlink -s / -e",
+    "collectives": f"NCCL troubleshooting ({_NCCL_TS}); seed 004",
+    "iommu": f"NCCL troubleshooting, PCI ACS and IOMMU ({_NCCL_TS}); seed 000 ('IOMMU is "
+    "enabled' in Minerva's P2P check)",
+    "acs": f"NCCL troubleshooting, PCI Access Control Services ({_NCCL_TS})",
+    "env": f"NCCL environment variables ({_NCCL_ENV}); CUDA environment variables, "
+    "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#env-vars; seed 004",
+    "persistence": "NVIDIA driver persistence, https://docs.nvidia.com/deploy/driver-persistence/",
+    "shm": f"NCCL troubleshooting, shared memory in containers ({_NCCL_TS})",
+    "memlock": f"NCCL troubleshooting ({_NCCL_TS})",
+    "governor": "Linux CPU performance scaling, https://docs.kernel.org/admin-guide/pm/cpufreq.html",
+    "numa": "nvidia-smi topo -m (NUMA affinity); numactl(8)",
+    "xid": "NVIDIA Xid catalogue, https://docs.nvidia.com/deploy/xid-errors/",
+    "ecc": "NVIDIA GPU memory error management, "
+    "https://docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt/",
+    "memory": "NVIDIA GPU memory error management (row remapping), "
+    "https://docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt/; dynamic page retirement, "
+    "https://docs.nvidia.com/deploy/dynamic-page-retirement/",
+    "throttle": "NVML clocks event reasons (nvmlDeviceGetCurrentClocksEventReasons); seed 001 "
+    "(hot GPU, PSU sag)",
+    "temperature": "nvidia-smi -q -d TEMPERATURE thresholds; seed 001 (GPU 2's heatsink); seed "
+    "004 (GDDR6X at 104 of 110 C)",
+    "power": "seed 004 (285 of 350 W: 'a couple of percentage slower'); nvidia-smi -pl",
+    "clocks": "seed 001 (nvidia-smi -ac 877,1005: ~13 % slower training)",
+    "sanity": "board vendors' zero-RPM fan modes stop the fans only while the GPU is cool; "
+    "nvidia-smi -q -d TEMPERATURE,PERFORMANCE (fan, VBIOS, BAR1)",
+}
+# Checks whose findings come from making the hardware work (the probes); the rest read.
+MEASURED = {"p2p", "collectives"}
 SEVERITY_ORDER = SEVERITY_RANK
 
 
@@ -141,6 +183,13 @@ def _safe(spec: CheckSpec, d: DoctorInput) -> list[Finding]:
     """A check that raises becomes a skipped finding: the doctor never crashes on a rig."""
     try:
         found = merge_per_gpu(spec.fn(d))
+        for f in found:
+            if f.severity in ("ok", "skipped"):
+                continue
+            if f.source is None:
+                f.source = CHECK_SOURCES.get(spec.name)
+            if f.origin is None:
+                f.origin = "measurement" if spec.name in MEASURED else "reading"
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return [
