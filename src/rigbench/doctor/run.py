@@ -210,13 +210,25 @@ def run_doctor(
     *,
     timeout_s: float | None = None,
     sampler_factory: Callable[[], object] | None = None,
+    on_progress: Callable[[str, str], None] | None = None,
 ) -> DoctorReport:
-    """Read the rig, run the probes `checks` need, run `checks`."""
+    """Read the rig, run the probes `checks` need, run `checks`. `on_progress(stage, what)`
+    is told "probes" (which ones, as they start) and "check" (each check as it is done)."""
     started = time.monotonic()
     rig = backend.rig()
     health = backend.health(rig)  # before the probes: they set CUDA_DEVICE_ORDER
     specs = [c for c in CHECKS if c.name in checks]
     wanted = {p for c in specs for p in c.probes}
+    if on_progress and wanted:
+        n = len(rig.gpus)
+        words = {
+            "p2p": f"P2P ({n * (n - 1) // 2} pairs)",
+            "all_reduce": f"all_reduce ({n} GPUs)",
+            "load": "PCIe under load",
+        }
+        if rig.source != "nvml":
+            words.pop("load")  # a simulated rig's file gives its links under load
+        on_progress("probes", ", ".join(words[w] for w in sorted(wanted) if w in words))
     probes = run_probes(
         rig,
         p2p="p2p" in wanted,
@@ -233,7 +245,13 @@ def run_doctor(
         }
         probes.pcie_loaded = loaded or None  # the rig file's readings under load
     d = DoctorInput(rig=rig, health=health, probes=probes)
-    findings = [f for spec in specs for f in _safe(spec, d)]
+    findings = []
+    for spec in specs:
+        found = _safe(spec, d)
+        findings += found
+        if on_progress:
+            worst = min((f.severity for f in found), key=SEVERITY_RANK.__getitem__, default="ok")
+            on_progress("check", f"{spec.name}: {worst}")
     return DoctorReport(
         rig=rig,
         health=health,
