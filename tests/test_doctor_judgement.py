@@ -100,6 +100,12 @@ def test_fabric_manager_and_error_802_on_an_nvswitch_rig() -> None:
     assert set(healthy) == {"fabricmanager.ok"}
 
 
+def test_an_unused_port_of_a_dual_port_card_is_not_a_fault() -> None:
+    found = findings("l40s-4x-ib-port-slow.toml", ["network"])
+    assert found["network.rdma_port_down"]["severity"] == "info"  # two other ports are up
+    assert found["network.rdma_port_slow"]["evidence"]["rate_gbps"] == 200.0
+
+
 def test_one_gpu_with_its_nvlinks_down_is_not_a_warning() -> None:
     f = findings("h200-x1.toml", ["nvlink"])["nvlink.down"]
     assert f["severity"] == "info" and f["fix"] is None

@@ -29,10 +29,12 @@ def check_network(d: DoctorInput) -> list[Finding]:
     found: list[Finding] = []
     down = [p for p in rdma if p.state is not None and p.state.lower() not in _UP]
     if down:
+        # a dual-port card with one port cabled is normal: warn only when none is up
+        all_down = len(down) == len(rdma)
         found.append(
             Finding(
                 id="network.rdma_port_down",
-                severity="warning",
+                severity="warning" if all_down else "info",
                 title="InfiniBand/RoCE port(s) not active: "
                 + ", ".join(f"{p.name} ({p.state})" for p in down),
                 evidence=table,
@@ -49,7 +51,11 @@ def check_network(d: DoctorInput) -> list[Finding]:
         if p in down or not p.rate_gbps:
             continue
         best = p.max_rate_gbps
-        others = [r for q in rdma if q is not p and q not in down and (r := q.rate_gbps)]
+        others = [
+            r
+            for q in rdma
+            if q is not p and q.kind == p.kind and q not in down and (r := q.rate_gbps)
+        ]
         peer = statistics.median(others) if len(others) >= 2 else None
         if (best and p.rate_gbps < best) or (peer and p.rate_gbps < peer / 2):
             ref = best or peer
@@ -72,7 +78,7 @@ def check_network(d: DoctorInput) -> list[Finding]:
                     origin="reading",
                 )
             )
-    if found:
+    if any(f.severity in ("warning", "error") for f in found):
         return found
     if not rdma:
         eth = [p for p in ports if p.kind == "ethernet"]
@@ -84,10 +90,10 @@ def check_network(d: DoctorInput) -> list[Finding]:
                 table,
             )
         ]
-    return [
+    return found + [
         ok(
             "network",
-            f"{len(rdma)} InfiniBand/RoCE port(s) active"
+            f"{len(rdma) - len(down)} InfiniBand/RoCE port(s) active"
             + (f" at {', '.join(f'{r:g}' for r in sorted(set(rates)))} Gb/s" if rates else ""),
             table,
         )

@@ -37,7 +37,7 @@ def check_kernel_log(d: DoctorInput) -> list[Finding]:
         found.append(
             Finding(
                 id="kernel.iommu_page_fault",
-                severity="error" if on_gpus else "warning",
+                severity="error" if on_gpus else "info",
                 title=f"IOMMU page faults (IO_PAGE_FAULT) x{len(faults)} on {_where(faults)}",
                 evidence={
                     "count": len(faults),
@@ -59,7 +59,9 @@ def check_kernel_log(d: DoctorInput) -> list[Finding]:
         )
     aer = [e for e in events if e.kind == "aer"]
     if aer:
-        fatal = [e for e in aer if e.severity and not e.severity.startswith("Corrected")]
+        # Servers log corrected errors for NICs and disks too: only a GPU's errors warn.
+        on_gpu = [e for e in aer if e.gpu is not None]
+        fatal = [e for e in on_gpu if e.severity and not e.severity.startswith("Corrected")]
         severity: Severity = "error" if fatal else ("warning" if len(aer) >= AER_WARN else "info")
         found.append(
             Finding(

@@ -113,8 +113,12 @@ CUDA_ENV_URL = "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html
 
 
 def has_rdma(d: DoctorInput) -> bool:
-    """Whether the host has an InfiniBand or RoCE port."""
-    return any(p.kind in ("infiniband", "roce") for p in d.health.host.net_ports or [])
+    """Whether the host has an active InfiniBand or RoCE port."""
+    return any(
+        p.kind in ("infiniband", "roce")
+        and (p.state or "").lower() in ("active", "up", "4: active")
+        for p in d.health.host.net_ports or []
+    )
 
 
 def _socket_ifname_matches(spec: str, names: list[str]) -> list[str]:
@@ -207,7 +211,11 @@ def check_env(d: DoctorInput) -> list[Finding]:
             )
         )
     if on("NCCL_IB_DISABLE"):
-        rdma = [p.name for p in host.net_ports or [] if p.kind in ("infiniband", "roce")]
+        rdma = [
+            p.name
+            for p in host.net_ports or []
+            if p.kind in ("infiniband", "roce") and (p.state or "").lower() in ("active", "up")
+        ]
         found.append(
             Finding(
                 id="env.nccl_ib_disable",
