@@ -241,3 +241,23 @@ def test_bench_skips_what_depends_on_a_hung_pair() -> None:
     coll = [r for r in results if r.benchmark == "collectives"]
     assert coll and all(r.reason == "skipped_dependency" for r in coll)
     assert coll[0].message == "not run: P2P hangs between GPU0 and GPU1"
+
+
+def test_no_hang_fix_disables_nvlink() -> None:
+    from rigbench.doctor.links import check_p2p
+    from rigbench.doctor.probes import PairProbe
+
+    for rig_file, hung in (
+        ("v100-sxm2-server-loose-socket.toml", (0, 1)),  # NVLink pair
+        ("mixed-nvlink-pcie-corrupt.toml", (0, 2)),  # PCIe pair on a rig with NVLink
+    ):
+        backend = SimulatedBackend.from_file(EXAMPLES / rig_file)
+        rig = backend.rig()
+        pairs = [
+            PairProbe(a=p.a, b=p.b, status="hang" if (p.a, p.b) == hung else "ok", reason=None)
+            for p in rig.pairs
+        ]
+        d = DoctorInput(rig=rig, health=backend.health(rig), probes=ProbeResults(pairs=pairs))
+        (f,) = [f for f in check_p2p(d) if f.id == "p2p.hang"]
+        assert "NCCL_P2P_DISABLE=1" not in (f.fix or ""), rig_file
+    assert "NCCL_P2P_LEVEL=NVL" in (f.fix or "")

@@ -255,14 +255,23 @@ def _numbered(steps: list[str]) -> str:
     return " ".join(f"{k}. {s}" for k, s in enumerate(steps, 1))
 
 
-def hang_fix(d: DoctorInput, nvlink: bool) -> str:
+def hang_fix(d: DoctorInput, nvlink: bool, bad: list[PairProbe] | None = None) -> str:
     """The known fixes for a GPU-to-GPU hang, in the order worth trying on this rig."""
     if nvlink:
+        common = set.intersection(*({p.a, p.b} for p in bad)) if bad else set()
+        others = [g.index for g in d.rig.gpus if g.index not in common]
+        meanwhile = (
+            f"Until then, leave GPU {min(common)} out (CUDA_VISIBLE_DEVICES="
+            f"{','.join(str(i) for i in others)}) rather than setting NCCL_P2P_DISABLE, "
+            "which would stop NVLink between every pair."
+            if len(common) == 1 and others
+            else "Do not set NCCL_P2P_DISABLE as a workaround: it stops NVLink between every pair."
+        )
         return (
             "The pair talks over NVLink: reseat the GPUs (and the NVLink bridge); on SXM2 "
             "boards tighten every module screw evenly to its torque, seed 001's NCCL hangs "
             "(nv_queue pinning a CPU, a stuck irq/nvidia thread) stopped after that. Check "
-            "`nvidia-smi nvlink -s` and the kernel log for Xid 74. " + P2P_LAST_RESORT
+            "`nvidia-smi nvlink -s` and the kernel log for Xid 74. " + meanwhile
         )
     steps = _platform_steps(d)
     if any(e.kind == "iommu_fault" for e in d.health.host.kernel_events or []):
@@ -397,7 +406,7 @@ def check_p2p(d: DoctorInput) -> list[Finding]:
                     else "The worker process died mid-copy: a GPU falling off the bus or a "
                     "driver fault does this. Check the kernel log (Xid) and power."
                 ),
-                fix=hang_fix(d, on_nvlink),
+                fix=hang_fix(d, on_nvlink, bad),
                 source=HANG_SOURCE,
                 origin="measurement",
                 gpus=sorted({i for p in bad for i in (p.a, p.b)}),

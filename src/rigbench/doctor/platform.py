@@ -189,7 +189,8 @@ def check_env(d: DoctorInput) -> list[Finding]:
             Finding(
                 id="env.nccl_p2p_disable",
                 severity="warning" if n > 1 else "info",
-                title=f"NCCL_P2P_DISABLE={env['NCCL_P2P_DISABLE']} is set",
+                title=f"NCCL_P2P_DISABLE={env['NCCL_P2P_DISABLE']} is set"
+                + set_in("NCCL_P2P_DISABLE"),
                 evidence={"NCCL_P2P_DISABLE": env["NCCL_P2P_DISABLE"]},
                 why=why,
                 fix="Unset it (check ~/.bashrc, /etc/environment, the job script, the "
@@ -202,7 +203,8 @@ def check_env(d: DoctorInput) -> list[Finding]:
             Finding(
                 id="env.nccl_shm_disable",
                 severity="warning" if n > 1 else "info",
-                title=f"NCCL_SHM_DISABLE={env['NCCL_SHM_DISABLE']} is set",
+                title=f"NCCL_SHM_DISABLE={env['NCCL_SHM_DISABLE']} is set"
+                + set_in("NCCL_SHM_DISABLE"),
                 evidence={"NCCL_SHM_DISABLE": env["NCCL_SHM_DISABLE"]},
                 why="Without shared memory, GPU pairs that have no P2P talk over network "
                 "sockets inside the machine: much slower.",
