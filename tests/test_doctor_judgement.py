@@ -261,3 +261,23 @@ def test_no_hang_fix_disables_nvlink() -> None:
         (f,) = [f for f in check_p2p(d) if f.id == "p2p.hang"]
         assert "NCCL_P2P_DISABLE=1" not in (f.fix or ""), rig_file
     assert "NCCL_P2P_LEVEL=NVL" in (f.fix or "")
+
+
+def test_new_rig_file_keys_are_checked(tmp_path: Path) -> None:
+    import pytest
+
+    from rigbench.errors import SimulationFileError
+
+    base = '[rig]\nname = "x"\n[[gpu]]\nname = "NVIDIA GeForce RTX 3090"\n'
+    bad = {
+        "utilization_pct": "[gpu.health]\nutilization_pct = 150\n",
+        "locked_sm_clock_mhz": "[gpu.health]\nlocked_sm_clock_mhz = [1200, 210]\n",
+        "gen_loaded": "pcie = { gen_loaded = 4, gen_max = 3 }\n",
+        "fabric_manager": '[health]\nfabric_manager = "maybe"\n',
+        "kind": '[health]\nnet = [{ name = "ib0", kind = "token-ring" }]\n',
+    }
+    for key, text in bad.items():
+        path = tmp_path / f"{key}.toml"
+        path.write_text(base + text)
+        with pytest.raises(SimulationFileError, match=key):
+            SimulatedBackend.from_file(path)
