@@ -402,6 +402,39 @@ def _driver_module(host: HostHealth, rig: Rig) -> None:
     )
 
 
+_CUINIT = (
+    "import ctypes,sys\n"
+    "try:\n lib = ctypes.CDLL('libcuda.so.1')\n"
+    "except OSError as e:\n print('none', e); sys.exit(0)\n"
+    "print('code', lib.cuInit(0))\n"
+)
+
+
+def _cuda_init(host: HostHealth, rig: Rig) -> None:
+    """What cuInit returns, on NVSwitch rigs only (error 802 there means the fabric manager
+    is not running); asked in a child process so this one keeps no CUDA state."""
+    if not any(p.via_nvswitch for p in rig.pairs):
+        host.unavailable["cuda_init_error"] = "asked on NVSwitch rigs only"
+        return
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _CUINIT], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        host.unavailable["cuda_init_error"] = f"cuInit: {exc}"
+        return
+    words = proc.stdout.split()
+    if len(words) >= 2 and words[0] == "code" and words[1].isdigit():
+        host.cuda_init_error = int(words[1])
+    else:
+        host.unavailable["cuda_init_error"] = (proc.stdout or proc.stderr).strip()[:200] or (
+            "cuInit gave no answer"
+        )
+
+
 def read_env() -> dict[str, str]:
     return {k: os.environ[k] for k in ENV_VARIABLES if k in os.environ}
 
@@ -447,7 +480,7 @@ def read_host_health(rig: Rig) -> HostHealth:
         host.kernel_events = match_gpus(parse_kernel_events(log.text), gpu_bus)
     if log.text is None:
         host.unavailable["kernel_events"] = host.unavailable["xids"]
-    host.unavailable["cuda_init_error"] = "read by the probes when torch cannot use CUDA"
+    _cuda_init(host, rig)
     _process_numa(host)
     _net_ports(host)
     _nccl_conf(host)
