@@ -681,6 +681,26 @@ def check_sanity(d: DoctorInput) -> list[Finding]:
                     gpus=[g.index],
                 )
             )
+    busy = [g.index for g in d.rig.gpus if (d.gpu_health(g.index).utilization_pct or 0) >= BUSY_PCT]
+    if busy:
+        found.append(
+            Finding(
+                id="sanity.gpu_busy",
+                severity="info",
+                title=f"{gpus_text(busy)} busy when read: another job runs there",
+                evidence={
+                    f"GPU {i}": {
+                        "utilization_pct": d.gpu_health(i).utilization_pct,
+                        "power_draw_w": d.gpu_health(i).power_draw_w,
+                    }
+                    for i in busy
+                },
+                why="Its temperatures, clocks and power are those of that job, and doctor's "
+                "probes share the GPU with it: a slow copy there is not a fault by itself.",
+                origin="reading",
+                gpus=busy,
+            )
+        )
     for name, gs in d.same_model_groups().items():
         versions = {
             g.index: v for g in gs if (v := d.gpu_health(g.index).vbios_version) is not None
