@@ -38,7 +38,7 @@ run() {  # run NAME SECONDS ENV... -- bench args
   shift
   local t0=$SECONDS
   echo "== $name: limit ${limit}s: ${envs[*]} rigbench bench $*" >> "$log"
-  env "${envs[@]}" timeout -s INT -k 10 "$limit" python3 -m rigbench bench "$@" --json \
+  env ${envs[@]+"${envs[@]}"} timeout -s INT -k 10 "$limit" python3 -m rigbench bench "$@" --json \
     --db "$tmp/$name.db" > "$tmp/$name.stdout" 2>> "$log"
   echo "== $name: exit $? after $((SECONDS - t0)) s" >> "$log"
   # From the database: results measured before a time-out are kept there.
@@ -48,13 +48,13 @@ run() {  # run NAME SECONDS ENV... -- bench args
 left() { local l=$((160 - (SECONDS - start) - $1)); [ "$l" -lt 15 ] && l=15; echo "$l"; }
 
 # 1. everything at its defaults but no compilation (infer: the CUDA-graph engine)
-run run1 95 RIGBENCH_TRAIN_COMPILE=0 RIGBENCH_INFER_ENGINE=graph -- --only train,infer,nbody
+run run1 95 -- --only train,infer,nbody --set train.compile=0 --set infer.engine=graph
 cp "$tmp/run1.json" "$out/run1.json"
 # 2. batch-1 decode with the decode layer compiled, the step captured in a CUDA graph
-run infer_compiled "$(left 25)" RIGBENCH_INFER_ENGINE=compile RIGBENCH_INFER_BATCHES=1 \
-  RIGBENCH_INFER_CONTEXTS=512,4096 -- --only infer
+run infer_compiled "$(left 25)" -- --only infer --set infer.engine=compile \
+  --set infer.batches=1 --set infer.contexts=512,4096
 # 3. training compiled (inductor's first compile of GPT-124M forward and backward)
-run train_compiled "$(left 0)" RIGBENCH_TRAIN_COMPILE=1 -- --only train
+run train_compiled "$(left 0)" -- --only train --set train.compile=1
 python3 - "$tmp/infer_compiled.json" "$tmp/train_compiled.json" > "$out/run2.json" <<'PY'
 import json, sys
 docs = [json.load(open(p)) for p in sys.argv[1:]]

@@ -13,8 +13,8 @@ import torch
 
 from rigbench.bench import collectives as coll
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation
-from rigbench.bench.runner import run_steps
 from rigbench.records import Result
+from rigbench.supervisor import run_steps
 
 
 def _ctx(n: int = 2, **kw: object) -> BenchContext:
@@ -169,20 +169,38 @@ def test_unwritten_output_is_caught() -> None:
 
 
 def _tagged_processes(tag: str) -> list[int]:
-    """Live processes (other than this one and multiprocessing's resource tracker, which
-    serves this process for its lifetime) whose environment carries `tag`."""
-    pids = []
+    """Live processes (other than this one, multiprocessing's resource tracker and the
+    supervisor's fork server, which serve this process for its lifetime) whose
+    environment carries `tag`, and the fork server's live children (workers forked from a
+    server started before `tag` was set do not show it in /proc/PID/environ)."""
+    procs = []
     for p in Path("/proc").iterdir():
         if not p.name.isdigit() or int(p.name) == os.getpid():
             continue
         try:
-            if tag.encode() not in (p / "environ").read_bytes():
-                continue
-            if b"multiprocessing.resource_tracker" in (p / "cmdline").read_bytes():
-                continue
+            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+            procs.append(
+                (
+                    int(p.name),
+                    fields[0],
+                    int(fields[1]),
+                    (p / "cmdline").read_bytes(),
+                    (p / "environ").read_bytes(),
+                )
+            )
         except OSError:
             continue
-        pids.append(int(p.name))
+    servers = {
+        pid
+        for pid, _, ppid, cmd, _ in procs
+        if ppid == os.getpid() and b"multiprocessing.forkserver" in cmd
+    }
+    pids = []
+    for pid, state, ppid, cmd, env in procs:
+        if pid in servers or b"multiprocessing.resource_tracker" in cmd or state == "Z":
+            continue
+        if tag.encode() in env or ppid in servers:
+            pids.append(pid)
     return pids
 
 

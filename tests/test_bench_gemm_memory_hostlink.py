@@ -9,8 +9,9 @@ import torch
 
 from rigbench.bench import gemm, hostlink, memory
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode
-from rigbench.bench.runner import BenchmarkModule, run_steps
 from rigbench.records import Result
+from rigbench.supervisor import StepModule as BenchmarkModule
+from rigbench.supervisor import run_steps
 
 SCALE = 0.125  # gemm 64^3, memory 8 MiB, hostlink 2 MiB on the CPU
 
@@ -61,21 +62,29 @@ def test_gemm_plan_has_a_step_per_device_and_dtype() -> None:
         f"gemm:cpu{i}:{dtype}" for i in range(2) for dtype in gemm.DTYPES
     ]
     for s in steps:
-        assert s.metric == "matmul" and s.devices == [s.key.split(":")[1]]
+        assert s.metric == f"{s.params['dtype']}.burst" and s.devices == [s.key.split(":")[1]]
         assert s.unit == ("TOP/s" if s.params["dtype"] == "int8" else "TFLOP/s")
 
 
 def test_gemm_cpu_measures_fp64_fp32_bf16_and_skips_the_rest() -> None:
     results = _run(gemm, _ctx())
     for dtype in gemm.DTYPES:
-        (r,) = results[f"gemm:cpu0:{dtype}"]
-        assert r.metric == "matmul" and r.devices == ["cpu0"]
+        rs = results[f"gemm:cpu0:{dtype}"]
+        r = rs[0]
+        assert r.metric == f"{dtype}.burst" and r.devices == ["cpu0"]
         assert r.params["dtype"] == dtype
         if dtype in gemm.CPU_DTYPES:
-            _assert_measured(r, "TFLOP/s", gemm.REPEATS_CPU)
+            _assert_measured(r, "TFLOP/s", gemm.BURST_REPEATS)
             assert r.params["m"] == r.params["n"] == r.params["k"] == 64
+            assert r.params["warmup"] == gemm.BURST_WARMUP
             assert 0 <= r.params["rel_error"] <= gemm.TOLERANCE[dtype]
+            assert r.params["window_t0"] < r.params["window_t1"]
+            # quick: a sustained run for the training dtype only
+            assert [x.metric for x in rs[1:]] == (
+                [f"{dtype}.sustained"] if dtype in gemm.QUICK_SUSTAINED else []
+            )
         else:
+            assert len(rs) == 1
             assert r.status == "skipped" and r.value is None and r.message
             assert r.unit == gemm.unit_for(dtype)
     (fp32,) = results["gemm:cpu0:fp32"]
@@ -84,17 +93,19 @@ def test_gemm_cpu_measures_fp64_fp32_bf16_and_skips_the_rest() -> None:
     assert fp64.peak is None and fp64.basis is None
 
 
-def test_gemm_full_reports_the_best_shape() -> None:
+def test_gemm_full_runs_a_sustained_figure_after_the_burst() -> None:
     ctx = _ctx(mode="full")
     step = next(s for s in gemm.plan(ctx) if s.params["dtype"] == "fp32")
-    fixed, best = list(gemm.run(ctx, step))
-    assert fixed.metric == "matmul" and fixed.params["m"] == 64
-    assert best.metric == "matmul_max"
-    _assert_measured(best, "TFLOP/s", gemm.FULL_REPEATS)
-    assert best.peak == 2.0
-    assert best.params["shapes_tried"] >= 1
-    for dim in ("best_m", "best_n", "best_k"):
-        assert best.params[dim] % gemm.CPU_ALIGN == 0
+    burst, sustained = list(gemm.run(ctx, step))
+    assert burst.metric == "fp32.burst" and burst.params["m"] == 64
+    assert sustained.metric == "fp32.sustained" and sustained.status == "ok"
+    assert sustained.peak == 2.0
+    assert sustained.params["seconds"] >= gemm.SUSTAINED_S_CPU
+    # the median is over the second half only, which the window covers
+    assert sustained.spread is not None
+    assert sustained.spread.n == sustained.params["timed_calls"] > 0
+    t0, t1 = sustained.params["window_t0"], sustained.params["window_t1"]
+    assert 0 < t1 - t0 <= sustained.params["seconds"]
 
 
 def test_gemm_leaves_fp32_precision_as_it_found_it() -> None:
@@ -266,7 +277,7 @@ def test_gemm_gpu_all_dtypes() -> None:
         assert r.status in ("ok", "skipped"), (key, r.message)
         by_dtype[r.params["dtype"]] = r
         if r.status == "ok":
-            _assert_measured(r, r.unit, gemm.REPEATS_GPU)
+            _assert_measured(r, r.unit, gemm.BURST_REPEATS)
             assert r.params["rel_error"] <= gemm.TOLERANCE[r.params["dtype"]]
     assert torch.backends.cuda.matmul.fp32_precision == before
     if by_dtype["tf32"].status == "ok":  # TF32 was really on for tf32 and off for fp32

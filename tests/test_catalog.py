@@ -178,7 +178,13 @@ def test_search() -> None:
     hopper = _ids(search_gpus("hopper"))
     assert hopper == ["h100-pcie", "h100-sxm", "h100-nvl", "h200", "h200-nvl"]
     assert _ids(search_gpus("h100")) == ["h100-pcie", "h100-sxm", "h100-nvl"]
-    assert set(_ids(search_gpus("rtx 30"))) == {"rtx-3060-12gb", "rtx-3090", "rtx-3090-ti"}
+    assert set(_ids(search_gpus("rtx 30"))) == {
+        "rtx-3060-12gb",
+        "rtx-3070-ti",
+        "rtx-3080",
+        "rtx-3090",
+        "rtx-3090-ti",
+    }
     assert _ids(search_gpus("ada 6000")) == ["rtx-6000-ada"]
     assert _ids(search_gpus("AMD")) == ["mi60"]
     assert _ids(search_gpus("gfx906")) == ["mi60"]
@@ -306,7 +312,7 @@ def test_nvlink_bandwidth_per_direction() -> None:
 
 def test_geforce_cards_do_not_do_pcie_p2p() -> None:
     geforce = [g for g in GPUS if g.name.startswith("GeForce")]
-    assert len(geforce) == 7
+    assert len(geforce) == 10
     assert all(g.p2p_over_pcie is False for g in geforce)
     assert BY_ID["h100-sxm"].p2p_over_pcie is True
 

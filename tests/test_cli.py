@@ -96,7 +96,7 @@ def test_bench_on_cpu_stores_and_prints_json(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["run"]["id"] == doc["run"]["id"]
 
 
-def test_simulated_hang_is_a_failed_cell_and_exit_1(tmp_path: Path, examples: Path) -> None:
+def test_simulated_hang_is_a_fault_and_exit_2(tmp_path: Path, examples: Path) -> None:
     rig = tmp_path / "hang.toml"
     text = (examples / "tr1920x-3x3090-p2p-hang.toml").read_text()
     rig.write_text(text)
@@ -105,10 +105,11 @@ def test_simulated_hang_is_a_failed_cell_and_exit_1(tmp_path: Path, examples: Pa
         "bench", "--only", "p2p", "--gpus", "0,1", "--simulate", str(rig), "--db", str(db),
         "--scale", "0.02", "--timeout", "5", "--json",
     )  # fmt: skip
-    assert code == 1
+    assert code == 2  # a hang is a fault: judge.exit_code_for maps it to 2
     doc = json.loads(out)
     failed = [r for r in doc["results"] if r["status"] == "failed"]
     assert len(failed) == 1 and "hung" in failed[0]["message"]
+    assert failed[0]["judgement"]["verdict"] == "fault"
     assert doc["run"]["status"] == "incomplete"
 
 

@@ -56,3 +56,25 @@ def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples:
         ["pgrep", "-f", f"--db {db}"], capture_output=True, text=True, check=False
     ).stdout.split()
     assert [p for p in leftovers if int(p) != os.getpid()] == []
+    # Workers fork from a fork server, so their command lines do not name the run: find
+    # them by the environment they inherited (this test's own user-data path).
+    entry = f"RIGBENCH_DB={tmp_path / 'user-data' / 'rigbench.db'}"
+    give_up = time.monotonic() + 15  # the fork server exits once it sees its parent gone
+    while _with_env(entry) and time.monotonic() < give_up:
+        time.sleep(0.2)
+    assert _with_env(entry) == []
+
+
+def _with_env(entry: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(") ", 1)[1][0]
+        except OSError:
+            continue
+        if entry.encode() in env and state != "Z":
+            found.append(int(proc.name))
+    return found

@@ -260,7 +260,8 @@ def test_psu_groups() -> None:
     )
     tr = load_build(BUILDS / "tr1920x-3x3090.toml")
     assert [(g.gpus, g.system) for g in tr.psus] == [((0, 1), False), ((2,), True)]
-    assert tr.cpu_w == 180 and tr.other_w == 60
+    assert tr.cpu_rated_w == 180 and tr.other_w == 60
+    assert tr.cpu_load_w == pytest.approx(0.3 * 180)  # training: the CPU feeds the GPUs
 
 
 def test_efficiency_tiers_interpolate() -> None:

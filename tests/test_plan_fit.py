@@ -116,7 +116,15 @@ def test_mistral_short_name_is_v03_and_only_v01_slides() -> None:
     v01 = get_model("Mistral-7B-v0.1")
     assert v01.sliding_window == 4096
     assert v01.sliding_layers == tuple(range(32))
-    assert all(m.sliding_window is None for m in load_models() if m.id != "mistral-7b-v0.1")
+    sliding = {m.id for m in load_models() if m.sliding_window is not None}
+    assert sliding == {"mistral-7b-v0.1", "gemma-2-9b", "gemma-2-27b"}
+
+
+def test_gemma_2_alternates_local_and_global_layers() -> None:
+    # google/gemma-2-27b config.json: 46 layers, sliding_window 4096, local layers first
+    g = get_model("gemma2:27b")
+    assert g.sliding_window == 4096 and g.max_context == 8192
+    assert g.sliding_layers == tuple(range(0, 46, 2))
 
 
 def test_lookup_ignores_case_dashes_and_org_prefix() -> None:
@@ -257,8 +265,11 @@ def test_weights_are_params_times_bits_over_8_however_split() -> None:
     assert pp1.placements[0].weights_gib == pytest.approx(want)
     assert sum(p.weights_gib for p in pp4.placements) == pytest.approx(want)
     assert sum(p.weights_gib for p in tp4.placements) == pytest.approx(want)
-    assert bits_per_weight_of("Q4_K") == bits_per_weight_of("q4_0") == 4.5
-    assert bits_per_weight_of("q8_0") == 8.5 and bits_per_weight_of("q5_k") == 5.5
+    assert bits_per_weight_of("q4_0") == 4.5 and bits_per_weight_of("q8_0") == 8.5
+    # llama-quantize: Q4_K is an alias of Q4_K_M, 4.58 GiB for Llama-3-8B's 8.03e9 params
+    assert bits_per_weight_of("Q4_K") == bits_per_weight_of("q4_k_m") == 4.9
+    assert bits_per_weight_of("Q4_K_M") == pytest.approx(4.58 * 2**30 * 8 / 8.03e9, abs=0.01)
+    assert bits_per_weight_of("q5_k") == bits_per_weight_of("q5_k_m") == 5.7
     with pytest.raises(BadInput, match="bits_per_weight"):
         bits_per_weight_of(0)
 

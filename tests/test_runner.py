@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from rigbench.bench import p2p
 from rigbench.bench.context import BenchContext, BenchDevice
-from rigbench.bench.runner import run_steps
 from rigbench.records import Result
+from rigbench.supervisor import run_steps
 
 
 def _ctx(n: int, faults: dict[str, str]) -> BenchContext:
@@ -31,7 +31,7 @@ def test_hung_pair_fails_and_the_others_carry_on() -> None:
     failed = [r for r in results if r.status == "failed"]
     assert len(failed) == 1
     assert failed[0].devices == ["GPU0", "GPU1"]
-    assert "hung" in (failed[0].message or "")
+    assert "hung" in (failed[0].message or "") and failed[0].reason == "hang"
     ok_pairs = {tuple(r.devices) for r in results if r.status == "ok" and r.metric == "unidir"}
     assert ok_pairs == {("GPU0", "GPU2"), ("GPU2", "GPU0"), ("GPU1", "GPU2"), ("GPU2", "GPU1")}
 
@@ -41,6 +41,7 @@ def test_dead_worker_is_recorded_and_next_pair_runs() -> None:
     assert aborted == ["p2p:0-2"]
     failed = [r for r in results if r.status == "failed"]
     assert len(failed) == 1 and "worker died (exit code 75)" in (failed[0].message or "")
+    assert failed[0].reason == "crash"
     assert any(r.devices == ["GPU1", "GPU2"] and r.status == "ok" for r in results)
 
 
@@ -59,3 +60,16 @@ def test_healthy_pair_measures_everything() -> None:
     for r in results:
         assert r.status == "ok" and r.value is not None and r.value > 0
         assert r.spread is not None and r.spread.n == 10
+
+
+def test_a_step_that_never_reports_ready_is_a_slow_start_not_a_hang() -> None:
+    # A step with a start-up allowance that never calls step_ready() nor yields a result
+    # (the hung pair) ends on its start-up limit: timeout_startup, never "hang".
+    ctx = _ctx(2, {"0-1": "hang"})
+    steps = [replace(s, timeout_s=60, startup_s=3) for s in p2p.plan(ctx)]
+    results: list[Result] = []
+    aborted = run_steps("p2p", ctx, steps, results.append)
+    assert aborted == ["p2p:0-1"]
+    failed = [r for r in results if r.status == "failed"]
+    assert [r.reason for r in failed] == ["timeout_startup"]
+    assert "did not start within 3 s" in (failed[0].message or "")

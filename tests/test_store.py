@@ -34,6 +34,7 @@ def test_schema_columns_are_what_the_code_writes(tmp_path: Path) -> None:
     assert cols == [
         "id", "run_id", "benchmark", "metric", "value", "unit", "params", "devices",
         "spread", "expected", "peak", "basis", "status", "message", "created_at",
+        "conditions", "judgement", "reason",
     ]  # fmt: skip
     run_cols = [row[1] for row in store.db.execute("PRAGMA table_info(runs)")]
     assert run_cols == [

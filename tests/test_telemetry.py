@@ -73,8 +73,9 @@ def test_power_usage_kind_and_memory_temperature_reason() -> None:
     assert power_usage_kind("8.6") == "average_1s"  # RTX 3090
     assert power_usage_kind("9.0") == "average_1s"  # H100
     assert power_usage_kind(None) is None
-    assert "GDDR6X" in memory_temperature_unavailable("NVIDIA GeForce RTX 3090")
-    assert "GDDR6X" not in memory_temperature_unavailable("Tesla V100-SXM2-16GB")
+    why = memory_temperature_unavailable("NVIDIA GeForce RTX 3090", "needs root")
+    assert why == "not exposed by NVML on GeForce cards; needs root"
+    assert "GeForce" not in memory_temperature_unavailable("Tesla V100-SXM2-16GB")
 
 
 # --- the simulated trace -----------------------------------------------------------------
@@ -314,9 +315,9 @@ def test_prometheus_endpoint_serves_metrics_on_loopback() -> None:
         sampler.stop()
         exporter.close()
     assert "# TYPE rigbench_gpu_power_instant_watts gauge" in text
-    assert 'rigbench_gpu_power_instant_watts{gpu="3",name="Tesla V100-SXM2-16GB"} 250' in text
+    assert 'rigbench_gpu_power_instant_watts{gpu="3",name="Tesla V100-SXM2-16GB"} 250.0' in text
     assert (
-        'rigbench_gpu_throttle_active{gpu="0",name="Tesla V100-SXM2-16GB",reason="hw_thermal"} 0'
+        'rigbench_gpu_throttle_active{gpu="0",name="Tesla V100-SXM2-16GB",reason="hw_thermal"} 0.0'
         in text
     )
     assert 'rigbench_gpu_lost{gpu="3"' in text
@@ -350,6 +351,12 @@ class _FV:
         self.value = V()
 
 
+class _Pci:
+    def __init__(self, bus_id: str, device: int) -> None:
+        self.busId = bus_id.encode()
+        self.pciDeviceId = (device << 16) | 0x10DE
+
+
 @pytest.fixture
 def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Two GPUs: an RTX 3090 (no instant power field, no memory temperature) and an H100."""
@@ -359,6 +366,7 @@ def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "lost": set(),
         "flaky": set(),
         "names": ["NVIDIA GeForce RTX 3090", "NVIDIA H100"],
+        "pci": [_Pci("00000000:41:00.0", 0x2204), _Pci("00000000:61:00.0", 0x2330)],
     }
     supported = {
         0: {pynvml.NVML_FI_DEV_PCIE_REPLAY_COUNTER: 2},
@@ -422,6 +430,7 @@ def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "nvmlDeviceGetUtilizationRates": plain(Util()),
         "nvmlDeviceGetMemoryInfo": plain(Mem()),
         "nvmlEventSetCreate": not_supported,
+        "nvmlDeviceGetPciInfo": lambda h: state["pci"][h],
     }
     for name, fn in fakes.items():
         monkeypatch.setattr(pynvml, name, fn)
@@ -440,7 +449,7 @@ def test_nvml_source_reads_fields_says_what_is_missing_and_loses_a_gpu(
         assert geforce.power_instant_kind is None and geforce.power_avg_kind == "average_1s"
         assert "average" in (geforce.power_avg_source or "")
         assert "hide shorter transients" in geforce.unavailable["power_instant_w"]
-        assert "GDDR6X" in geforce.unavailable["temp_mem_c"]
+        assert geforce.unavailable["temp_mem_c"].startswith("not exposed by NVML on GeForce")
         assert hopper.power_instant_source == "NVML_FI_DEV_POWER_INSTANT"
         assert hopper.limits.gpu_max_c == 87 and hopper.limits.mem_max_c == 95
         source.start(time.monotonic())
@@ -474,3 +483,48 @@ def test_the_readme_trace_sample_is_a_valid_trace(tmp_path: Path) -> None:
     path.write_text(head + sample.group(1))
     source = SimulatedBackend.from_file(path).telemetry()
     assert source.lost_at == {3: 2.5}
+
+
+def test_nvml_source_reads_gddr6x_vram_from_the_register_and_hbm_from_nvml(
+    fake_nvml: dict[str, Any], tmp_path: Path
+) -> None:
+    import struct
+
+    from rigbench.hw.nvml_telemetry import NvmlTelemetry
+
+    for bdf, device in (("0000:41:00.0", 0x2204), ("0000:61:00.0", 0x2330)):
+        dev = tmp_path / "bus" / "pci" / "devices" / bdf
+        dev.mkdir(parents=True)
+        (dev / "vendor").write_text("0x10de\n")
+        (dev / "device").write_text(f"0x{device:04x}\n")
+        bar = bytearray(0x10000)
+        struct.pack_into("<I", bar, 0xE2A8, 104 * 32)
+        (dev / "resource0").write_bytes(bytes(bar))
+    source = NvmlTelemetry(sysfs=tmp_path)
+    try:
+        geforce, hopper = source.channels()
+        assert "temp_mem_c" not in geforce.unavailable
+        assert geforce.memory_type == "GDDR6X" and "0xE2A8" in (geforce.temp_mem_source or "")
+        assert hopper.temp_mem_source == "NVML_FI_DEV_MEMORY_TEMP"
+        source.start(time.monotonic())
+        a, b = source.read(0.0)
+        assert a.temp_mem_c == 104.0  # the planted register value
+        assert b.temp_mem_c == 61  # NVML's HBM reading stays
+    finally:
+        source.close()
+
+
+def test_nvml_source_says_why_the_vram_register_is_not_read(
+    fake_nvml: dict[str, Any], tmp_path: Path
+) -> None:
+    from rigbench.hw.nvml_telemetry import NvmlTelemetry
+
+    source = NvmlTelemetry(sysfs=tmp_path)  # an empty tree: no such PCI device
+    try:
+        why = source.channels()[0].unavailable["temp_mem_c"]
+        assert why.startswith("not exposed by NVML on GeForce cards; cannot read the PCI ID")
+        assert "\n" not in why
+        source.start(time.monotonic())
+        assert source.read(0.0)[0].temp_mem_c is None
+    finally:
+        source.close()

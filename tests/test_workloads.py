@@ -16,10 +16,11 @@ from rigbench.bench.models.gpt import GPT, flops_per_token, matmul_params
 from rigbench.bench.models.gpt import SIZES as GPT_SIZES
 from rigbench.bench.models.llama import SIZES as LLAMA_SIZES
 from rigbench.bench.models.llama import LlamaModel
-from rigbench.bench.runner import run_steps
+from rigbench.bench.options import parse_sets
 from rigbench.bench.suite import DEFAULT_BENCHMARKS, WORKLOADS, parse_only
 from rigbench.cli import app
 from rigbench.records import Result
+from rigbench.supervisor import run_steps
 
 
 def _cpus(n: int) -> list[BenchDevice]:
@@ -134,9 +135,8 @@ def test_train_ddp_on_one_and_two_gloo_ranks() -> None:
     assert comm.value is not None and 0 <= comm.value <= 100
 
 
-def test_train_fsdp_on_two_gloo_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(train.ENV_FSDP, "1")
-    ctx = BenchContext(devices=_cpus(2))
+def test_train_fsdp_on_two_gloo_ranks() -> None:
+    ctx = BenchContext(devices=_cpus(2), extra={"options": parse_sets(["train.fsdp=1"])})
     (step,) = [s for s in train.plan(ctx) if s.params["parallel"] == "fsdp"]
     assert step.params["world_size"] == 2
     results: list[Result] = []
@@ -253,9 +253,7 @@ def test_infer_matmul_attention_matches_the_reference() -> None:
         assert wrong is None, wrong
 
 
-def test_infer_gpu_plan_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for env in (infer.ENV_BATCHES, infer.ENV_CONTEXTS, infer.ENV_ENGINE, infer.ENV_MODEL):
-        monkeypatch.delenv(env, raising=False)
+def test_infer_gpu_plan_defaults() -> None:
     assert infer.GPU_MODEL == "8b"
     batches = {
         p: [b for b in infer.BATCHES[(True, False)] if b == 1 or b * p <= infer.GPU_BATCH_TOKENS]

@@ -21,3 +21,10 @@ class StoreError(RigbenchError):
 
 class HardwareError(RigbenchError):
     """The hardware layer failed in a way that stops the command."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line of at most 300 characters: its type and first line (for
+    a failure record or a message, where a traceback would not fit)."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -5,9 +5,9 @@ figure because of packet headers."""
 
 from __future__ import annotations
 
-from rigbench.bench.context import Expectation
 from rigbench.catalog import find_gpu
 from rigbench.hw.model import PCIE_PATH_MEANING, GpuInfo, PairLink
+from rigbench.records import Expectation
 
 # GT/s per lane and line-code efficiency (PCI-SIG base specifications 1.0-6.0;
 # Gen6 runs FLIT mode, 242 payload bytes of every 256).

@@ -52,6 +52,86 @@ def utc_now() -> str:
 
 
 @dataclass(kw_only=True, slots=True)
+class GpuConditions:
+    """What one GPU ran under during a measurement, summarised from telemetry sampled by
+    the parent process (never by the worker that does the work).
+
+    Clocks in MHz, power in W, temperature in °C. `throttle` maps each clock-event reason
+    seen (names of rigbench.hw.throttle) to the share of the time it was active (0..1);
+    `energy_j` is power integrated over the window. `pcie_gen`/`pcie_width` are the highest
+    seen during the window (an idle link trains down; under a transfer it trains up as far
+    as it can), `*_max` what GPU and slot allow.
+    `other_processes` counts compute processes on the GPU that rigbench did not start.
+    """
+
+    gpu: int
+    samples: int = 0
+    seconds: float = 0.0
+    sm_clock_mean_mhz: float | None = None
+    sm_clock_min_mhz: int | None = None
+    sm_clock_max_mhz: int | None = None  # the GPU's maximum (boost) SM clock
+    mem_clock_mean_mhz: float | None = None
+    power_mean_w: float | None = None
+    power_peak_w: float | None = None
+    power_limit_w: float | None = None
+    power_default_limit_w: float | None = None
+    energy_j: float | None = None
+    temp_max_c: float | None = None
+    throttle: dict[str, float] = field(default_factory=dict)
+    pcie_gen: int | None = None
+    pcie_width: int | None = None
+    pcie_gen_max: int | None = None
+    pcie_width_max: int | None = None
+    other_processes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(_plain(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GpuConditions:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(kw_only=True, slots=True)
+class Conditions:
+    """The conditions of one measurement: its window (`seconds`, from the worker's own
+    timestamps or, lacking them, from the messages around it) and one summary per GPU.
+    `unavailable` says why there are none (the CPU backend has no clocks or power)."""
+
+    seconds: float | None = None
+    gpus: list[GpuConditions] = field(default_factory=list)
+    source: str | None = None  # "nvml", "simulated trace"
+    unavailable: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 4) if self.seconds is not None else None,
+            "gpus": [g.to_dict() for g in self.gpus],
+            "source": self.source,
+            "unavailable": self.unavailable,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Conditions:
+        return cls(
+            seconds=d.get("seconds"),
+            gpus=[GpuConditions.from_dict(g) for g in d.get("gpus", [])],
+            source=d.get("source"),
+            unavailable=d.get("unavailable"),
+        )
+
+
+@dataclass(kw_only=True, slots=True)
+class Expectation:
+    """A figure the hardware should reach, and where it comes from."""
+
+    value: float
+    unit: str
+    basis: str  # "PCIe 4.0 x16, 31.5 GB/s per direction", "H100 SXM datasheet, dense bf16"
+
+
+@dataclass(kw_only=True, slots=True)
 class Result:
     """One measured figure.
 
@@ -73,6 +153,10 @@ class Result:
     basis: str | None = None
     status: Status = "ok"
     message: str | None = None
+    # What the GPUs ran under while this figure was measured (telemetry/conditions.py).
+    conditions: Conditions | None = None
+    # The verdict against healthy hardware of the same kind (judge/bench.py).
+    judgement: Judgement | None = None
     # Why a failed or skipped result did not measure, as a code (never read the message)
     reason: FailureReason | None = None
 
@@ -87,6 +171,8 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["spread"] = self.spread.to_dict() if self.spread else None
+        d["conditions"] = self.conditions.to_dict() if self.conditions else None
+        d["judgement"] = self.judgement.to_dict() if self.judgement else None
         d["ratio"] = self.ratio
         return d
 
@@ -95,7 +181,14 @@ class Result:
         d = dict(d)
         d.pop("ratio", None)
         spread = d.pop("spread", None)
-        return cls(spread=Spread(**spread) if spread else None, **d)
+        cond = d.pop("conditions", None)
+        judgement = d.pop("judgement", None)
+        return cls(
+            spread=Spread(**spread) if spread else None,
+            conditions=Conditions.from_dict(cond) if cond else None,
+            judgement=Judgement.from_dict(judgement) if judgement else None,
+            **d,
+        )
 
     @classmethod
     def failure(

@@ -43,10 +43,11 @@ P2P corruption (a patched driver, a bad riser) shows. all_reduce and broadcast a
 place, so their buffer is restored from a pristine copy before every iteration, outside
 the timed region (the data never grows to inf, and every iteration checks the same thing).
 
-Processes: the benchmark worker is rank 0. It starts ranks 1..n-1 with the spawn method
-(they stay in the worker's process group, so the runner's kill on a timeout ends them
-too), rendezvous through a TCPStore on 127.0.0.1 whose port the OS picks, and keeps them
-for every step the worker runs: process start and communicator set-up are paid once.
+Processes: the benchmark worker is rank 0. It starts ranks 1..n-1 as supervisor workers
+(they stay in the worker's process group, so the supervisor's kill on a timeout ends them
+too; their start-up is timed apart from the step's timeout), rendezvous through a
+TCPStore on 127.0.0.1 whose port the OS picks, and keeps them for every step the worker
+runs: process start and communicator set-up are paid once.
 Commands go to each rank over its own pipe, replies (times, check results) come back
 the same way (rigbench.bench.rankpool). NCCL_NVLS_ENABLE=0 is set for every rank unless
 already set: NVLink multicast stays off. The pool is shut down (process groups
@@ -74,10 +75,12 @@ import torch
 import torch.distributed as dist
 
 from rigbench.bench.context import BenchContext, Step
-from rigbench.bench.rankpool import RankPool, one_line
+from rigbench.bench.rankpool import RankPool
 from rigbench.bench.timing import synchronize, time_iterations
-from rigbench.records import Result
+from rigbench.errors import one_line
+from rigbench.records import FailureReason, Result
 from rigbench.stats import percentile, summarize
+from rigbench.supervisor import RANKS_STARTUP_S, step_ready
 
 NAME = "collectives"
 
@@ -110,7 +113,7 @@ MAX_HOLD_S = 0.2
 # Spin cycles per second assumed when sizing a hold: above any GPU's SM clock, so that a
 # hold comes out long rather than short (the spin itself brings idle clocks up).
 SPIN_HZ = 3.5e9
-GPU_STEP_TIMEOUT_S = 150.0  # silence allowed; the first size also starts n processes
+GPU_STEP_TIMEOUT_S = 150.0  # silence allowed once the ranks are up
 CPU_STEP_TIMEOUT_S = 60.0
 
 # Pattern of the checked data: small integers, exact in float32 even summed over ranks.
@@ -195,7 +198,7 @@ class Measured:
     backend: str
     times_s: list[float] = field(default_factory=list)  # per iteration, slowest rank
     problem: str | None = None  # first check failure, or why nothing was measured
-    wrong_data: bool = False  # `problem` is a result that failed its check
+    reason: FailureReason | None = None  # "wrong_data" when a check failed
     short_holds: int = 0  # GPU batches some of whose ops the host, not the GPU, paced
 
 
@@ -233,9 +236,8 @@ def results_for(
                 m.problem or "no positive time measured",
                 devices=devices,
                 params=dict(params),
+                reason=m.reason,
             )
-            if m.wrong_data:
-                r.reason = "wrong_data"
             if metric == "busbw":
                 r.expected, r.basis = exp_value, basis
             out.append(r)
@@ -630,6 +632,7 @@ def plan(ctx: BenchContext) -> list[Step]:
                     "sizes": [c * ELEM for c in counts],
                 },
                 timeout_s=GPU_STEP_TIMEOUT_S if ctx.on_gpu else CPU_STEP_TIMEOUT_S,
+                startup_s=RANKS_STARTUP_S,
             )
         )
     return steps
@@ -654,6 +657,7 @@ def _measure(pool: RankPool, op: str, count: int) -> Measured:
     if errors:  # e.g. out of memory on one rank: nobody has entered a collective
         pool.command("drop")
         m.problem = "; ".join(errors)
+        m.reason = "oom" if "out of memory" in m.problem.lower() else None
         return m
     replies = pool.command("warm")
     unsupported = [r[1] for r in replies if r[0] == "unsupported"]
@@ -672,7 +676,7 @@ def _measure(pool: RankPool, op: str, count: int) -> Measured:
     m.times_s = slowest_iterations([list(r[1]) for r in replies])
     if problems:  # a rank's output failed its check (`check_output`)
         m.problem = "; ".join(problems)
-        m.wrong_data = True
+        m.reason = "wrong_data"
     return m
 
 
@@ -699,6 +703,7 @@ def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
     ]
     expected = slowest_pair(ctx)
     pool = _pool(ctx)
+    step_ready()
     smallest = min(sizes)
     for nbytes in sizes:
         try:

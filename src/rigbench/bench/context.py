@@ -8,16 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rigbench.records import Expectation
+
 Mode = Literal["quick", "full"]
-
-
-@dataclass(kw_only=True, slots=True)
-class Expectation:
-    """A figure the hardware should reach, and where it comes from."""
-
-    value: float
-    unit: str
-    basis: str  # "PCIe 4.0 x16, 31.5 GB/s per direction", "H100 SXM datasheet, dense bf16"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -66,7 +59,10 @@ class Step:
     """One unit of work that the runner bounds with a timeout and can retry past.
 
     `metric`/`unit`/`devices`/`params` label the failure record written if the step
-    hangs or its worker dies.
+    hangs or its worker dies. A step that starts processes of its own (ranks, a
+    communicator) has `startup_s` for that, reported apart from a hang, and calls
+    `rigbench.supervisor.step_ready()` when they are up; `timeout_s` bounds the silence
+    between two messages after that.
     """
 
     key: str
@@ -76,3 +72,4 @@ class Step:
     devices: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = 60.0
+    startup_s: float = 0.0

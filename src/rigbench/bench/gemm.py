@@ -1,13 +1,19 @@
-"""Dense matrix-multiply throughput per dtype: TFLOP/s (TOP/s for int8) = 2*M*N*K / t.
+"""Dense matrix-multiply throughput per dtype: TFLOP/s (TOP/s for int8) = 2*M*N*K / t,
+twice per dtype, because both are true and an owner needs both:
 
-Quick: one 8192^3 product per dtype on a GPU (512^3 on the CPU stand-in), scaled by
-`size_scale`, with several input sets rotated when they would fit in the L2, timed per
-iteration with CUDA events after a warm-up of about half a second, so the figure is the
-sustained one: a card at its power limit lowers its clocks within that time (an H100 SXM
-ran bf16 at about 790 TFLOP/s for ten products, then held about 700). `--full` adds a search
-over a grid of shapes, flushing the L2 before every timed call, and reports the best as
-`matmul_max`. Every figure is checked: a block of the output against a float64 product of
-the same (already quantised) inputs, computed on the CPU.
+- burst (`<dtype>.burst`): the L2 flushed before each call, random data, 5 warm-up calls,
+  then 20 single calls each between two CUDA events and waited for; the median. What the
+  silicon does at its boost clock, and what "maximum achievable matmul" tables report.
+- sustained (`<dtype>.sustained`): products back to back for SUSTAINED_S_FULL seconds
+  (`--full`, every dtype) or SUSTAINED_S_QUICK (quick: bf16 only, to keep `bench --quick`
+  short); the median of the calls in the second half, when the clocks have settled at the
+  power cap. What training gets (an H200 at 700 W: ~770 burst, ~685 sustained bf16).
+
+One 8192^3 product on a GPU (512^3 on the CPU stand-in), scaled by `size_scale`, smaller
+only when it would not fit the step's time budget. Each result carries the monotonic times
+of its timed part (`window_t0`/`window_t1`), so the parent can attach the clocks and power
+it sampled meanwhile. Every figure is checked: a block of the output against a float64
+product of the same (already quantised) inputs, computed on the CPU.
 
 Torch is imported inside the functions that need it: `plan` runs in the parent, cheaply.
 """
@@ -41,21 +47,19 @@ GPU_ALIGN = 256  # dimensions are multiples of this on a GPU ...
 CPU_ALIGN = 16  # ... and of this on the CPU (fp8 and int8 need multiples of 16)
 MIN_DIM = 32  # _int_mm needs M > 16
 
-REPEATS_GPU = 50
-REPEATS_CPU = 5
-WARM_S_GPU = 0.5  # untimed work first, so clocks ramp up and cuBLAS settles
-WARM_S_CPU = 0.0
-MIN_WARMUP = 2
-STEP_BUDGET_S = 4.0  # the timed part of one quick step; a slower product is made smaller
+BURST_WARMUP = 5
+BURST_REPEATS = 20
+SUSTAINED_S_QUICK = 3.0
+SUSTAINED_S_FULL = 10.0
+SUSTAINED_S_CPU = 0.3  # the CPU stand-in runs the same code path, briefly
+QUICK_SUSTAINED = ("bf16",)  # the training dtype; --full does every dtype
+CHUNK_S = 0.1  # sustained calls are timed in chunks this long (events each), then synced
+STEP_BUDGET_S = 2.0  # the burst part of one step; a slower product is made smaller
 CPU_CACHE_BYTES = 32 << 20  # nominal last-level cache of the CPU stand-in (for rotation)
 MAX_INPUT_SETS = 8
 
-FULL_REPEATS = 10
-FULL_WARMUP = 2
-FULL_SEARCH_BUDGET_S = 35.0  # per dtype
-
 QUICK_TIMEOUT_S = 60.0
-FULL_TIMEOUT_S = 180.0
+FULL_TIMEOUT_S = 120.0
 
 CHECK_BLOCK = 256  # rows and columns of the output checked against float64
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
@@ -83,7 +87,7 @@ def plan(ctx: BenchContext) -> list[Step]:
         Step(
             key=f"{NAME}:{dev.label}:{dtype}",
             label=f"{dev.label} {dtype} matmul",
-            metric="matmul",
+            metric=f"{dtype}.burst",
             unit=unit_for(dtype),
             devices=[dev.label],
             params={"dtype": dtype},
@@ -342,15 +346,6 @@ def _build(
     return _Problem(dtype=dtype, m=m, n=n, k=k, sets=sets, out=out, call=call)
 
 
-def _input_sets(dtype: str, m: int, n: int, k: int, cache_bytes: int) -> int:
-    """How many input sets to rotate so that consecutive products do not find their
-    operands in the cache: enough to cover twice the cache, when one set fits in it."""
-    one = _operand_bytes(dtype, m, n, k)
-    if one >= 2 * cache_bytes:
-        return 1
-    return max(1, min(MAX_INPUT_SETS, math.ceil(2 * cache_bytes / one)))
-
-
 # --- measuring ------------------------------------------------------------------------
 
 
@@ -363,6 +358,8 @@ class _Measured:
     sets: int
     rel_error: float
     failure: str | None
+    window: tuple[float, float]
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _seed(ctx: BenchContext, key: str) -> int:
@@ -393,35 +390,18 @@ def _release(tdev: torch.device, *, workspaces: bool = False) -> None:
         torch.cuda.empty_cache()
 
 
-def _time_problem(
-    prob: _Problem,
-    tdev: torch.device,
-    *,
-    warm_s: float,
-    repeats: int,
-    flush: Callable[[], object] | None = None,
-    probe_s: float | None = None,
-) -> list[float]:
-    from rigbench.bench.timing import time_iterations, warmup_count
-
-    if probe_s is None:
-        probe_s = statistics.median(time_iterations(prob.step, tdev, warmup=1, repeats=3))
-    warmup = warmup_count(probe_s, warm_s, least=MIN_WARMUP)
-    return time_iterations(prob.step, tdev, warmup=warmup, repeats=repeats, before_each=flush)
-
-
-def _measure_fixed(ctx: BenchContext, dev: BenchDevice, dtype: str, key: str) -> _Measured:
-    """The documented square product, made smaller only when it would not fit the step's
-    time budget (fp64 on a consumer GPU, say)."""
+def _sized_problem(
+    ctx: BenchContext, dev: BenchDevice, dtype: str, key: str
+) -> tuple[_Problem, int, float]:
+    """The documented square product, made smaller only when its burst would not fit the
+    step's time budget (fp64 on a consumer GPU, say). Returns (problem, input sets, s/call)."""
     import torch
 
-    from rigbench.bench.timing import l2_cache_bytes, rates, time_iterations
+    from rigbench.bench.timing import l2_cache_bytes, time_iterations
 
     tdev = torch.device(dev.torch_device)
     on_cuda = tdev.type == "cuda"
     align = GPU_ALIGN if on_cuda else CPU_ALIGN
-    repeats = REPEATS_GPU if on_cuda else REPEATS_CPU
-    warm_s = WARM_S_GPU if on_cuda else WARM_S_CPU
     cache = l2_cache_bytes(tdev) or CPU_CACHE_BYTES
     size = _align((GPU_N if on_cuda else CPU_N) * ctx.size_scale, align)
     gen = _generator(tdev, _seed(ctx, key))
@@ -434,7 +414,7 @@ def _measure_fixed(ctx: BenchContext, dev: BenchDevice, dtype: str, key: str) ->
 
     prob, probe, n_sets = attempt(size)
     for _ in range(3):
-        need = probe * repeats + max(warm_s, probe * MIN_WARMUP)
+        need = probe * (BURST_REPEATS + BURST_WARMUP)
         smaller = _align(size * (STEP_BUDGET_S / need) ** (1 / 3), align)
         if need <= STEP_BUDGET_S or smaller >= size:
             break
@@ -442,65 +422,77 @@ def _measure_fixed(ctx: BenchContext, dev: BenchDevice, dtype: str, key: str) ->
         _release(tdev)
         size = smaller
         prob, probe, n_sets = attempt(size)
-    seconds = _time_problem(prob, tdev, warm_s=warm_s, repeats=repeats, probe_s=probe)
+    return prob, n_sets, probe
+
+
+def _measure_burst(prob: _Problem, tdev: torch.device, n_sets: int) -> _Measured:
+    """5 warm-up calls, then 20 single calls between CUDA events, the L2 flushed before
+    each (outside the timed region)."""
+    from rigbench.bench.timing import l2_flusher, rates, time_iterations
+
+    flush = l2_flusher(tdev)
+    t0 = time.monotonic()
+    seconds = time_iterations(
+        prob.step,
+        tdev,
+        warmup=BURST_WARMUP,
+        repeats=BURST_REPEATS,
+        before_each=flush,
+        wait_each=True,
+    )
+    t1 = time.monotonic()
     spread = summarize(rates(seconds, prob.flops / 1e12))
     rel_error, failure = prob.verify()
-    return _Measured(size, size, size, spread, n_sets, rel_error, failure)
+    return _Measured(
+        prob.m, prob.n, prob.k, spread, n_sets, rel_error, failure, (t0, t1),
+        {"warmup": BURST_WARMUP, "repeats": BURST_REPEATS, "l2_flush": flush is not None},
+    )  # fmt: skip
 
 
-def _search_shapes(base: int, align: int) -> list[tuple[int, int, int]]:
-    """Squares from base/4 to 2*base and the rectangles of {base/2, base, 2*base}^3
-    (for base 8192: multiples of 2048 from 2048 to 16384), smallest product first."""
-    dims = {_align(base * f, align) for f in (0.5, 1.0, 2.0)}
-    shapes = {(d1, d2, d3) for d1 in dims for d2 in dims for d3 in dims}
-    shapes |= {(d, d, d) for d in (_align(base * f, align) for f in (0.25, 0.75, 1.5))}
-    return sorted(shapes, key=lambda s: (s[0] * s[1] * s[2], s))
+def _measure_sustained(
+    prob: _Problem, tdev: torch.device, n_sets: int, duration_s: float, per_call_s: float
+) -> _Measured:
+    """Calls back to back for `duration_s`, each timed; the median of the second half."""
+    from rigbench.bench.timing import rates, time_iterations
 
-
-def _search_max(
-    ctx: BenchContext, dev: BenchDevice, dtype: str, key: str, rate_hint: float
-) -> tuple[_Measured | None, int, int]:
-    """The best median rate over the shape grid, L2 flushed before every timed call.
-    Returns (best or None, shapes measured, shapes left out for time or memory)."""
-    import torch
-
-    from rigbench.bench.timing import l2_flusher, rates
-
-    tdev = torch.device(dev.torch_device)
-    on_cuda = tdev.type == "cuda"
-    align = GPU_ALIGN if on_cuda else CPU_ALIGN
-    base = _align((GPU_N if on_cuda else CPU_N) * ctx.size_scale, align)
-    flush = l2_flusher(tdev)
-    warm_s = WARM_S_GPU / 5 if on_cuda else 0.0
-    seed = _seed(ctx, key + ":max")
-    deadline = time.monotonic() + FULL_SEARCH_BUDGET_S
-    best: tuple[float, tuple[int, int, int], Spread] | None = None
-    tried = left_out = 0
-    for m, n, k in _search_shapes(base, align):
-        est = 2.0 * m * n * k / 1e12 / max(rate_hint, 1e-9) * 1.5
-        if time.monotonic() + est * (FULL_WARMUP + FULL_REPEATS + 4) > deadline:
-            left_out += 1
-            continue
-        if on_cuda:
-            free, _total = torch.cuda.mem_get_info(tdev)
-            if _operand_bytes(dtype, m, n, k) > 0.8 * free:
-                left_out += 1
-                continue
-        prob = _build(dtype, m, n, k, tdev, _generator(tdev, seed), 1)
-        seconds = _time_problem(prob, tdev, warm_s=warm_s, repeats=FULL_REPEATS, flush=flush)
-        spread = summarize(rates(seconds, prob.flops / 1e12))
-        tried += 1
-        if best is None or spread.p50 > best[0]:
-            best = (spread.p50, (m, n, k), spread)
-        del prob
-        _release(tdev)
-    if best is None:
-        return None, tried, left_out
-    _rate, (m, n, k), spread = best
-    prob = _build(dtype, m, n, k, tdev, _generator(tdev, seed), 1)
+    chunk = max(1, min(1000, int(CHUNK_S / max(per_call_s, 1e-6))))
+    start = time.monotonic()
+    half = start + duration_s / 2
+    late: list[float] = []
+    settled = None
+    while True:
+        seconds = time_iterations(prob.step, tdev, warmup=0, repeats=chunk)
+        now = time.monotonic()
+        if now >= half:
+            if settled is None:
+                settled = now
+            late += seconds
+        if now - start >= duration_s and late:
+            break
+    spread = summarize(rates(late, prob.flops / 1e12))
     rel_error, failure = prob.verify()
-    del prob
-    return _Measured(m, n, k, spread, 1, rel_error, failure), tried, left_out
+    return _Measured(
+        prob.m, prob.n, prob.k, spread, n_sets, rel_error, failure, (settled or start, now),
+        {"seconds": round(now - start, 2), "timed_calls": len(late)},
+    )  # fmt: skip
+
+
+def sustained_seconds(ctx: BenchContext, dev: BenchDevice, dtype: str) -> float | None:
+    """How long the sustained run of `dtype` lasts on `dev` (None: not run this mode)."""
+    if ctx.mode != "full" and dtype not in QUICK_SUSTAINED:
+        return None
+    if dev.torch_device.startswith("cpu"):
+        return SUSTAINED_S_CPU
+    return SUSTAINED_S_FULL if ctx.mode == "full" else SUSTAINED_S_QUICK
+
+
+def _input_sets(dtype: str, m: int, n: int, k: int, cache_bytes: int) -> int:
+    """How many input sets to rotate so that consecutive products do not find their
+    operands in the cache: enough to cover twice the cache, when one set fits in it."""
+    one = _operand_bytes(dtype, m, n, k)
+    if one >= 2 * cache_bytes:
+        return 1
+    return max(1, min(MAX_INPUT_SETS, math.ceil(2 * cache_bytes / one)))
 
 
 # --- results --------------------------------------------------------------------------
@@ -510,11 +502,19 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _result(
-    dev: BenchDevice, dtype: str, metric: str, meas: _Measured, params: dict[str, Any]
-) -> Result:
+def _result(dev: BenchDevice, dtype: str, metric: str, meas: _Measured) -> Result:
     peak = dev.peak_tflops.get(dtype)
-    params = {**params, "rel_error": _finite(meas.rel_error)}
+    params: dict[str, Any] = {
+        "dtype": dtype,
+        "m": meas.m,
+        "n": meas.n,
+        "k": meas.k,
+        "input_sets": meas.sets,
+        **meas.extra,
+        "rel_error": _finite(meas.rel_error),
+        "window_t0": meas.window[0],
+        "window_t1": meas.window[1],
+    }
     if dtype == "fp8":
         params["fast_accum"] = FP8_FAST_ACCUM
     if meas.failure is not None:
@@ -553,7 +553,7 @@ def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
     if why is not None:
         yield Result.failure(
             NAME,
-            "matmul",
+            f"{dtype}.burst",
             unit,
             why,
             devices=[dev.label],
@@ -569,44 +569,15 @@ def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
 
     try:
         with math_mode():
-            meas = _measure_fixed(ctx, dev, dtype, step.key)
-        _release(tdev)
-        yield _result(
-            dev,
-            dtype,
-            "matmul",
-            meas,
-            {"dtype": dtype, "m": meas.m, "n": meas.n, "k": meas.k, "input_sets": meas.sets},
-        )
-        if ctx.mode != "full" or meas.failure is not None:
+            prob, n_sets, per_call = _sized_problem(ctx, dev, dtype, step.key)
+            burst = _measure_burst(prob, tdev, n_sets)
+        yield _result(dev, dtype, f"{dtype}.burst", burst)
+        duration = sustained_seconds(ctx, dev, dtype)
+        if duration is None or burst.failure is not None:
             return
         with math_mode():
-            best, tried, left_out = _search_max(ctx, dev, dtype, step.key, meas.spread.p50)
-        if best is None:
-            yield Result.failure(
-                NAME,
-                "matmul_max",
-                unit,
-                "no shape of the search grid fit the time budget",
-                devices=[dev.label],
-                params={"dtype": dtype},
-                status="skipped",
-            )
-            return
-        yield _result(
-            dev,
-            dtype,
-            "matmul_max",
-            best,
-            {
-                "dtype": dtype,
-                "best_m": best.m,
-                "best_n": best.n,
-                "best_k": best.k,
-                "shapes_tried": tried,
-                "shapes_left_out": left_out,
-                "l2_flush": tdev.type == "cuda",
-            },
-        )
+            per_call_s = prob.flops / 1e12 / burst.spread.p50
+            sustained = _measure_sustained(prob, tdev, n_sets, duration, per_call_s)
+        yield _result(dev, dtype, f"{dtype}.sustained", sustained)
     finally:
         _release(tdev, workspaces=True)

@@ -200,12 +200,14 @@ def _measure_one(
     cuda = tdev.type == "cuda"
     params = _params(cuda, nbytes, pinned)
     lane = _lane(tdev, direction, pinned, nbytes, _seed(ctx, NAME, dev.label, direction, pinned))
+    t0 = time.monotonic()
     seconds = time_iterations(
         lane.copy,
         tdev,
         warmup=WARMUP_GPU if cuda else WARMUP_CPU,
         repeats=REPEATS_GPU if cuda else REPEATS_CPU,
     )
+    params |= {"window_t0": t0, "window_t1": time.monotonic()}  # for the conditions
     wrong = verify_transfer(lane.src, lane.dst)
     del lane
     if wrong is not None:

@@ -10,9 +10,9 @@ layer's matrices stream for ~0.1 ms. Contexts (prompt lengths) and batches: GPU 
 16, 64 and 4096 × 1, 16 (batch × context at most GPU_BATCH_TOKENS: the cache of 16 × 4096
 is 9 GB, 64 × 4096 would be 35 GB); --full 128 ... 8192 × 1, 8, 32, 128 (what does not fit
 is skipped); CPU 16 and 48 × 1, 4. Runs on the first selected device (`--gpus` picks it).
-Knobs (environment): RIGBENCH_INFER_MODEL (tiny, 1b, 3b, 8b), RIGBENCH_INFER_ENGINE
-(eager, graph, compile), RIGBENCH_INFER_ATTN (sdpa, matmul), RIGBENCH_INFER_CONTEXTS and
-RIGBENCH_INFER_BATCHES (comma lists; batches given are all run).
+Settings (`bench --set`, bench/options.py): infer.model (tiny, 1b, 3b, 8b), infer.engine
+(eager, graph, compile), infer.attn (sdpa, matmul), infer.contexts and infer.batches
+(comma lists; batches given are all run).
 
 Decode engines: "graph" captures one decode step, greedy argmax and position increment
 included, in a CUDA graph and replays it: no host work per token; "compile" (GPU default:
@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rigbench.bench.context import BenchContext, BenchDevice, Step
+from rigbench.bench.options import options_of
 from rigbench.errors import BadInput
 from rigbench.records import Result
 from rigbench.stats import summarize
@@ -94,12 +95,7 @@ GPU_TIMEOUT_S = 300.0
 GPU_COMPILE_TIMEOUT_S = 600.0
 CPU_TIMEOUT_S = 90.0
 
-ENV_MODEL = "RIGBENCH_INFER_MODEL"
-ENV_ENGINE = "RIGBENCH_INFER_ENGINE"  # eager, graph, compile
-ENV_ATTN = "RIGBENCH_INFER_ATTN"  # sdpa, matmul
 ATTNS = ("sdpa", "matmul")
-ENV_CONTEXTS = "RIGBENCH_INFER_CONTEXTS"  # comma list of prompt lengths
-ENV_BATCHES = "RIGBENCH_INFER_BATCHES"  # comma list
 
 
 # ------------------------------------------------------------------------- formulas
@@ -139,19 +135,6 @@ def prefill_flops_per_token(
 # ---------------------------------------------------------------------------- plan
 
 
-def _ints(env: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return default
-    try:
-        values = tuple(int(v) for v in raw.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values or min(values) < 1:
-        raise BadInput(f"{env}={raw!r}: positive integers separated by commas")
-    return values
-
-
 def plan(ctx: BenchContext) -> list[Step]:
     from rigbench.bench.models.llama import SIZES
 
@@ -160,20 +143,17 @@ def plan(ctx: BenchContext) -> list[Step]:
     dev = ctx.devices[0]
     on_gpu = ctx.on_gpu
     full = ctx.mode == "full"
-    model = os.environ.get(ENV_MODEL, "").strip().lower() or (GPU_MODEL if on_gpu else CPU_MODEL)
+    opts = options_of(ctx.extra)
+    model = opts.infer_model or (GPU_MODEL if on_gpu else CPU_MODEL)
     if model not in SIZES:
-        raise BadInput(f"{ENV_MODEL}={model!r}: choose from {', '.join(SIZES)}")
-    engine = os.environ.get(ENV_ENGINE, "").strip().lower() or ("compile" if on_gpu else "eager")
-    if engine not in ("eager", "graph", "compile"):
-        raise BadInput(f"{ENV_ENGINE}={engine!r}: choose from eager, graph, compile")
+        raise BadInput(f"infer.model={model!r}: choose from {', '.join(SIZES)}")
+    engine = opts.infer_engine or ("compile" if on_gpu else "eager")
     if not on_gpu:
         engine = "eager"
-    attn = os.environ.get(ENV_ATTN, "").strip().lower() or ("matmul" if on_gpu else "sdpa")
-    if attn not in ATTNS:
-        raise BadInput(f"{ENV_ATTN}={attn!r}: choose from {', '.join(ATTNS)}")
-    contexts = _ints(ENV_CONTEXTS, CONTEXTS[(on_gpu, full)])
-    batches = _ints(ENV_BATCHES, BATCHES[(on_gpu, full)])
-    limit = on_gpu and not full and not os.environ.get(ENV_BATCHES, "").strip()
+    attn = opts.infer_attn or ("matmul" if on_gpu else "sdpa")
+    contexts = opts.infer_contexts or CONTEXTS[(on_gpu, full)]
+    batches = opts.infer_batches or BATCHES[(on_gpu, full)]
+    limit = on_gpu and not full and not opts.infer_batches
 
     def batches_at(p: int) -> list[int]:
         return [b for b in batches if not limit or b == 1 or b * p <= GPU_BATCH_TOKENS]
@@ -380,20 +360,6 @@ def _sync(tdev: torch.device) -> None:
         torch.cuda.synchronize(tdev)
 
 
-def _timer(tdev: torch.device) -> tuple[Callable[[], Any], Callable[[Any, Any], float]]:
-    import torch
-
-    if tdev.type == "cuda":
-
-        def mark() -> Any:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            return ev
-
-        return mark, lambda a, b: a.elapsed_time(b) / 1e3
-    return time.perf_counter, lambda a, b: float(b - a)
-
-
 def _prefill_all(model: LlamaModel, prompts: torch.Tensor, cache: Any) -> torch.Tensor:
     b, p = prompts.shape
     rows_per = max(1, PREFILL_TOKENS // p)
@@ -422,7 +388,9 @@ def _measure_batch(
 ) -> dict[str, Any]:
     import torch
 
-    mark, elapsed = _timer(tdev)
+    from rigbench.bench.timing import device_clock
+
+    mark, elapsed = device_clock(tdev)
     g = torch.Generator(device=tdev).manual_seed(seed)
     prompts = torch.randint(model.cfg.vocab_size, (b, p), generator=g, device=tdev)
     length = _cache_length(p, n_tokens)
@@ -438,11 +406,13 @@ def _measure_batch(
     dec = Decoder(model, cache, last.argmax(-1), p, engine, attn=attn)
     for _ in range(DECODE_WARMUP):
         dec.step()
+    window_t0 = time.monotonic()
     marks = [mark()]
     for _ in range(n_tokens):
         dec.step()
         marks.append(mark())
     _sync(tdev)
+    window = [window_t0, time.monotonic()]  # the timed decode, for the conditions
     step_s = [elapsed(a, b2) for a, b2 in zip(marks, marks[1:], strict=False)]
     tokens = dec.tok.view(-1)
     if not bool(((tokens >= 0) & (tokens < model.cfg.vocab_size)).all()):
@@ -452,6 +422,7 @@ def _measure_batch(
         "step_s": step_s,
         "cache_length": length,
         "mean_context": p + DECODE_WARMUP + n_tokens / 2,
+        "window": window,
     }
     if tdev.type == "cuda" and b == 1 and engine == "graph":
         # The other attention, same cache and engine (no recompilation): a comparison.
@@ -474,7 +445,9 @@ def _eager_rate(model: LlamaModel, tdev: torch.device, p: int, attn: str, seed: 
     """Batch-1 decode tokens/s with every kernel launched from Python (GPU comparison)."""
     import torch
 
-    mark, elapsed = _timer(tdev)
+    from rigbench.bench.timing import device_clock
+
+    mark, elapsed = device_clock(tdev)
     g = torch.Generator(device=tdev).manual_seed(seed)
     prompts = torch.randint(model.cfg.vocab_size, (1, p), generator=g, device=tdev)
     cache = model.new_cache(1, CACHE_ALIGN * math.ceil((p + EAGER_TOKENS + 4) / CACHE_ALIGN))
@@ -652,6 +625,8 @@ def _results(
         "bandwidth_gbs": bw,
         "achieved_gbs": (wbytes + b * kvt * ctx_mean) / t_step / 1e9,
     }
+    if "window" in m:
+        dparams["window_t0"], dparams["window_t1"] = (float(t) for t in m["window"])
     if eager_rate is not None and b == 1:
         dparams["eager_tokens_per_s"] = eager_rate
     if "attn_alt" in m:

@@ -12,9 +12,10 @@ Torch is imported inside the functions that need it: `plan` runs in the parent, 
 from __future__ import annotations
 
 import statistics
+import time
 import zlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rigbench.bench.context import BenchContext, BenchDevice, Step
 from rigbench.records import Result
@@ -104,7 +105,7 @@ def _measure(ctx: BenchContext, dev: BenchDevice, step: Step, nbytes: int) -> Re
 
     tdev = torch.device(dev.torch_device)
     on_cuda = tdev.type == "cuda"
-    params = {"bytes": nbytes, "bytes_moved": 2 * nbytes}
+    params: dict[str, Any] = {"bytes": nbytes, "bytes_moved": 2 * nbytes}
     if on_cuda:
         free, _total = torch.cuda.mem_get_info(tdev)
         if 2 * nbytes > 0.9 * free:
@@ -131,7 +132,9 @@ def _measure(ctx: BenchContext, dev: BenchDevice, step: Step, nbytes: int) -> Re
     probe = statistics.median(time_iterations(copy, tdev, warmup=1, repeats=3))
     warmup = warmup_count(probe, WARM_S_GPU if on_cuda else WARM_S_CPU, least=MIN_WARMUP)
     dst.fill_(float("nan"))  # poisoned again: the measured copies must fill it
+    t0 = time.monotonic()
     seconds = time_iterations(copy, tdev, warmup=warmup, repeats=repeats)
+    params |= {"window_t0": t0, "window_t1": time.monotonic()}  # for the conditions
     wrong = verify_copy(src, dst)
     if wrong is not None:
         return Result.failure(

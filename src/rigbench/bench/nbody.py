@@ -13,8 +13,8 @@ Two engines:
   3060 saw 2× where its fp64 units are 64× slower).
 
 Sizes: GPU 2^20 systems, triton 5000 steps (--full 10000), torch 100 (--full 500); CPU
-2^12 systems, 300 steps (--full 2000); systems scaled by `size_scale`. RIGBENCH_NBODY_ENGINES
-(comma list) picks engines.
+2^12 systems, 300 steps (--full 2000); systems scaled by `size_scale`. `bench --set
+nbody.engines=triton,torch` picks engines.
 
 Figures:
 
@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rigbench.bench.context import BenchContext, BenchDevice, Step
-from rigbench.errors import BadInput
+from rigbench.bench.options import options_of
 from rigbench.records import Result
 from rigbench.stats import summarize
 
@@ -79,7 +79,6 @@ CHECK_STEPS = 20
 CHECK_TOL = {"fp32": 1e-4, "fp64": 1e-10}
 
 TIMEOUT_S = 180.0
-ENV_ENGINES = "RIGBENCH_NBODY_ENGINES"  # comma list of triton, torch
 
 # Per SM per clock, 64-bit over 32-bit FMA throughput (CUDA C++ Programming Guide,
 # "Arithmetic Instructions" table).
@@ -121,11 +120,7 @@ def peak_system_steps(fp32_tflops: float, rate: float = 1.0) -> float:
 
 
 def _engines(ctx: BenchContext) -> list[str]:
-    raw = os.environ.get(ENV_ENGINES, "").strip()
-    wanted = [e.strip() for e in raw.split(",") if e.strip()] or ["triton", "torch"]
-    bad = [e for e in wanted if e not in ("triton", "torch")]
-    if bad:
-        raise BadInput(f"{ENV_ENGINES}: unknown engine {bad[0]!r} (triton, torch)")
+    wanted: list[str] = list(options_of(ctx.extra).nbody_engines or ("triton", "torch"))
     if not ctx.on_gpu:
         wanted = ["torch"]
     return wanted

@@ -1,11 +1,12 @@
 """A pool of torch.distributed ranks inside one benchmark worker: the worker is rank 0,
-ranks 1..n-1 are spawned processes that serve commands over pipes.
+ranks 1..n-1 are supervisor workers (rigbench.supervisor) that serve commands over pipes.
 
 The rendezvous is the collectives benchmark's: a TCPStore on 127.0.0.1 on a port the OS
 picks (no window for another process to take it), NCCL on GPUs and gloo on the CPU,
-NCCL_NVLS_ENABLE=0 unless already set (NVLink multicast stays off). The ranks are spawned
-without a session of their own, so the runner's kill of the worker's process group on a
-timeout ends them too.
+NCCL_NVLS_ENABLE=0 unless already set (NVLink multicast stays off). The ranks are started
+without a session of their own, so the supervisor's kill of the worker's process group on
+a timeout ends them too. Once every rank is ready the pool tells the supervisor
+(`step_ready`): the step's timeout then counts from there, start-up excluded.
 
 What a rank does is a *handler*: a class named by a dotted path ("module:Class", so it
 pickles as a string), built in every rank as `Class(rank, world_size, device)` after the
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import traceback
@@ -26,6 +26,9 @@ from datetime import timedelta
 from multiprocessing.process import BaseProcess
 from multiprocessing.util import Finalize
 from typing import Any, Protocol
+
+from rigbench import supervisor
+from rigbench.errors import one_line
 
 INIT_TIMEOUT = timedelta(seconds=120)
 
@@ -38,11 +41,6 @@ class Handler(Protocol):
 
 def set_rank_env() -> None:
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off
-
-
-def one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _handler_class(path: str) -> Any:
@@ -131,26 +129,22 @@ class RankPool:
         port = int(self.store.port)
         os.environ["MASTER_ADDR"] = "127.0.0.1"
         os.environ["MASTER_PORT"] = str(port)
-        spawn = mp.get_context("spawn")
         for rank in range(1, self.world):
-            here, there = spawn.Pipe()
-            proc = spawn.Process(
-                target=_rank_main,
-                args=(rank, self.world, self.backend, self.devices[rank], port, self.handler_path),
-                kwargs={"conn": there},
+            worker = supervisor.start(
+                _rank_main,
+                (rank, self.world, self.backend, self.devices[rank], port, self.handler_path),
                 name=f"rigbench-rank{rank}",
-                daemon=True,
+                own_session=False,
             )
-            proc.start()
-            there.close()
-            self.procs.append(proc)
-            self.conns.append(here)
+            self.procs.append(worker.proc)
+            self.conns.append(worker.conn)
         for rank in range(1, self.world):
             self._recv(rank)  # "started": the process runs (a crash on import shows here)
         dist.init_process_group(self.backend, store=self.store, rank=0, world_size=self.world)
         self.me = _handler_class(self.handler_path)(0, self.world, self.devices[0])
         for rank in range(1, self.world):
             self._recv(rank)  # "ready"
+        supervisor.step_ready()
 
     def alive(self) -> bool:
         return not self.broken and not self.closed and all(p.is_alive() for p in self.procs)

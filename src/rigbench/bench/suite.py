@@ -1,5 +1,5 @@
 """`rigbench bench`: choose devices, attach expectations from topology and catalog, run
-each benchmark's steps under the runner, and hand every result on as it arrives."""
+each benchmark's steps under the supervisor, and hand every result on as it arrives."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode, Step
-from rigbench.bench.runner import load_module, run_steps
+from rigbench.bench.options import WorkloadOptions
 from rigbench.catalog import find_gpu
 from rigbench.errors import BadInput
+from rigbench.hw.cuda_order import cuda_index
 from rigbench.hw.model import GpuInfo, Rig
 from rigbench.links import expected_host_link, expected_pair
 from rigbench.records import Result
+from rigbench.supervisor import load_module, run_steps
 
 DEFAULT_BENCHMARKS = ("gemm", "memory", "hostlink", "p2p", "collectives")
 # Real workloads (minutes on a GPU): run only when named, e.g. --only train,infer,nbody.
@@ -80,19 +82,6 @@ def _peaks(gpu: GpuInfo) -> tuple[dict[str, Expectation], Expectation | None]:
     return peaks, mem
 
 
-def _cuda_index(nvml_index: int) -> int | None:
-    """CUDA's index of an NVML GPU, given CUDA_DEVICE_ORDER=PCI_BUS_ID (set by the caller)
-    and any CUDA_VISIBLE_DEVICES of plain indices."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None or visible.strip() == "":
-        return nvml_index if visible is None else None
-    try:
-        order = [int(v) for v in visible.split(",")]
-    except ValueError:
-        return None  # UUIDs or MIG names: mapping them is left to the user
-    return order.index(nvml_index) if nvml_index in order else None
-
-
 @dataclass(kw_only=True)
 class Plan:
     """Per benchmark, the context its steps run in and the steps."""
@@ -117,6 +106,7 @@ def build_plan(
     cuda_available: bool,
     size_scale: float = 1.0,
     step_timeout_s: float | None = None,
+    options: WorkloadOptions | None = None,
 ) -> Plan:
     live = rig.source == "nvml" and cuda_available and bool(gpus)
     selected = [g for g in rig.gpus if g.index in gpus]
@@ -125,7 +115,7 @@ def build_plan(
         os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
         for g in selected:
             peaks, mem = _peaks(g)
-            cuda = _cuda_index(g.index) if live else None
+            cuda = cuda_index(g.index) if live else None
             if live and cuda is None:
                 raise BadInput(f"GPU {g.index} is hidden by CUDA_VISIBLE_DEVICES")
             cc: tuple[int, int] | None = None
@@ -141,14 +131,16 @@ def build_plan(
                     compute_capability=cc,
                     peak_tflops=peaks if live else {},
                     peak_memory_bandwidth=mem if live else None,
-                    host_link=expected_host_link(g),
+                    # A CPU stand-in is not judged against the link it imitates (a memcpy
+                    # would read as a fraction of a real PCIe rate: a fault that is not there).
+                    host_link=expected_host_link(g) if live else None,
                 )
             )
     pair_expected: dict[str, Expectation] = {}
     for i in range(len(selected)):
         for j in range(i + 1, len(selected)):
             link = rig.pair(selected[i].index, selected[j].index)
-            exp = expected_pair(link, selected[i], selected[j]) if link else None
+            exp = expected_pair(link, selected[i], selected[j]) if link and live else None
             if exp:
                 pair_expected[f"{i}-{j}"] = exp
     faults = {}
@@ -164,6 +156,7 @@ def build_plan(
         pair_expected=pair_expected,
         p2p_faults=faults,
         size_scale=size_scale,
+        extra={"options": options} if options is not None else {},
     )
     plan = Plan(stand_ins=not live)
     for name in only:

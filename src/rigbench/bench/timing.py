@@ -16,6 +16,27 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(dev)
 
 
+def device_clock(
+    device: torch.device | str,
+) -> tuple[Callable[[], object], Callable[[object, object], float]]:
+    """`(mark, seconds)`: `mark()` records a point in the device's work (a CUDA event on
+    the current stream, the host's perf_counter on the CPU); `seconds(a, b)` is the time
+    between two marks, waiting for `b` to complete first."""
+    if torch.device(device).type != "cuda":
+        return time.perf_counter, lambda a, b: float(b - a)  # type: ignore[operator,unused-ignore]
+
+    def mark() -> object:
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        return ev
+
+    def seconds(a: object, b: object) -> float:
+        b.synchronize()  # type: ignore[attr-defined]
+        return float(a.elapsed_time(b)) / 1e3  # type: ignore[attr-defined]
+
+    return mark, seconds
+
+
 def time_iterations(
     fn: Callable[[], object],
     device: torch.device | str,
@@ -23,10 +44,13 @@ def time_iterations(
     warmup: int,
     repeats: int,
     before_each: Callable[[], object] | None = None,
+    wait_each: bool = False,
 ) -> list[float]:
     """Seconds taken by each of `repeats` calls of `fn`, after `warmup` untimed calls.
 
     `before_each` (e.g. an L2 flush) runs before every call, outside the timed region.
+    `wait_each`: wait for each call to finish before queueing the next (single launches,
+    as a "burst" figure is measured, rather than a stream of back-to-back work).
     """
     dev = torch.device(device)
     for _ in range(warmup):
@@ -44,6 +68,8 @@ def time_iterations(
                 starts[i].record()
                 fn()
                 ends[i].record()
+                if wait_each:
+                    ends[i].synchronize()
             torch.cuda.synchronize(dev)
             return [s.elapsed_time(e) / 1e3 for s, e in zip(starts, ends, strict=True)]
     out = []

@@ -8,9 +8,9 @@ one, the baseline (CPU stand-ins: 1 and 2 gloo processes); AdamW, bf16 autocast 
 a GradScaler where the GPU has no bf16; fp32 on the CPU), fused attention, optionally
 `torch.compile`. `--full` adds the compiled model and an FSDP run (`fully_shard`, bf16
 parameters, fp32 gradient reduction) over all devices, for models that do not fit one GPU.
-Knobs (environment): RIGBENCH_TRAIN_SIZE (tiny, 124m, 350m, 774m, 1.5b, 6.7b),
-RIGBENCH_TRAIN_COMPILE (0, 1, both), RIGBENCH_TRAIN_FSDP (0, 1), RIGBENCH_TRAIN_BATCH
-(micro-batch per device; default the largest power of two up to 32 that fits).
+Settings (`bench --set`, bench/options.py): train.size (tiny, 124m, 350m, 774m, 1.5b,
+6.7b), train.compile (0, 1, both), train.fsdp (0, 1), train.batch (micro-batch per device;
+default the largest power of two up to 32 that fits).
 
 The tokens come from a learnable synthetic task: a fixed random successor rule over
 K = min(1024, vocab/8) of the vocabulary's tokens, each next token the successor of the
@@ -46,9 +46,11 @@ from dataclasses import asdict
 from typing import Any
 
 from rigbench.bench.context import BenchContext, BenchDevice, Step
+from rigbench.bench.options import options_of
 from rigbench.errors import BadInput
 from rigbench.records import Result
 from rigbench.stats import summarize
+from rigbench.supervisor import RANKS_STARTUP_S
 
 NAME = "train"
 
@@ -74,10 +76,6 @@ GPU_TIMEOUT_S = 300.0
 GPU_COMPILE_TIMEOUT_S = 600.0
 CPU_TIMEOUT_S = 120.0
 
-ENV_SIZE = "RIGBENCH_TRAIN_SIZE"
-ENV_COMPILE = "RIGBENCH_TRAIN_COMPILE"  # 0, 1 or both
-ENV_FSDP = "RIGBENCH_TRAIN_FSDP"  # 0 or 1
-ENV_BATCH = "RIGBENCH_TRAIN_BATCH"  # micro-batch per device
 
 # Worker-local: tokens/s of 1-device runs, for the scaling efficiency of the larger ones.
 _BASELINE: dict[tuple[Any, ...], float] = {}
@@ -129,25 +127,17 @@ def loss_windows(losses: list[float], window: int = LOSS_WINDOW) -> tuple[float,
 # -------------------------------------------------------------------------- plan
 
 
-def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = os.environ.get(name, "").strip().lower() or default
-    if value not in allowed:
-        raise BadInput(f"{name}={value!r}: choose from {', '.join(allowed)}")
-    return value
-
-
 def plan(ctx: BenchContext) -> list[Step]:
     from rigbench.bench.models.gpt import SIZES  # no torch at module level in the parent
 
     on_gpu = ctx.on_gpu
-    size = os.environ.get(ENV_SIZE, "").strip().lower() or (GPU_SIZE if on_gpu else CPU_SIZE)
+    opts = options_of(ctx.extra)
+    size = opts.train_size or (GPU_SIZE if on_gpu else CPU_SIZE)
     if size not in SIZES:
-        raise BadInput(f"{ENV_SIZE}={size!r}: choose from {', '.join(SIZES)}")
-    compile_mode = _choice(ENV_COMPILE, "both" if ctx.mode == "full" else "0", ("0", "1", "both"))
-    fsdp = _choice(ENV_FSDP, "1" if ctx.mode == "full" else "0", ("0", "1")) == "1"
-    batch = os.environ.get(ENV_BATCH, "").strip()
-    if batch and (not batch.isdigit() or int(batch) < 1):
-        raise BadInput(f"{ENV_BATCH}={batch!r}: a positive integer")
+        raise BadInput(f"train.size={size!r}: choose from {', '.join(SIZES)}")
+    compile_mode = opts.train_compile or ("both" if ctx.mode == "full" else "0")
+    fsdp = (opts.train_fsdp or ("1" if ctx.mode == "full" else "0")) == "1"
+    batch = str(opts.train_batch) if opts.train_batch else ""
     n = len(ctx.devices) if on_gpu else min(len(ctx.devices), CPU_MAX_WORLD)
     compiles = {"0": [False], "1": [True], "both": [False, True]}[compile_mode]
     backend = "nccl" if on_gpu else "gloo"
@@ -176,6 +166,7 @@ def plan(ctx: BenchContext) -> list[Step]:
                     "micro_batch": int(batch) if batch else None,
                 },
                 timeout_s=timeout,
+                startup_s=RANKS_STARTUP_S,
             )
         )
     return steps
@@ -335,15 +326,9 @@ class TrainRank:
         ]
         warm, timed, unsynced = spec["steps"]
 
-        def clock() -> Any:
-            if on_cuda:
-                ev = torch.cuda.Event(enable_timing=True)
-                ev.record()
-                return ev
-            return time.perf_counter()
+        from rigbench.bench.timing import device_clock
 
-        def seconds(a: Any, b: Any) -> float:
-            return a.elapsed_time(b) / 1e3 if on_cuda else float(b - a)
+        clock, seconds = device_clock(self.device)
 
         def fwd_bwd(i: int) -> torch.Tensor:
             x = data[i % len(data)]
@@ -355,6 +340,7 @@ class TrainRank:
                 loss.backward()
             return loss.detach()
 
+        window_t0 = time.monotonic()
         marks: list[tuple[Any, Any, Any]] = []
         losses: list[torch.Tensor] = []
         set_sync(True)
@@ -375,6 +361,8 @@ class TrainRank:
             t2 = clock()
             if i >= warm:
                 marks.append((t0, t1, t2))
+            if i == warm - 1 or (warm == 0 and i == 0):
+                window_t0 = time.monotonic()  # the timed steps start (for the conditions)
         nosync: list[tuple[Any, Any]] = []
         if self.world > 1 and unsynced:
             set_sync(False)
@@ -387,8 +375,10 @@ class TrainRank:
             set_sync(True)
         if on_cuda:
             torch.cuda.synchronize(dev)
+        window_t1 = time.monotonic()
         loss_values = [float(v) for v in torch.stack(losses).float().cpu()]
         out = {
+            "window": [window_t0, window_t1],
             "step_s": [seconds(a, c) for a, _b, c in marks],
             "fb_s": [seconds(a, b) for a, b, _c in marks],
             "nosync_fb_s": [seconds(a, b) for a, b in nosync],
@@ -465,6 +455,8 @@ def results_for(
         "flops_per_token": fpt,
         "attention_flops_included": True,
     }
+    if "window" in first:  # monotonic times of the timed steps, for the conditions
+        params["window_t0"], params["window_t1"] = (float(t) for t in first["window"])
     peak = _peak(devices, precision)
     tps_p50 = spread.p50
     out: list[Result] = []

@@ -2,21 +2,19 @@
 all_reduce crew, hand them the schedule, listen, and record every child that errors, hangs
 or dies while the others carry on.
 
-Children are forked from a fork server that has imported torch once (where the platform
-has one; spawned otherwise), each in its own process session: ending a child kills its
-whole group. A load worker that is silent for HANG_S is hung; the crew is hung when an
-allreduce phase has not reported CREW_GRACE_S after its end. A hung or failed crew is
-killed and, while two or more devices still run and an allreduce phase is ahead, started
-again over those devices (at most MAX_CREWS crews in a run).
+Children are rigbench.supervisor workers (forked from a fork server that has imported
+torch once), each in its own process session: ending a child kills its whole group. A
+load worker that is silent for HANG_S is hung; the crew is hung when an allreduce phase
+has not reported CREW_GRACE_S after its end. A hung or failed crew is killed and, while
+two or more devices still run and an allreduce phase is ahead, started again over those
+devices (at most MAX_CREWS crews in a run).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +30,8 @@ from rigbench.burnin.load import (
     load_worker_main,
 )
 from rigbench.burnin.schedule import Phase
+from rigbench.records import FailureReason
+from rigbench.supervisor import context, kill_group, start
 
 WorkerStatus = Literal["starting", "ready", "running", "done", "failed"]
 
@@ -53,6 +53,7 @@ class WorkerOutcome:
     device: LoadDevice
     status: WorkerStatus = "starting"
     error: str | None = None
+    reason: FailureReason | None = None  # the code of `error`, where it has one
     error_detail: str | None = None
     error_t: float | None = None  # seconds after t0
     info: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +77,7 @@ class CrewRun:
     busbw: dict[int, list[float]] = field(default_factory=dict)  # phase -> GB/s, slowest rank
     problems: list[str] = field(default_factory=list)
     failure: str | None = None
+    reason: FailureReason | None = None  # the code of `failure`, where it has one
     failure_t: float | None = None
 
 
@@ -93,24 +95,6 @@ class _Crew:
     last_heard: float = 0.0
 
 
-def _context() -> Any:
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "rigbench.burnin.load"])
-        return ctx
-    return mp.get_context("spawn")
-
-
-def _kill(proc: BaseProcess | None) -> None:
-    if proc is None or proc.pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    proc.join(timeout=5)
-
-
 class Coordinator:
     def __init__(
         self,
@@ -124,8 +108,7 @@ class Coordinator:
         self.cfg = cfg
         self.on_gpu = on_gpu
         self.collectives = collectives and len(devices) >= 2
-        self.ctx = _context()
-        self.stop_event = self.ctx.Event()
+        self.stop_event = context().Event()
         self.workers = [WorkerOutcome(device=d) for d in devices]
         self.crews: list[CrewRun] = []
         self._crew: _Crew | None = None
@@ -145,45 +128,30 @@ class Coordinator:
         os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
         now = time.monotonic()
         for w in self.workers:
-            here, there = self.ctx.Pipe()
-            proc = self.ctx.Process(
-                target=load_worker_main,
-                args=(w.device, self.cfg, there, self.stop_event),
+            worker = start(
+                load_worker_main,
+                (w.device, self.cfg),
+                {"stop": self.stop_event},
                 name=f"rigbench-burnin-{w.device.label}",
-                daemon=True,
             )
-            proc.start()
-            there.close()
-            w.proc, w.conn, w.last_heard = proc, here, now
+            w.proc, w.conn, w.last_heard = worker.proc, worker.conn, now
         if self.collectives:
             self._start_crew(self.devices)
 
     def _start_crew(self, devices: list[LoadDevice]) -> None:
         now = time.monotonic()
         run = CrewRun(members=[d.label for d in devices], started_t=now - self.cfg.t0)
-        stop = self.ctx.Event()
+        stop = context().Event()
         procs, conns = [], []
         for rank, dev in enumerate(devices):
-            here, there = self.ctx.Pipe()
-            proc = self.ctx.Process(
-                target=crew_rank_main,
-                args=(
-                    rank,
-                    len(devices),
-                    self.backend,
-                    dev,
-                    self.cfg,
-                    self.crew_bytes,
-                    there,
-                    stop,
-                ),
+            worker = start(
+                crew_rank_main,
+                (rank, len(devices), self.backend, dev, self.cfg, self.crew_bytes),
+                {"stop": stop},
                 name=f"rigbench-burnin-crew{rank}",
-                daemon=True,
             )
-            proc.start()
-            there.close()
-            procs.append(proc)
-            conns.append(here)
+            procs.append(worker.proc)
+            conns.append(worker.conn)
         self.crews.append(run)
         self._crew = _Crew(
             run=run, devices=devices, procs=procs, conns=conns, stop=stop, last_heard=now
@@ -196,7 +164,9 @@ class Coordinator:
             self._poll(0.1)
             for w in self.workers:
                 if w.status == "starting" and time.monotonic() > deadline:
-                    self._fail(w, f"did not start within {self.startup_s:.0f} s")
+                    self._fail(
+                        w, f"did not start within {self.startup_s:.0f} s", reason="timeout_startup"
+                    )
             if on_tick:
                 on_tick()
 
@@ -218,14 +188,21 @@ class Coordinator:
 
     # --- listening ---------------------------------------------------------------------
 
-    def _fail(self, w: WorkerOutcome, why: str, detail: str | None = None) -> None:
+    def _fail(
+        self,
+        w: WorkerOutcome,
+        why: str,
+        detail: str | None = None,
+        reason: FailureReason | None = None,
+    ) -> None:
         if w.status in ("failed", "done"):
             return
         w.status = "failed"
         w.error = why
+        w.reason = reason
         w.error_detail = detail
         w.error_t = self.t()
-        _kill(w.proc)
+        kill_group(w.proc)
 
     def _poll(self, timeout: float) -> None:
         conns: dict[Any, tuple[str, Any]] = {}
@@ -286,7 +263,7 @@ class Coordinator:
             if w.proc is not None:
                 w.proc.join(timeout=1)
                 code = w.proc.exitcode
-            self._fail(w, f"worker died (exit code {code})")
+            self._fail(w, f"worker died (exit code {code})", reason="crash")
 
     def _on_crew(self, rank: int, msg: tuple[Any, ...], now: float) -> None:
         c = self._crew
@@ -308,7 +285,7 @@ class Coordinator:
         elif kind == "error":
             self._crew_failed(f"rank {rank} ({c.devices[rank].label}): {msg[1]}")
         elif kind == "eof":
-            self._crew_failed(f"rank {rank} ({c.devices[rank].label}) exited")
+            self._crew_failed(f"rank {rank} ({c.devices[rank].label}) exited", "crash")
 
     def _close_report(self, c: _Crew, phase: int) -> None:
         reports = c.reports[phase]
@@ -320,15 +297,16 @@ class Coordinator:
             if reports[r][1]:
                 c.run.problems.append(f"phase {phase}: {reports[r][1]}")
 
-    def _crew_failed(self, why: str) -> None:
+    def _crew_failed(self, why: str, reason: FailureReason | None = None) -> None:
         c = self._crew
         if c is None:
             return
         c.run.failure = why
+        c.run.reason = reason
         c.run.failure_t = self.t()
         c.stop.set()
         for p in c.procs:
-            _kill(p)
+            kill_group(p)
         for conn in c.conns:
             with contextlib.suppress(OSError):
                 conn.close()
@@ -348,20 +326,22 @@ class Coordinator:
     def _check_deadlines(self, now: float) -> None:
         for w in self.workers:
             if w.status in ("ready", "running") and now - w.last_heard > self.hang_s:
-                self._fail(w, f"hung: no progress for {self.hang_s:.0f} s, worker killed")
+                self._fail(
+                    w, f"hung: no progress for {self.hang_s:.0f} s, worker killed", reason="hang"
+                )
             elif (
                 w.status in ("ready", "running")
                 and w.proc is not None
                 and not w.proc.is_alive()
                 and not w.conn.poll(0)
             ):
-                self._fail(w, f"worker died (exit code {w.proc.exitcode})")
+                self._fail(w, f"worker died (exit code {w.proc.exitcode})", reason="crash")
         c = self._crew
         if c is None:
             return
         if not c.went:
             if now - c.last_heard > self.startup_s:
-                self._crew_failed(f"did not start within {self.startup_s:.0f} s")
+                self._crew_failed(f"did not start within {self.startup_s:.0f} s", "timeout_startup")
             return
         for p in self.phases:
             if p.kind != "allreduce" or p.end + self.crew_grace_s > now:
@@ -377,7 +357,8 @@ class Coordinator:
                 self._crew_failed(
                     f"hung in all_reduce phase {p.index}: no report from "
                     f"{', '.join(silent)} {self.crew_grace_s:.0f} s after the phase ended, "
-                    "crew killed"
+                    "crew killed",
+                    "hang",
                 )
                 return
 
@@ -414,7 +395,7 @@ class Coordinator:
         for w in self.workers:
             if w.status in ("starting", "ready", "running"):
                 self._fail(w, "did not stop when asked, worker killed")
-            _kill(w.proc)
+            kill_group(w.proc)
             with contextlib.suppress(OSError):
                 w.conn.close()
         c = self._crew
@@ -430,7 +411,7 @@ class Coordinator:
                 c.run.failure = f"did not finish all_reduce phase {pending[-1]} when asked to stop"
                 c.run.failure_t = self.t()
             for p in c.procs:
-                _kill(p)
+                kill_group(p)
             for conn in c.conns:
                 with contextlib.suppress(OSError):
                     conn.close()
@@ -439,7 +420,7 @@ class Coordinator:
     def kill_all(self) -> None:
         """Last resort (a second Ctrl-C): kill every child now."""
         for w in self.workers:
-            _kill(w.proc)
+            kill_group(w.proc)
         if self._crew is not None:
             for p in self._crew.procs:
-                _kill(p)
+                kill_group(p)

@@ -40,6 +40,7 @@ from datetime import timedelta
 from typing import Any
 
 from rigbench.burnin.schedule import Phase
+from rigbench.errors import one_line
 
 SEED = 20240923
 BEAT_S = 0.5  # a worker speaks at least this often
@@ -78,11 +79,6 @@ class LoadConfig:
     seed: int = SEED
 
 
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 def _check_lost(dev: LoadDevice, cfg: LoadConfig) -> None:
     if dev.lost_at is not None and time.monotonic() >= cfg.t0 + dev.lost_at:
         raise RuntimeError(LOST_MESSAGE)
@@ -113,7 +109,9 @@ def checksum(out: Any) -> Any:
 
 
 def crc(sums: Any) -> int:
-    return zlib.crc32(sums.numpy().tobytes())
+    import torch
+
+    return zlib.crc32(bytes(sums.cpu().contiguous().view(torch.uint8).tolist()))
 
 
 class _Sender:
@@ -329,21 +327,20 @@ class _Load:
         self.sender.send("gemm", phase.index, rates, self.checks)
 
     def memory(self, phase: Phase, stop: Any) -> None:
+        from rigbench.bench.timing import device_clock
+
         torch = self.torch
+        mark, elapsed = device_clock(self.dev.torch_device)
         rates: list[float] = []
         last_sent = time.monotonic()
         while time.monotonic() < phase.end and not stop.is_set():
             _check_lost(self.dev, self.cfg)
             t0 = time.perf_counter()
             if self.on_gpu:
-                start = torch.cuda.Event(enable_timing=True)
-                end = torch.cuda.Event(enable_timing=True)
-                start.record()
+                start = mark()
                 for _ in range(MAX_BATCH):
                     self.dst.copy_(self.src)
-                end.record()
-                end.synchronize()
-                seconds = start.elapsed_time(end) / 1e3
+                seconds = elapsed(start, mark())
             else:
                 for _ in range(MAX_BATCH):
                     self.dst.copy_(self.src)
@@ -370,7 +367,6 @@ class _Load:
 def load_worker_main(dev: LoadDevice, cfg: LoadConfig, conn: Any, stop: Any) -> None:
     """A load worker: set up, report ("ready", info), wait for ("go", phases), run them,
     report ("done", summary). Errors become ("error", one line, traceback)."""
-    os.setsid()
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # cuda:k is NVML's GPU order
     sender = _Sender(conn)
     try:
@@ -404,7 +400,7 @@ def load_worker_main(dev: LoadDevice, cfg: LoadConfig, conn: Any, stop: Any) -> 
         sender.send("done", {"checks": load.checks, "mismatches": load.mismatches})
     except BaseException as exc:
         with contextlib.suppress(OSError, ValueError):
-            sender.send("error", _one_line(exc), traceback.format_exc())
+            sender.send("error", one_line(exc), traceback.format_exc())
 
 
 # --- the all_reduce crew ---------------------------------------------------------------
@@ -423,7 +419,6 @@ def crew_rank_main(
     """One rank of the all_reduce crew. Rank 0 hosts the rendezvous and reports its port
     ("port", p); the others are sent it. Then ("ready",), wait for ("go", phases), and one
     ("allreduce", phase index, busbw list, problem or None) per allreduce phase."""
-    os.setsid()
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     sender = _Sender(conn)
@@ -432,6 +427,7 @@ def crew_rank_main(
         import torch.distributed as dist
 
         from rigbench.bench.collectives import check_output, input_for
+        from rigbench.bench.timing import device_clock
 
         tdev = torch.device(dev.torch_device)
         if tdev.type == "cuda":
@@ -452,6 +448,7 @@ def crew_rank_main(
             backend, store=store, rank=rank, world_size=world, timeout=timedelta(seconds=60)
         )
         count = max(world, nbytes // 4)
+        mark, elapsed = device_clock(tdev)
         data = input_for("all_reduce", rank, world, count, device=tdev)
         pristine = data.clone()
         flag = torch.ones(1, device=tdev)
@@ -486,18 +483,9 @@ def crew_rank_main(
                 t_batch = time.perf_counter()
                 for _ in range(ALLREDUCE_BATCH):
                     data.copy_(pristine)
-                    if tdev.type == "cuda":
-                        start = torch.cuda.Event(enable_timing=True)
-                        end = torch.cuda.Event(enable_timing=True)
-                        start.record()
-                        dist.all_reduce(data)
-                        end.record()
-                        end.synchronize()
-                        t = start.elapsed_time(end) / 1e3
-                    else:
-                        t0 = time.perf_counter()
-                        dist.all_reduce(data)
-                        t = time.perf_counter() - t0
+                    t0 = mark()
+                    dist.all_reduce(data)
+                    t = elapsed(t0, mark())
                     if t > 0:
                         busbw.append(count * 4 / t * factor / 1e9)
                 if problem is None:
@@ -517,4 +505,4 @@ def crew_rank_main(
         dist.destroy_process_group()
     except BaseException as exc:
         with contextlib.suppress(OSError, ValueError):
-            sender.send("error", _one_line(exc), traceback.format_exc())
+            sender.send("error", one_line(exc), traceback.format_exc())

@@ -28,7 +28,7 @@ from rigbench.burnin.verdict import (
     RigVerdict,
     judge,
 )
-from rigbench.errors import BadInput
+from rigbench.errors import BadInput, one_line
 from rigbench.hw.backend import Backend
 from rigbench.hw.model import Rig
 from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
@@ -91,13 +91,13 @@ def plan_devices(
                 f"torch {torch.__version__} cannot use CUDA here: install the CUDA build of "
                 "torch that matches the driver to burn in the GPUs"
             )
-        from rigbench.bench.suite import _cuda_index
+        from rigbench.hw.cuda_order import cuda_index
 
         devices = []
         for g in rig.gpus:
             if g.index not in selected:
                 continue
-            cuda = _cuda_index(g.index)
+            cuda = cuda_index(g.index)
             if cuda is None:
                 raise BadInput(f"GPU {g.index} is hidden by CUDA_VISIBLE_DEVICES")
             devices.append(
@@ -257,7 +257,7 @@ def run_burnin(
         except ImportError:
             notes.append("plot not saved: matplotlib is not installed (pip install matplotlib)")
         except (OSError, ValueError, RuntimeError) as exc:
-            notes.append(f"plot not saved: {type(exc).__name__}: {exc}")
+            notes.append(f"plot not saved: {one_line(exc)}")
     outcome = BurninOutcome(
         run=run,
         verdict=verdict,

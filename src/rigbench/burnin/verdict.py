@@ -10,9 +10,10 @@ slowdown for THROTTLE_FAIL_S or more; a power cap that holds its SM clock more t
 CLOCK_GAP_LIMIT below the same model's best while the others run free; SM clocks under
 sustained load falling by more than CLOCK_FALL_LIMIT from the start of the run to its end;
 a temperature at or over the limit the GPU reports; ECC error counts rising. Warnings (not
-a failure): within TEMP_MARGIN_C of a limit, PCIe replays rising, an instantaneous power
-peak above the power limit. The rig fails when a GPU fails, when all_reduce across the GPUs
-failed (wrong sums, a hang), or when a build file's PSU or circuit is exceeded.
+a failure): within TEMP_MARGIN_C of a limit, GDDR6/GDDR6X VRAM kept at its limit
+(judge.vram), PCIe replays rising, an instantaneous power peak above the power limit. The
+rig fails when a GPU fails, when all_reduce across the GPUs failed (wrong sums, a hang), or
+when a build file's PSU or circuit is exceeded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Literal
 from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
 from rigbench.hw.throttle import REASONS
 from rigbench.hw.xid import xid_info
+from rigbench.judge.vram import vram_findings
 from rigbench.telemetry.aggregate import GpuAggregate
 
 Severity = Literal["fail", "warn", "info"]
@@ -353,6 +355,17 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
                     severity="warn",
                     message=f"{what} temperature reached {peak:.0f} °C, within "
                     f"{TEMP_MARGIN_C:.0f} °C of its {limit_name} limit ({limit_c:.0f} °C)",
+                )
+            )
+    # VRAM of GDDR6/GDDR6X cards (judge.vram): a warning, never a failure on its own (HBM
+    # is judged above, against the limit the GPU reports)
+    for f in vram_findings(ch, a) if ch is not None and ch.memory_type else []:
+        if f.severity in ("warning", "info"):
+            reasons.append(
+                Reason(
+                    code="vram_temperature",
+                    severity="warn" if f.severity == "warning" else "info",
+                    message=f"{f.title.split(': ', 1)[-1]} ({f.why}); fix: {f.fix}",
                 )
             )
     # Counters

@@ -1,6 +1,6 @@
-"""Name lookups shared by the CPU and motherboard catalogs: exact matches ignoring case,
-spaces, dashes and underscores, optional brand words, and close names for error messages
-(the GPU catalog keeps its own, older copy of the same rules in gpus.py)."""
+"""Name lookups shared by the GPU, CPU and motherboard catalogs: exact matches ignoring
+case, spaces, dashes and underscores, optional brand words, and close names for error
+messages."""
 
 from __future__ import annotations
 
@@ -40,10 +40,14 @@ class NameIndex(Generic[T]):
     branded: Mapping[str, T | None]  # brand words dropped; None where ambiguous
     candidates: tuple[tuple[str, str, str], ...]  # (normalized, brand-stripped, display)
     brand_words: frozenset[str]
+    cutoff: float = _SUGGEST_CUTOFF  # difflib ratio below which a name is not suggested
 
     @classmethod
     def build(
-        cls, items: Iterable[tuple[T, Iterable[str], str]], brand_words: frozenset[str]
+        cls,
+        items: Iterable[tuple[T, Iterable[str], str]],
+        brand_words: frozenset[str],
+        cutoff: float = _SUGGEST_CUTOFF,
     ) -> NameIndex[T]:
         exact: dict[str, T] = {}
         branded: dict[str, T | None] = {}
@@ -56,7 +60,7 @@ class NameIndex(Generic[T]):
                 if key:
                     seen = branded.get(key, item)
                     branded[key] = item if seen is item else None
-        return cls(exact, branded, tuple(candidates), brand_words)
+        return cls(exact, branded, tuple(candidates), brand_words, cutoff)
 
     def find(self, name: str) -> T | None:
         item = self.exact.get(normalize(name))
@@ -74,7 +78,7 @@ class NameIndex(Generic[T]):
             ratio = difflib.SequenceMatcher(None, query, key).ratio()
             if stripped and key_stripped:
                 ratio = max(ratio, difflib.SequenceMatcher(None, stripped, key_stripped).ratio())
-            if ratio >= _SUGGEST_CUTOFF and ratio > scored.get(display, 0.0):
+            if ratio >= self.cutoff and ratio > scored.get(display, 0.0):
                 scored[display] = ratio
         ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
         return [display for display, _ in ranked[:n]]

@@ -67,6 +67,9 @@ class Slot(_Strict):
     via: Text = "cpu"  # "cpu" or the name of one of the board's uplinks
     shares: tuple[Sharing, ...] = Field(default=(), strict=False)
     bifurcation: tuple[Text, ...] = Field(default=(), strict=False)
+    # expansion-slot position from the top (1 = nearest the CPU), where the board's
+    # documentation gives it: a card `slot_width` slots thick covers position..position+w-1
+    position: Annotated[int, Field(ge=1, le=12)] | None = None
 
     def width_with(self, populated: Iterable[str]) -> int:
         """The slot's electrical width once the `populated` slots hold cards."""

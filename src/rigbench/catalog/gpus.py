@@ -28,6 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from rigbench.catalog._names import NameIndex, normalize
 from rigbench.errors import RigbenchError
 
 # Keys allowed in [gpu.peak_tflops]: dense peaks in TFLOP/s (int8 in TOPS).
@@ -57,7 +58,6 @@ _DATA_FILE = "gpus.toml"
 _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _CC_RE = re.compile(r"^\d+\.\d+$")
 _PCIE_WIDTHS = (1, 2, 4, 8, 16)
-_SUGGEST_CUTOFF = 0.6  # difflib ratio below which a name is not offered as a suggestion
 
 
 class CatalogError(RigbenchError):
@@ -374,7 +374,7 @@ def _check_unique(specs: list[GpuSpec], origin: str) -> None:
             raise CatalogError(f"{origin}: duplicate id {spec.id!r}")
         ids.add(spec.id)
         for name in spec.lookup_names:
-            key = _normalize(name)
+            key = normalize(name)
             if not key:
                 raise CatalogError(f"{origin}: {spec.id!r}: name {name!r} is empty once normalized")
             other = owner.setdefault(key, spec.id)
@@ -388,38 +388,9 @@ def _check_unique(specs: list[GpuSpec], origin: str) -> None:
 # ----------------------------------------------------------------------------- lookups
 
 
-def _normalize(name: str) -> str:
-    """Case-, space-, dash- and underscore-insensitive form of a name."""
-    return re.sub(r"[\s\-_]+", "", name.casefold())
-
-
-def _strip_brand(name: str) -> str:
-    words = re.split(r"[\s\-_]+", name.casefold())
-    return "".join(w for w in words if w not in _BRAND_WORDS)
-
-
-@dataclass(frozen=True, slots=True)
-class _Index:
-    exact: Mapping[str, GpuSpec]
-    branded: Mapping[str, GpuSpec | None]  # brand words dropped; None where ambiguous
-    # (normalized name, normalized name without brand words, the GPU's display name)
-    candidates: tuple[tuple[str, str, str], ...]
-
-
 @functools.cache
-def _index() -> _Index:
-    exact: dict[str, GpuSpec] = {}
-    branded: dict[str, GpuSpec | None] = {}
-    candidates: list[tuple[str, str, str]] = []
-    for spec in load_gpus():
-        for name in spec.lookup_names:
-            exact[_normalize(name)] = spec
-            key = _strip_brand(name)
-            candidates.append((_normalize(name), key, spec.name))
-            if key:
-                seen = branded.get(key, spec)
-                branded[key] = spec if seen is spec else None
-    return _Index(MappingProxyType(exact), MappingProxyType(branded), tuple(candidates))
+def _index() -> NameIndex[GpuSpec]:
+    return NameIndex.build(((s, s.lookup_names, s.name) for s in load_gpus()), _BRAND_WORDS)
 
 
 def find_gpu(name: str) -> GpuSpec | None:
@@ -427,30 +398,12 @@ def find_gpu(name: str) -> GpuSpec | None:
 
     Exact match after ignoring case, spaces, dashes and underscores; brand words (NVIDIA,
     GeForce, Tesla, AMD, Radeon) may be added or left out. Never a near miss."""
-    index = _index()
-    spec = index.exact.get(_normalize(name))
-    if spec is not None:
-        return spec
-    key = _strip_brand(name)
-    return index.branded.get(key) if key else None
+    return _index().find(name)
 
 
 def closest_gpu_names(name: str, n: int = 3) -> list[str]:
     """Up to `n` catalog GPU names that look like `name`, best first, for error messages."""
-    if n <= 0:
-        return []
-    index = _index()
-    query = _normalize(name)
-    stripped = _strip_brand(name)
-    scored: dict[str, float] = {}
-    for key, key_stripped, display in index.candidates:
-        ratio = difflib.SequenceMatcher(None, query, key).ratio()
-        if stripped and key_stripped:
-            ratio = max(ratio, difflib.SequenceMatcher(None, stripped, key_stripped).ratio())
-        if ratio >= _SUGGEST_CUTOFF and ratio > scored.get(display, 0.0):
-            scored[display] = ratio
-    ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
-    return [display for display, _ in ranked[:n]]
+    return _index().closest(name, n)
 
 
 def search_gpus(query: str) -> list[GpuSpec]:
@@ -458,10 +411,10 @@ def search_gpus(query: str) -> list[GpuSpec]:
     is a substring of its id, name, an NVML name, an alias or its vendor, or the start of a
     word of its architecture ("ampere", "ga102"; "h100" does not match the H200's GH100).
     Case-, space- and dash-insensitive. An empty query lists the whole catalog."""
-    words = [w for w in (_normalize(w) for w in query.split()) if w]
+    words = [w for w in (normalize(w) for w in query.split()) if w]
     results = []
     for spec in load_gpus():
-        names = "|".join(_normalize(f) for f in (*spec.lookup_names, spec.vendor))
+        names = "|".join(normalize(f) for f in (*spec.lookup_names, spec.vendor))
         arch_words = re.findall(r"[a-z0-9.]+", spec.architecture.casefold())
         if all(w in names or any(a.startswith(w) for a in arch_words) for w in words):
             results.append(spec)

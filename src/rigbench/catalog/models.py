@@ -20,7 +20,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from types import MappingProxyType
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -28,6 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from rigbench.catalog._names import NameIndex, normalize
 from rigbench.catalog.gpus import CatalogError
 from rigbench.errors import BadInput
 
@@ -359,7 +359,7 @@ def _check_unique(specs: list[ModelSpec], origin: str) -> None:
     owner: dict[str, str] = {}
     for spec in specs:
         for name in (spec.id, spec.name, *spec.aliases):
-            other = owner.setdefault(_normalize(name), spec.id)
+            other = owner.setdefault(normalize(_bare(name)), spec.id)
             if other != spec.id:
                 raise CatalogError(
                     f"{origin}: {name!r} of {spec.id!r} already names {other!r}; "
@@ -370,10 +370,9 @@ def _check_unique(specs: list[ModelSpec], origin: str) -> None:
 # ----------------------------------------------------------------------------- lookups
 
 
-def _normalize(name: str) -> str:
-    """Case-, space-, dash- and underscore-insensitive form; an org prefix ("meta-llama/")
-    is dropped."""
-    return re.sub(r"[\s\-_]+", "", name.rsplit("/", 1)[-1].casefold())
+def _bare(name: str) -> str:
+    """A name without its org prefix ("meta-llama/Llama-3.1-8B" -> "Llama-3.1-8B")."""
+    return name.rsplit("/", 1)[-1]
 
 
 def _slug(name: str) -> str:
@@ -381,30 +380,26 @@ def _slug(name: str) -> str:
 
 
 @functools.cache
-def _index() -> Mapping[str, ModelSpec]:
-    index: dict[str, ModelSpec] = {}
-    for spec in load_models():
-        for name in (spec.id, spec.name, *spec.aliases):
-            index[_normalize(name)] = spec
-    return MappingProxyType(index)
+def _index() -> NameIndex[ModelSpec]:
+    return NameIndex.build(
+        (
+            (spec, [_bare(n) for n in (spec.id, spec.name, *spec.aliases)], spec.id)
+            for spec in load_models()
+        ),
+        brand_words=frozenset(),
+        cutoff=_SUGGEST_CUTOFF,
+    )
 
 
 def find_model(name: str) -> ModelSpec | None:
     """The preset whose id, name or alias is `name` (ignoring case, spaces, dashes,
     underscores and an org prefix such as "meta-llama/"), or None. Never a near miss."""
-    return _index().get(_normalize(name))
+    return _index().find(_bare(name))
 
 
 def closest_model_names(name: str, n: int = 3) -> list[str]:
     """Up to `n` preset ids that look like `name`, best first, for error messages."""
-    query = _normalize(name)
-    scored: dict[str, float] = {}
-    for key, spec in _index().items():
-        ratio = difflib.SequenceMatcher(None, query, key).ratio()
-        if ratio >= _SUGGEST_CUTOFF and ratio > scored.get(spec.id, 0.0):
-            scored[spec.id] = ratio
-    ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
-    return [model_id for model_id, _ in ranked[:n]]
+    return _index().closest(_bare(name), n)
 
 
 def get_model(name: str) -> ModelSpec:

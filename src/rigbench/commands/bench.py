@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rigbench.commands.common import (
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     DbOpt,
     JsonOpt,
@@ -23,6 +22,13 @@ from rigbench.commands.common import (
 from rigbench.errors import BadInput
 
 app = typer.Typer()
+
+# Listed from the options model without importing pydantic's model at CLI start-up cost:
+# the keys and their meaning live in rigbench/bench/options.py.
+_SETTINGS_HELP = (
+    "train.size, train.compile, train.fsdp, train.batch, infer.model, infer.engine,"
+    " infer.attn, infer.contexts, infer.batches, nbody.engines (see the README)."
+)
 
 
 @app.command()
@@ -71,14 +77,26 @@ def bench(
             metavar="SECONDS",
         ),
     ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A workload setting KEY=VALUE (repeatable): " + _SETTINGS_HELP,
+            metavar="KEY=VALUE",
+        ),
+    ] = None,
     scale: Annotated[
         float, typer.Option("--scale", hidden=True, help="Scale problem sizes (tests).")
     ] = 1.0,
 ) -> None:
     """Measure matmul, memory, host link, GPU-to-GPU and collectives against what the
     hardware should give. Every result is stored as it is measured."""
+    from rigbench.bench.context import Step
+    from rigbench.bench.options import parse_sets
     from rigbench.bench.suite import build_plan, parse_gpus, parse_only, run_plan
     from rigbench.hw.backend import select_backend
+    from rigbench.judge import exit_code_for
+    from rigbench.judge.bench import BenchJudge, judge_results
     from rigbench.machine import machine_summary, software_versions
     from rigbench.records import Result, Run
     from rigbench.report.results import render_results
@@ -92,6 +110,7 @@ def bench(
         if timeout is not None and timeout <= 0:
             raise BadInput("--timeout must be a positive number of seconds")
         names = parse_only(only)
+        options = parse_sets(settings)
         backend = select_backend(simulate)
         rig = backend.rig()
         selected = parse_gpus(gpus, rig)
@@ -109,6 +128,7 @@ def bench(
             cuda_available=cuda,
             size_scale=scale,
             step_timeout_s=timeout,
+            options=options,
         )
         run = Run(
             command="bench",
@@ -124,11 +144,18 @@ def bench(
         where = "simulated rig" if rig.source.startswith("simulated") else "no GPU here"
         err.print(f"[yellow]{where}: benchmarks run on the CPU at small sizes[/yellow]")
     results: list[Result] = []
+    with one_line_errors():
+        judge = BenchJudge.for_plan(backend, rig, plan, selected)
 
     def on_result(r: Result) -> None:
+        judge(r)
         with one_line_errors():
             store.add_result(run_id, r)
         results.append(r)
+
+    def on_step(step: Step) -> None:
+        judge.mark()
+        progress.update(task, advance=1, description=step.label)
 
     status = "complete"
     interrupt_on_signals()
@@ -143,13 +170,13 @@ def bench(
             disable=as_json or not err.is_terminal,
         ) as progress:
             task = progress.add_task("bench", total=plan.total_steps)
-            aborted = run_plan(
-                plan,
-                on_result,
-                on_step=lambda step: progress.update(task, advance=1, description=step.label),
-            )
+            judge.monitor.start()
+            aborted = run_plan(plan, on_result, on_step=on_step)
         if aborted:
             status = "incomplete"
+        judge_results(results, judge.ctx)
+        with one_line_errors():
+            store.update_judgements(run_id, results)
     except KeyboardInterrupt:
         store.finish_run(run, "incomplete")
         err.print(
@@ -157,14 +184,17 @@ def bench(
             f"({store.path or 'memory'}), marked incomplete"
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        judge.monitor.stop()
     store.finish_run(run, status)  # type: ignore[arg-type]
     if as_json:
         print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
     else:
         render_results(results, out)
         out.print(f"[dim]run #{run_id} ({status}) saved to {store.path}[/dim]")
-    if any(r.status == "failed" for r in results):
-        raise typer.Exit(EXIT_FAILED)
+    code = exit_code_for(r.judgement.severity for r in results if r.judgement is not None)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

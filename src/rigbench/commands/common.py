@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from rigbench.errors import RigbenchError
+from rigbench.judge.exit_codes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from rigbench.judge.exit_codes import EXIT_OK as EXIT_OK
+from rigbench.judge.exit_codes import EXIT_WARNINGS
 
 out = Console()
 err = Console(stderr=True)
@@ -35,7 +38,8 @@ DbOpt = Annotated[
     ),
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The exit codes are judge's (one mapping); a command whose run failed exits as warnings do.
+EXIT_FAILED = EXIT_WARNINGS
 
 
 @contextlib.contextmanager

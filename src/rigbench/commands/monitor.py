@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -55,16 +56,72 @@ def monitor(
             metavar="PORT",
         ),
     ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            help="With -- CMD: the job's throughput from its output, a regex with one capture "
+            "group (a number, optionally its unit; '/s' makes it a rate) or a preset: ollama, "
+            "llama-bench, hf-trainer (default: every preset is tried).",
+            metavar="REGEX|PRESET",
+        ),
+    ] = None,
+    price_kwh: Annotated[
+        float | None,
+        typer.Option("--price-kwh", help="With -- CMD: energy price per kWh, for the cost."),
+    ] = None,
+    build: Annotated[
+        Path | None,
+        typer.Option(
+            "--build",
+            help="With -- CMD: a build file (rigbench plan): the job's peaks against its PSUs "
+            "and circuits.",
+            metavar="FILE",
+        ),
+    ] = None,
     simulate: SimulateOpt = None,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="After --, a command to run and watch: monitor stops when it exits and exits "
+            "with its exit code (128+N for signal N), after a summary of what the job did.",
+            metavar="-- CMD [ARGS...]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Watch every GPU's power (instantaneous and averaged), clocks, temperatures, fans,
     throttle reasons and Xid events, many times a second, with peaks since start. Exits 1
-    when a GPU fell off the bus or reported an Xid, else 0 (Ctrl-C is the normal way out)."""
+    when a GPU fell off the bus or reported an Xid, else 0 (Ctrl-C is the normal way out).
+    With -- CMD, watches that job and stores it as a run (see the README)."""
+    with one_line_errors():
+        job_opts = {"--metric": metric, "--price-kwh": price_kwh, "--build": build}
+        watch_opts = {"--seconds": seconds, "--prometheus": prometheus}
+        if not command and (given := [k for k, v in job_opts.items() if v is not None]):
+            raise BadInput(f"{', '.join(given)}: only with a command to watch (-- CMD)")
+        if command and (given := [k for k, v in watch_opts.items() if v is not None]):
+            raise BadInput(f"{', '.join(given)}: not with -- CMD (the job sets the time)")
+    if command:
+        from rigbench.commands.monitor_job import monitor_job
+
+        monitor_job(
+            command,
+            rate=rate,
+            simulate=simulate,
+            metric=metric,
+            price_kwh=price_kwh,
+            build=build,
+            as_json=as_json,
+            db=db,
+        )
+        return
     from rigbench.hw.backend import select_backend
+    from rigbench.judge.vram import vram_findings
     from rigbench.machine import machine_summary, software_versions
     from rigbench.records import Run
+    from rigbench.report.job import finding_lines
     from rigbench.report.telemetry import monitor_summary, monitor_view, unavailable_notes
     from rigbench.store import Store
     from rigbench.telemetry.aggregate import Aggregator
@@ -136,8 +193,10 @@ def monitor(
         source.close()
 
     view = aggregator.view()
+    vram = [f for ch in channels for f in vram_findings(ch, view.gpus.get(ch.gpu))]
     if as_json:
         doc = monitor_summary(view, stats)
+        doc["findings"] = [f.to_dict() for f in vram]
         doc["run"] = run.to_dict() if run is not None else None
         doc["interrupted"] = interrupted
         doc["events_unavailable"] = source.events_unavailable
@@ -151,6 +210,8 @@ def monitor(
                 title=f"GPU telemetry over {stats.elapsed_s:.1f} s (peaks in brackets)",
             )
         )
+        for line in finding_lines(vram):
+            out.print(line)
         if run is not None and recorder is not None:
             where = store.path if store is not None else None
             out.print(f"[dim]{recorder.written} samples saved as run #{run.id} ({where})[/dim]")

@@ -4,8 +4,9 @@ IO_PAGE_FAULT, the signature of seed 004's P2P hang) and NVRM API-mismatch lines
 from __future__ import annotations
 
 from rigbench.doctor.context import DoctorInput, gpus_text, ok, skipped, unknown
-from rigbench.hw.health import KernelEvent, iommu_mode
+from rigbench.hw.health import iommu_mode
 from rigbench.hw.kernel import api_mismatch_versions
+from rigbench.hw.model import KernelEvent
 from rigbench.records import Finding, Severity
 
 AER_WARN = 10  # corrected errors below this since boot are noise on most links

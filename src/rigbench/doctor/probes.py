@@ -1,5 +1,8 @@
-"""The doctor's probes that can hang, each in the bench runner's worker processes under a
-timeout (`bench.runner.run_steps`), all three at once:
+"""The doctor's probes that can hang, each in supervised worker processes under a timeout
+(`rigbench.supervisor.run_steps`), all three at once. A probe's timeout counts only once
+its workers are up (start-up has its own, generous limit: a slow start is a note about a
+busy machine, not a GPU fault), and a probe that hangs is run once more before it is
+called a hang:
 
 * p2p: `bench.p2p`'s copy of every GPU pair, both ways, received data verified, all pairs
   in one worker. At 4 MiB a copy (p2p sizes its buffers by `ctx.on_gpu`, so the doctor
@@ -19,9 +22,6 @@ On a simulated rig the GPUs are CPU stand-ins that play the rig's faults, as in
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from rigbench.bench.context import BenchDevice
+from rigbench.errors import one_line
 from rigbench.hw.model import Rig
 from rigbench.records import FailureReason, Result
+from rigbench.supervisor import kill_all, run_steps
 
 # not_started: the probe's workers never reported ready (a slow or busy machine, not a GPU
 # fault); not_probed: not tried because an earlier pair hung (skipped_dependency).
@@ -77,6 +79,8 @@ class _Stop(Exception):
     """Raised from a result callback to end a probe early (its worker is then killed)."""
 
 
+# The probe status of a step the supervisor ended, by its `Result.reason`: a worker that
+# did not report ready in time is a slow or busy machine (not_started), never a hang.
 _ABORTED: dict[str, str] = {"hang": "hang", "timeout_startup": "not_started", "crash": "crash"}
 
 
@@ -151,7 +155,6 @@ def run_probes(
 ) -> ProbeResults:
     """Run the asked-for probes at once and wait for all of them. `sampler_factory`
     builds the live PCIe sampler (a context manager with `.seen`, `.samples`, `.error`)."""
-    from rigbench.bench.runner import run_steps
     from rigbench.bench.suite import build_plan
     from rigbench.errors import BadInput
 
@@ -201,15 +204,46 @@ def run_probes(
                 order.append((a, b))
         p2p_results: list[Result] = []
 
-        def on_p2p(r: Result) -> None:
-            p2p_results.append(r)
-            if _hung(r):
-                raise _Stop
-
         def job_p2p() -> None:
-            with contextlib.suppress(_Stop):
-                run_steps("p2p", ctx, steps, on_p2p)
-            out.pairs = _pair_probes(ctx.devices, p2p_results, order)
+            todo, retried = list(steps), set()
+            ended: list[Result] = []
+
+            def on_p2p(r: Result) -> None:
+                if _hung(r):
+                    ended.append(r)
+                    raise _Stop
+                p2p_results.append(r)
+
+            while todo:
+                ended.clear()
+                with contextlib.suppress(_Stop):
+                    run_steps("p2p", ctx, todo, on_p2p)
+                if not ended:
+                    break
+                r = ended[0]
+                key = r.params.get("step")
+                if r.reason == "hang" and key not in retried:
+                    # Once more, from this pair on, in a fresh worker: a copy stalled by a
+                    # busy host must not read as a GPU fault.
+                    retried.add(key)
+                    pair = set(r.devices[:2])
+                    p2p_results[:] = [x for x in p2p_results if set(x.devices[:2]) != pair]
+                    todo = todo[next((i for i, s in enumerate(todo) if s.key == key), 0) :]
+                    continue
+                p2p_results.append(r)
+                break
+            pairs = _pair_probes(ctx.devices, p2p_results, order)
+            if ended and ended[0].reason == "timeout_startup":
+                # the pairs after a worker that never started were not tried for that
+                # reason, not because of a hang
+                late = ended[0].message
+                pairs = [
+                    replace(p, status="not_started", message=late, reason="timeout_startup")
+                    if p.status == "not_probed"
+                    else p
+                    for p in pairs
+                ]
+            out.pairs = pairs
 
         jobs.append(("p2p", job_p2p))
 
@@ -232,7 +266,11 @@ def run_probes(
         reduce_results: list[Result] = []
 
         def job_reduce() -> None:
-            run_steps("collectives", cctx, [step], reduce_results.append)
+            for _attempt in range(2):  # a hang is run once more before it is called one
+                reduce_results.clear()
+                run_steps("collectives", cctx, [step], reduce_results.append)
+                if not any(_hung(r) == "hang" for r in reduce_results):
+                    break
             status: ReduceStatus = "ok"
             message = None
             reason: FailureReason | None = None
@@ -270,7 +308,7 @@ def run_probes(
             try:
                 fn()
             except Exception as exc:  # a probe that breaks is reported, not raised
-                errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                errors[name] = one_line(exc)
 
         return run
 
@@ -289,7 +327,7 @@ def run_probes(
                 while t.is_alive():
                     t.join(timeout=0.2)
         except KeyboardInterrupt:
-            _kill_workers()
+            kill_all()
             for t in threads:
                 t.join(timeout=5)
             raise
@@ -307,14 +345,3 @@ def run_probes(
             out.skipped["load"] = getattr(sampler, "error", None) or "no PCIe sample was read"
     out.seconds = time.monotonic() - started
     return out
-
-
-def _kill_workers() -> None:
-    """End the probe workers this process started, with everything they started (each
-    worker leads its own process session)."""
-    for child in mp.active_children():
-        if child.pid is None:
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGKILL)
-        child.kill()

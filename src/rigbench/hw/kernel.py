@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from rigbench.hw.health import KernelEvent, XidEvent
+from rigbench.hw.model import KernelEvent, XidEvent
 
 # "NVRM: Xid (PCI:0000:41:00): 79, pid=1234, name=python, GPU has fallen off the bus."
 # Old drivers print no "PCI:" and some print the function ("0000:00:1e.0").

@@ -124,3 +124,42 @@ class Rig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(kw_only=True, slots=True)
+class XidEvent:
+    """One Xid line of the kernel log."""
+
+    code: int
+    pci: str | None  # "0000:41:00" as the driver prints it
+    gpu: int | None = None  # the rig's index of that GPU, when known
+    line: str = ""
+    time_s: float | None = None  # seconds since boot, from the line's "[  123.456]"
+
+
+# Kernel-log lines besides Xid that point at a GPU problem:
+# aer: a PCIe Advanced Error Reporting line (corrected or uncorrected link error);
+# iommu_fault: an AMD-Vi / DMAR IO_PAGE_FAULT (DMA the IOMMU refused: seed 004's P2P hang);
+# api_mismatch: NVRM "API mismatch" (user-space driver and kernel module differ).
+KernelEventKind = Literal["aer", "iommu_fault", "api_mismatch"]
+
+
+@dataclass(kw_only=True, slots=True)
+class KernelEvent:
+    kind: KernelEventKind
+    pci: str | None  # the device the line names ("0000:41:00.0"), when it names one
+    gpu: int | None = None
+    line: str = ""
+    time_s: float | None = None
+    severity: str | None = None  # aer: "Corrected" / "Uncorrected (Non-Fatal)" / "Fatal"
+
+
+@dataclass(kw_only=True, slots=True)
+class AcsBridge:
+    """A PCIe bridge on the path between GPUs and its ACS control register
+    (PCIe base spec, ACS Extended Capability, offset 06h)."""
+
+    bridge: str  # "0000:40:01.1"
+    control: int | None  # None: the bridge has no ACS capability
+    gpus: list[int] = field(default_factory=list)  # GPUs whose P2P traffic crosses it
+    source: str = ""  # "sysfs config", "setpci", "lspci", "simulated"

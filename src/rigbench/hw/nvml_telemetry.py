@@ -10,6 +10,8 @@ the reason kept in the channel's `unavailable`):
 * nvmlDeviceGetClockInfo (SM, memory), nvmlDeviceGetTemperature,
   nvmlDeviceGetCurrentClocksEventReasons; nvmlDeviceGetPowerUsage only where a power field
   is missing;
+* on GDDR6/GDDR6X cards NVML has no memory temperature: the VRAM junction register, read
+  through hw.gddr (root only; the reason is kept when it cannot be read);
 * every SLOW_EVERY_S only: fan, utilisation, memory used (NVML itself refreshes
   utilisation every 1/6 to 1 s); between refreshes the last value is repeated.
 
@@ -24,11 +26,13 @@ import ctypes
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pynvml
 
 from rigbench.errors import HardwareError
+from rigbench.hw.gddr import SYSFS, GddrReader, GddrUnavailable, gddr_device, open_gddr_reader
 from rigbench.hw.telemetry import (
     GpuChannel,
     TelemetryEvent,
@@ -39,6 +43,7 @@ from rigbench.hw.telemetry import (
 )
 
 SLOW_EVERY_S = 0.1
+PIDS_EVERY_S = 1.0  # the process list is a heavier query; a second is fine for "who else"
 EVENT_WAIT_MS = 200
 
 # (sample attribute, NVML field id name); fields this nvidia-ml-py lacks are skipped.
@@ -107,7 +112,9 @@ class _Gpu:
         self.queries: dict[str, Callable[[], Any]] = {}
         self.slow: dict[str, Any] = {}
         self.slow_at = -1e9
+        self.pids_at = -1e9
         self.lost = False
+        self.gddr: GddrReader | None = None
 
 
 class NvmlTelemetry:
@@ -115,7 +122,8 @@ class NvmlTelemetry:
 
     kind = "nvml"
 
-    def __init__(self, gpus: list[int] | None = None) -> None:
+    def __init__(self, gpus: list[int] | None = None, *, sysfs: Path = SYSFS) -> None:
+        self._sysfs = sysfs  # where hw.gddr finds the PCI devices (a fake tree in tests)
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
@@ -254,13 +262,52 @@ class NvmlTelemetry:
             "fan_pct": lambda: pynvml.nvmlDeviceGetFanSpeed(handle),
             "util": lambda: pynvml.nvmlDeviceGetUtilizationRates(handle),
             "mem_used_bytes": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used,
+            "pcie_gen": lambda: pynvml.nvmlDeviceGetCurrPcieLinkGeneration(handle),
+            "pcie_width": lambda: pynvml.nvmlDeviceGetCurrPcieLinkWidth(handle),
+            "compute_pids": lambda: [
+                int(p.pid) for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+            ],
         }
         for name, fn in fast.items():
             if once(name, fn) is not None:
                 g.queries[name] = fn
         if "util" in why:
             why["util_gpu_pct"] = why["util_mem_pct"] = why.pop("util")
+        bus_id: str | None = None
+        try:
+            pci = pynvml.nvmlDeviceGetPciInfo(handle)
+            bus_id = _text(pci.busId)
+            known = gddr_device(int(pci.pciDeviceId) >> 16)
+            ch.memory_type = known.memory if known is not None else None
+        except (pynvml.NVMLError, AttributeError) as exc:
+            why["pci"] = f"NVML: {exc}"
+        if "temp_mem_c" in g.field_attrs:
+            ch.temp_mem_source = "NVML_FI_DEV_MEMORY_TEMP"
+        elif bus_id is None:
+            why["temp_mem_c"] = memory_temperature_unavailable(
+                ch.name, f"no PCI bus id for the GDDR register reader ({why['pci']})"
+            )
+        else:
+            self._open_gddr(g, bus_id)
         return g
+
+    def _open_gddr(self, g: _Gpu, bus_id: str) -> None:
+        """The VRAM junction register where NVML has no memory temperature (hw.gddr)."""
+        ch, why = g.channel, g.channel.unavailable
+        got = open_gddr_reader(bus_id, sysfs=self._sysfs)
+        if isinstance(got, GddrUnavailable):
+            why["temp_mem_c"] = memory_temperature_unavailable(ch.name, got.why)
+            return
+        if got.read_c() is None:
+            got.close()
+            why["temp_mem_c"] = memory_temperature_unavailable(
+                ch.name, f"the {got.device.memory} temperature register reads no value"
+            )
+            return
+        g.gddr = got
+        ch.memory_type = got.device.memory
+        ch.temp_mem_source = got.source
+        why.pop("temp_mem_c", None)
 
     # --- the source protocol -------------------------------------------------------------
 
@@ -334,6 +381,19 @@ class NvmlTelemetry:
         if util is not None:
             s.util_gpu_pct, s.util_mem_pct = util.gpu, util.memory
         s.mem_used_bytes = g.slow.get("mem_used_bytes")
+        if g.gddr is not None:
+            s.temp_mem_c = g.gddr.read_c()
+        # every tick: a link trains up within milliseconds of a transfer starting and a
+        # transfer can be shorter than the slow cadence
+        for name in ("pcie_gen", "pcie_width"):
+            fn = q.get(name)
+            if fn is not None:
+                setattr(s, name, self._soft(fn))
+        fn = q.get("compute_pids")
+        if fn is not None and now - g.pids_at >= PIDS_EVERY_S:
+            g.pids_at = now
+            g.slow["compute_pids"] = self._soft(fn)
+        s.compute_pids = g.slow.get("compute_pids")
         return s
 
     @staticmethod
@@ -435,5 +495,9 @@ class NvmlTelemetry:
                 pynvml.nvmlEventSetFree(self._event_set)
         self._event_set = None
         self._open = False
+        for g in self._gpus:
+            if g.gddr is not None:
+                g.gddr.close()
+                g.gddr = None
         with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()

@@ -15,8 +15,8 @@ import struct
 import subprocess
 from pathlib import Path
 
-from rigbench.hw.health import AcsBridge
 from rigbench.hw.kernel import sysfs_bdf
+from rigbench.hw.model import AcsBridge
 
 PCI_DEVICES = Path("/sys/bus/pci/devices")
 NVIDIA_VENDOR = "0x10de"

@@ -15,6 +15,8 @@ steady, healthy state (the baseline below). The format (see examples/simulated/R
                               numbers or [from, to] ramps, as power_w
       throttle = ["hw_thermal"]   reason names of rigbench.hw.throttle (replaces the set)
       pcie_replay, ecc_corrected, ecc_uncorrected     cumulative counters (whole numbers)
+      pcie_gen, pcie_width    the link under load (default: the GPU's pcie gen/width_current)
+      processes = 1           compute processes of other programs holding the GPU
     [[telemetry.event]]       t, gpu, xid: an Xid reported at t
     [[telemetry.gpu]]         index, lost_at (drops off the bus: no readings after it),
                               limits = { gpu_max_c, slowdown_c, shutdown_c, mem_max_c }
@@ -31,10 +33,11 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rigbench.hw.gddr import NOT_GDDR, gddr_device_by_name
 from rigbench.hw.model import GpuInfo, Rig
 from rigbench.hw.telemetry import (
     GpuChannel,
@@ -49,6 +52,7 @@ from rigbench.hw.xid import xid_info
 THROTTLE_BITS = {r.name: r.bit for r in REASONS}
 AVERAGE_WINDOW_S = 1.0
 AVERAGE_POINTS = 20
+SIM_PID_BASE = 1 << 23
 
 
 def _finite(v: float) -> float:
@@ -145,6 +149,9 @@ class _Segment(_Strict):
     pcie_replay: Counter | None = None
     ecc_corrected: Counter | None = None
     ecc_uncorrected: Counter | None = None
+    pcie_gen: Annotated[int, Field(ge=1, le=6)] | None = None
+    pcie_width: Literal[1, 2, 4, 8, 16] | None = None
+    processes: Counter | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> _Segment:
@@ -290,10 +297,23 @@ class SimulatedTelemetry:
             facts = self._facts.get(g.index)
             lim = facts.limits if facts is not None else _Limits()
             unavailable: dict[str, str] = {}
-            if self._base[g.index]["temp_mem_c"] is None and not any(
-                s.mem_temp_c is not None for s in self._segments[g.index]
-            ):
-                unavailable["temp_mem_c"] = memory_temperature_unavailable(g.name)
+            gddr = gddr_device_by_name(g.name)
+            traced = any(s.mem_temp_c is not None for s in self._segments[g.index])
+            mem_source = None
+            if traced:
+                mem_source = "simulated trace" + (
+                    f" ({gddr.memory} junction register)" if gddr is not None else ""
+                )
+            elif self._base[g.index]["temp_mem_c"] is not None:
+                mem_source = "simulated (NVML memory temperature)"
+            else:
+                unavailable["temp_mem_c"] = memory_temperature_unavailable(
+                    g.name,
+                    f"the simulated trace sets no mem_temp_c (a live run reads the {gddr.memory} "
+                    "junction register, as root)"
+                    if gddr is not None
+                    else NOT_GDDR,
+                )
             if "geforce" in g.name.lower():
                 unavailable["ecc_corrected"] = unavailable["ecc_uncorrected"] = (
                     "GeForce cards have no ECC reporting"
@@ -311,6 +331,8 @@ class SimulatedTelemetry:
                     power_instant_source="simulated trace",
                     power_avg_source="simulated trace (mean of the last second)",
                     limits=TemperatureLimits(**lim.model_dump()),
+                    memory_type=gddr.memory if gddr is not None else None,
+                    temp_mem_source=mem_source,
                     unavailable=unavailable,
                 )
             )
@@ -372,6 +394,15 @@ class SimulatedTelemetry:
                     ecc[k] = v
         s.throttle_mask = mask
         s.pcie_replay_count = replay
+        s.pcie_gen, s.pcie_width = gpu.pcie.gen_current, gpu.pcie.width_current
+        others = 0
+        for seg in self._segments[i]:
+            if _active(seg, t):
+                s.pcie_gen = seg.pcie_gen if seg.pcie_gen is not None else s.pcie_gen
+                s.pcie_width = seg.pcie_width if seg.pcie_width is not None else s.pcie_width
+                others = seg.processes if seg.processes is not None else others
+        # pids no real process has (above Linux's pid_max of 2^22)
+        s.compute_pids = [SIM_PID_BASE + i * 100 + k for k in range(others)]
         if "geforce" not in gpu.name.lower():
             s.ecc_corrected, s.ecc_uncorrected = ecc["ecc_corrected"], ecc["ecc_uncorrected"]
         # energy: the integral of the played power since sampling started

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
+import re
 import socket
+from importlib import metadata
 from pathlib import Path
 
 from rigbench.hw.model import SystemInfo
@@ -52,19 +55,28 @@ def _ram_bytes() -> int | None:
 
 
 def torch_versions() -> tuple[str | None, str | None, str | None]:
-    """(torch, the CUDA it was built with, NCCL) or Nones when torch is not installed."""
+    """(torch, the CUDA it was built with, NCCL) or Nones where unknown, read from the
+    installed packages without importing torch (that takes seconds): torch's own
+    `torch/version.py` for the CUDA it was built with, and the NCCL wheel that pip
+    builds of torch depend on (`nvidia-nccl-cu*`). A build with NCCL linked in statically
+    has no such package: its NCCL version is unknown here."""
     try:
-        import torch
-    except ImportError:
+        torch_v = metadata.version("torch")
+    except metadata.PackageNotFoundError:
         return None, None, None
+    spec = importlib.util.find_spec("torch")
+    cuda = None
+    if spec is not None and spec.submodule_search_locations:
+        text = _read(os.path.join(list(spec.submodule_search_locations)[0], "version.py"))
+        m = re.search(r"^cuda\s*(?::[^=]*)?=\s*'([^']+)'", text or "", re.MULTILINE)
+        cuda = m.group(1) if m else None
     nccl = None
-    try:
-        if torch.cuda.is_available():
-            v = torch.cuda.nccl.version()
-            nccl = ".".join(str(x) for x in v) if isinstance(v, tuple) else str(v)
-    except Exception:  # NCCL missing from this build
-        nccl = None
-    return torch.__version__, torch.version.cuda, nccl
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name.startswith("nvidia-nccl-cu"):
+            nccl = dist.version
+            break
+    return torch_v, cuda, nccl
 
 
 def host_system_info() -> SystemInfo:

@@ -32,14 +32,14 @@ def power_usage_kind(compute_capability: str | None) -> PowerKind | None:
     return "instant"  # GA100 (8.0) and older
 
 
-def memory_temperature_unavailable(name: str) -> str:
-    """Why a GPU's memory temperature is missing, in words."""
+def memory_temperature_unavailable(name: str, gddr_why: str | None = None) -> str:
+    """Why a GPU's memory temperature is missing, in words (`gddr_why`: why rigbench's
+    GDDR register reader, hw.gddr, could not stand in for NVML)."""
     if "geforce" in name.lower() or "titan" in name.lower():
-        return (
-            "not exposed by NVML on GeForce cards (GDDR6X junction temperature is read only by "
-            "register tools such as github.com/olealgoritme/gddr6; its throttle point is 110 °C)"
-        )
-    return "NVML reports no memory temperature for this GPU"
+        nvml = "not exposed by NVML on GeForce cards"
+    else:
+        nvml = "NVML reports no memory temperature for this GPU"
+    return f"{nvml}; {gddr_why}" if gddr_why else nvml
 
 
 @dataclass(kw_only=True, slots=True)
@@ -63,7 +63,9 @@ class TelemetrySample:
     sm_clock_mhz: int | None = None  # nvidia-smi: clocks.sm
     mem_clock_mhz: int | None = None  # nvidia-smi: clocks.mem
     temp_gpu_c: float | None = None  # °C; nvidia-smi: temperature.gpu
-    temp_mem_c: float | None = None  # °C; nvidia-smi: temperature.memory (HBM GPUs)
+    # °C; nvidia-smi: temperature.memory on HBM GPUs; on GDDR6/GDDR6X cards the VRAM
+    # junction temperature read by hw.gddr (no nvidia-smi equivalent)
+    temp_mem_c: float | None = None
     fan_pct: float | None = None  # % of the fan's maximum; nvidia-smi: fan.speed
     util_gpu_pct: float | None = None  # %; nvidia-smi: utilization.gpu
     util_mem_pct: float | None = None  # %; nvidia-smi: utilization.memory
@@ -72,6 +74,10 @@ class TelemetrySample:
     pcie_replay_count: int | None = None  # cumulative; nvidia-smi: pcie.link.replay
     ecc_corrected: int | None = None  # volatile single-bit ECC errors since the driver loaded
     ecc_uncorrected: int | None = None  # volatile double-bit ECC errors
+    # Read for bench conditions, not recorded by monitor (not in SAMPLE_FIELDS):
+    pcie_gen: int | None = None  # link generation now; nvidia-smi: pcie.link.gen.current
+    pcie_width: int | None = None  # lanes now; nvidia-smi: pcie.link.width.current
+    compute_pids: list[int] | None = None  # processes with a compute context on the GPU
 
     @property
     def power_w(self) -> float | None:
@@ -85,7 +91,7 @@ class TelemetrySample:
 SAMPLE_FIELDS: tuple[str, ...] = tuple(
     f
     for f in TelemetrySample.__dataclass_fields__
-    if f not in ("power_instant_kind", "power_avg_kind")
+    if f not in ("power_instant_kind", "power_avg_kind", "pcie_gen", "pcie_width", "compute_pids")
 )
 
 
@@ -128,6 +134,8 @@ class GpuChannel:
     power_instant_source: str | None = None  # the NVML call or field read
     power_avg_source: str | None = None
     limits: TemperatureLimits = field(default_factory=TemperatureLimits)
+    memory_type: str | None = None  # "GDDR6X", "GDDR6" (hw.gddr's table); None when unknown
+    temp_mem_source: str | None = None  # what temp_mem_c is: NVML's field or the GDDR register
     unavailable: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rigbench.errors import BadInput
-from rigbench.plan import pcie, power, predict
+from rigbench.plan import pcie, power, predict, spacing
 from rigbench.plan.build import Build, BuildFileError, GpuUnit, ModelEntry
 from rigbench.plan.fit import FitPlan, fit_inference, fit_training
 from rigbench.plan.records import SEVERITIES, Finding, PlanReport, Prediction
@@ -33,6 +33,7 @@ def plan_build(build: Build) -> PlanReport:
         *pcie.check_links(build),
         *pcie.check_p2p(build),
         *pcie.check_mix(build),
+        *spacing.check_spacing(build),
     ]
     fit_findings, fits = check_fit(build)
     findings += fit_findings
@@ -79,6 +80,8 @@ def check_fit(build: Build) -> tuple[list[Finding], list[dict[str, Any]]]:
             findings.append(
                 Finding(
                     id="fit.incomplete",
+                    source="rigbench.plan.fit",
+                    origin="plan",
                     severity="info",
                     title=f"{where}: only params given, memory fit not computed",
                     why="the KV cache and activations need layers, hidden, heads and kv_heads",
@@ -92,6 +95,8 @@ def check_fit(build: Build) -> tuple[list[Finding], list[dict[str, Any]]]:
             findings.append(
                 Finding(
                     id="fit.invalid",
+                    source="rigbench.plan.fit",
+                    origin="plan",
                     severity="error",
                     title=f"{where}: {exc}",
                     why="the fit engine cannot place the model as described",
@@ -131,6 +136,9 @@ def _fit(entry: ModelEntry, spec: Any, caps: list[float]) -> FitPlan:
         lora_rank=entry.lora_rank or 16,
         checkpointing=True if entry.checkpointing is None else entry.checkpointing,
         flash_attention=flash,
+        cpu_offload=entry.cpu_offload or "none",
+        activation_offload=bool(entry.activation_offload),
+        chunked_loss=bool(entry.chunked_loss),
     )
 
 
@@ -140,14 +148,42 @@ def _fit_finding(where: str, entry: ModelEntry, plan: FitPlan, gpus: list[GpuUni
     how = f"{entry.mode}, context {context:,}" if isinstance(context, int) else entry.mode
     tight = min(plan.placements, key=lambda p: p.margin_gib)
     tight_gpu = gpus[tight.gpu].index
+    model_max = plan.max_context if plan.max_context_limit == "model" else None
     evidence = {
         "total_gib": plan.total_gib,
         "capacity_gib": plan.capacity_gib,
         "margin_gib": plan.margin_gib,
         "max_context": plan.max_context,
+        "max_context_limit": plan.max_context_limit,
         "tightest_gpu": tight_gpu,
     }
+    if "host_gib" in s:
+        evidence["host_gib"] = s["host_gib"]
+    training = entry.mode != "inference"
+    beyond = isinstance(context, int) and model_max is not None and context > model_max
     if plan.fits:
+        if beyond:
+            return Finding(
+                id="fit.beyond_model_context",
+                severity="warning",
+                title=(
+                    f"{where} fits in memory at context {context:,}, beyond the"
+                    f" {model_max:,} tokens the model was trained on"
+                ),
+                why=(
+                    f"{plan.total_gib:.1f} of {plan.capacity_gib:.0f} GiB; past its trained"
+                    " context a model's output degrades unless RoPE scaling extends it"
+                ),
+                fix=f"a context of at most {model_max:,}, or a long-context variant",
+                evidence=evidence,
+                source="the model's config.json (max_position_embeddings)",
+                origin="plan",
+            )
+        limit = (
+            f"the model's whole {plan.max_context:,}-token context fits"
+            if model_max is not None
+            else f"largest context that fits: {plan.max_context:,}"
+        )
         return Finding(
             id="fit.fits",
             severity="info",
@@ -155,13 +191,31 @@ def _fit_finding(where: str, entry: ModelEntry, plan: FitPlan, gpus: list[GpuUni
                 f"{where} fits ({how}): {plan.total_gib:.1f} of {plan.capacity_gib:.0f} GiB,"
                 f" {tight.margin_gib:.1f} GiB spare on GPU {tight_gpu}"
             ),
-            why=f"largest context that fits: {plan.max_context:,} ({plan.max_context_limit})",
+            why=limit,
             evidence=evidence,
+            source="rigbench.plan.fit (formulas in the README)",
+            origin="plan",
         )
     fix = []
     if plan.max_context:
-        fix.append(f"a context of at most {plan.max_context:,}")
-    fix.append("fewer bits per weight, a quantized KV cache, or more GPUs")
+        fix.append(
+            f"a {'sequence length' if training else 'context'} of at most {plan.max_context:,}"
+        )
+    if training:
+        fix.append(
+            "shard it (parallel = fsdp), LoRA/QLoRA, checkpointing, CPU offload (cpu_offload ="
+            ' "optimizer" or "all"), a chunked loss, or more GPUs'
+        )
+        why = (
+            f"{plan.total_gib:.1f} GiB in all on {plan.capacity_gib:.0f} GiB; training state"
+            " that does not fit does not run (out of memory) unless it is offloaded to the CPU"
+        )
+    else:
+        fix.append("fewer bits per weight, a quantized KV cache, or more GPUs")
+        why = (
+            f"{plan.total_gib:.1f} GiB in all on {plan.capacity_gib:.0f} GiB; what does not fit"
+            " spills to system RAM (seed 000: a 70B model at 131k context ran at 2.9 tokens/s)"
+        )
     return Finding(
         id="fit.does_not_fit",
         severity="error",
@@ -169,10 +223,9 @@ def _fit_finding(where: str, entry: ModelEntry, plan: FitPlan, gpus: list[GpuUni
             f"{where} does not fit ({how}): GPU {tight_gpu} needs {tight.total_gib:.1f} GiB"
             f" of {tight.capacity_gib:g}"
         ),
-        why=(
-            f"{plan.total_gib:.1f} GiB in all on {plan.capacity_gib:.0f} GiB; what does not fit"
-            " spills to system RAM (seed 000: a 70B model at 131k context ran at 2.9 tokens/s)"
-        ),
+        why=why,
         fix="; or ".join(fix),
         evidence=evidence,
+        source="rigbench.plan.fit (formulas in the README)",
+        origin="plan",
     )

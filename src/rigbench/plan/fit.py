@@ -153,23 +153,35 @@ WEIGHT_FORMAT_BITS: Mapping[str, float] = MappingProxyType(
         "fp8": 8.0,
         "int8": 8.0,
         "int4": 4.0,
-        # llama.cpp block formats: bytes per block × 8 / values per block
+        # llama.cpp whole-tensor block formats: bytes per block × 8 / values per block
         "q8_0": 8.5,  # 34 bytes / 32
-        "q6_k": 6.5625,  # 210 bytes / 256
         "q5_1": 6.0,  # 24 bytes / 32
-        "q5_k": 5.5,  # 176 bytes / 256
         "q5_0": 5.5,  # 22 bytes / 32
         "q4_1": 5.0,  # 20 bytes / 32
-        "q4_k": 4.5,  # 144 bytes / 256
         "q4_0": 4.5,  # 18 bytes / 32
-        "q3_k": 3.4375,  # 110 bytes / 256
         "q2_k": 2.625,  # 84 bytes / 256
+        # llama.cpp K-quant mixes (some tensors kept at a higher type): file size x 8 / params
+        # of Llama-3-8B (8.03e9) from llama-quantize's table (tools/quantize/quantize.cpp,
+        # QUANT_OPTIONS: Q3_K_S 3.41G, Q3_K_M 3.74G, Q3_K_L 4.03G, Q4_K_S 4.37G, Q4_K_M
+        # 4.58G, Q5_K_S 5.21G, Q5_K_M 5.33G, Q6_K 6.14G; G = GiB). "q3_k", "q4_k" and "q5_k"
+        # are llama-quantize's aliases of the _M mixes.
+        "q3_k_s": 3.65,
+        "q3_k_m": 4.0,
+        "q3_k": 4.0,
+        "q3_k_l": 4.31,
+        "q4_k_s": 4.68,
+        "q4_k_m": 4.9,
+        "q4_k": 4.9,
+        "q5_k_s": 5.57,
+        "q5_k_m": 5.7,
+        "q5_k": 5.7,
+        "q6_k": 6.57,
         # bitsandbytes NF4 with double-quantised constants (QLoRA)
         "nf4": 4 + 8 / 64 + 32 / (64 * 256),
     }
 )
-"""Bits per weight of whole-tensor formats. The _K_M / _K_S mixes keep some tensors at a higher
-type and land above their base: a Llama-class Q4_K_M file is about 4.8-4.9 bits per weight."""
+"""Bits per weight of whole-tensor formats and llama.cpp's K-quant mixes (measured on a
+Llama-3-8B file; larger models land slightly lower: a 70B Q4_K_M is ~4.85)."""
 
 QLORA_BITS_PER_PARAM = WEIGHT_FORMAT_BITS["nf4"]
 
@@ -190,6 +202,14 @@ _BASE_BF16_BYTES = 2.0
 _ACT_LINEAR = 34
 _ACT_SCORES = 5
 _LOGIT_BYTES = 8  # fp32 logits and their gradient, per logit
+# CPU offload choices for training: "optimizer" keeps the optimizer state (fp32 master and
+# Adam moments) in host memory and steps it there (DeepSpeed ZeRO-Offload, Ren et al. 2021,
+# arXiv:2101.06840); "all" keeps parameters, gradients and optimizer state in host memory and
+# brings each layer in as it runs (PyTorch FSDP CPUOffload(offload_params=True)).
+CPU_OFFLOADS: tuple[str, ...] = ("none", "optimizer", "all")
+# A chunked cross-entropy computes the fp32 logits a chunk of tokens at a time (torchtune's
+# CEWithChunkedOutputLoss, 8 chunks by default).
+LOSS_CHUNKS = 8
 
 
 # ----------------------------------------------------------------------------- records
@@ -726,6 +746,9 @@ class _Training:
     checkpointing: bool
     flash: bool
     context_gib: float
+    cpu_offload: str = "none"
+    activation_offload: bool = False
+    chunked_loss: bool = False
 
     def state_bytes(self) -> tuple[float, float, float, float]:
         """(weights, gradients, optimizer, FSDP gather buffer) bytes per GPU."""
@@ -752,11 +775,37 @@ class _Training:
             grads = a * _ADAPTER_GRAD_BYTES
             opt = a * _ADAPTER_OPTIMIZER_BYTES
         gather = 0.0
-        if shard_w and n > 1:
+        if (shard_w and n > 1) or self.cpu_offload == "all":
             gather = 2 * spec.layer_params * base_per_param
             if self.mode == "full":
                 gather += spec.layer_params * _FULL_GRAD_BYTES
+        if self.cpu_offload == "all":
+            return 0.0, 0.0, 0.0, gather
+        if self.cpu_offload == "optimizer":
+            opt = 0.0
         return weights / dw, grads / dg, opt / do, gather
+
+    def host_bytes(self) -> float:
+        """What CPU offload keeps in host memory, all GPUs together."""
+        if self.cpu_offload == "none":
+            return 0.0
+        n = len(self.caps)
+        weights, grads, opt, _ = _Training(
+            spec=self.spec,
+            caps=self.caps,
+            mode=self.mode,
+            sharding=self.sharding,
+            micro_batch=self.micro_batch,
+            adapters=self.adapters,
+            checkpointing=self.checkpointing,
+            flash=self.flash,
+            context_gib=self.context_gib,
+        ).state_bytes()
+        shard_w, shard_g, shard_o = _SHARD_DIVISORS[self.sharding]
+        full_o = opt * (n if shard_o else 1)
+        if self.cpu_offload == "optimizer":
+            return full_o
+        return weights * (n if shard_w else 1) + grads * (n if shard_g else 1) + full_o
 
     def activation_bytes(self, seq: int) -> float:
         spec = self.spec
@@ -764,9 +813,16 @@ class _Training:
         layer = s * m * h * _ACT_LINEAR + (
             0 if self.flash else _ACT_SCORES * spec.heads * s * s * m
         )
-        # checkpointing: each layer's bf16 input, plus one layer's full set while recomputed
-        stored = spec.layers * 2 * s * m * h + layer if self.checkpointing else spec.layers * layer
-        return stored + _LOGIT_BYTES * s * m * spec.vocab
+        # checkpointing: each layer's bf16 input, plus one layer's full set while recomputed;
+        # with the checkpoints offloaded to host memory only the layer at work stays
+        if self.checkpointing and self.activation_offload:
+            stored = 2 * s * m * h + layer
+        elif self.checkpointing:
+            stored = spec.layers * 2 * s * m * h + layer
+        else:
+            stored = spec.layers * layer
+        logits = _LOGIT_BYTES * s * m * spec.vocab
+        return stored + (logits / LOSS_CHUNKS if self.chunked_loss else logits)
 
     def placements(self, seq: int) -> tuple[GpuPlacement, ...]:
         weights, grads, opt, gather = self.state_bytes()
@@ -802,20 +858,28 @@ def fit_training(
     checkpointing: bool = True,
     flash_attention: bool = True,
     cuda_context_gib: float = CUDA_CONTEXT_GIB,
+    cpu_offload: str = "none",
+    activation_offload: bool = False,
+    chunked_loss: bool = False,
 ) -> FitPlan:
     """Memory per GPU to fine-tune `model` on sequences of `context` tokens, `micro_batch`
     sequences per GPU per step, with Adam in bf16 mixed precision.
 
     `mode`: "full", "lora" or "qlora"; `sharding`: "fsdp" (ZeRO-3), "zero2", "zero1" or "ddp";
     `lora_rank` and `lora_targets` (q, k, v, o, gate, up, down) size the adapters;
-    `checkpointing`: gradient (activation) checkpointing per layer. Formulas: module
-    docstring. Raises BadInput for inputs that cannot be."""
+    `checkpointing`: gradient (activation) checkpointing per layer; `cpu_offload` ("none",
+    "optimizer", "all": `CPU_OFFLOADS`), `activation_offload` (checkpoints in host memory)
+    and `chunked_loss` (logits `LOSS_CHUNKS` chunks at a time) move memory off the GPU.
+    Formulas: module docstring. Raises BadInput for inputs that cannot be."""
     spec = _resolve_model(model)
     caps = _capacities(gpus_gib)
     _choice("mode", mode, TRAINING_MODES)
     _choice("sharding", sharding, SHARDINGS)
     _positive_int("context", context)
     _positive_int("micro_batch", micro_batch)
+    _choice("cpu_offload", cpu_offload, CPU_OFFLOADS)
+    if activation_offload and not checkpointing:
+        raise BadInput("activation_offload moves checkpoints: it needs checkpointing")
     if cuda_context_gib < 0:
         raise BadInput(f"cuda_context_gib must not be negative, got {cuda_context_gib!r}")
     adapters = 0
@@ -832,6 +896,9 @@ def fit_training(
         checkpointing=checkpointing,
         flash=flash_attention,
         context_gib=float(cuda_context_gib),
+        cpu_offload=cpu_offload,
+        activation_offload=activation_offload,
+        chunked_loss=chunked_loss,
     )
     placements = job.placements(context)
     limit = _context_limit(spec)
@@ -849,6 +916,10 @@ def fit_training(
         "checkpointing": checkpointing,
         "flash_attention": flash_attention,
         "cuda_context_gib": float(cuda_context_gib),
+        "cpu_offload": cpu_offload,
+        "activation_offload": activation_offload,
+        "chunked_loss": chunked_loss,
+        "host_gib": job.host_bytes() / GIB,
     }
     return FitPlan(
         kind="training",
@@ -889,6 +960,20 @@ def _training_notes(job: _Training, context: int, placements: Sequence[GpuPlacem
         "two layers' full weights gathered at a time",
     }[job.sharding]
     notes.append(f"{job.sharding}: {what}")
+    if job.cpu_offload != "none":
+        held = (
+            "optimizer state"
+            if job.cpu_offload == "optimizer"
+            else "weights, gradients and optimizer state"
+        )
+        notes.append(
+            f"CPU offload: {held} in host memory ({job.host_bytes() / GIB:.1f} GiB of RAM),"
+            " stepped on the CPU: slower steps, as seed 001 saw on 16 GB V100s"
+        )
+    if job.activation_offload:
+        notes.append("activation offload: checkpoints in host memory, one layer's on the GPU")
+    if job.chunked_loss:
+        notes.append(f"chunked loss: fp32 logits {LOSS_CHUNKS} chunks at a time")
     notes.append(
         "activations are an estimate (Korthikanti et al. 2022: s·b·h·(34 + 5·a·s/h) bytes per "
         "layer"

@@ -8,6 +8,9 @@ narrow link costs a data-parallel step, P2P, and mixed GPU models.
   busbw definition), at best: real transfers reach 80-90 % of a PCIe link;
 * the gradients of `N` parameters are `4N` bytes: PyTorch DDP under autocast reduces the
   fp32 gradients of fp32 master weights (a bf16 compression hook halves it);
+* without PCIe P2P (GeForce cards on the stock driver) every hop is staged through host
+  memory: two copies in series, at `HOST_STAGED_EFFICIENCY` of their combined rate (seed
+  000's measurement);
 * the ring runs over NVLink when every GPU is of one model and one NVLink domain: all its
   links through NVSwitch, `links // (n-1)` links per pair in a direct mesh (SXM2), a
   bridge only between two cards; otherwise over PCIe at the slowest host link.
@@ -28,6 +31,12 @@ NARROW_GBS = 7.5
 # The gradients `plan` prices a link with when the build has no full-training [[model]].
 REFERENCE_PARAMS = 1e9
 GRAD_BYTES_PER_PARAM = 4.0
+# GPUs without PCIe P2P exchange through host memory: two copies per hop. What those copies
+# reach of the two links' combined rate, measured: seed 000 (4 GeForce cards on Gen4 x16,
+# Threadripper PRO 7955WX) saw 11.3 GB/s GPU-to-GPU, 0.72 of the 15.75 GB/s two 31.5 GB/s
+# hops give in series.
+HOST_STAGED_EFFICIENCY = 0.72
+HOST_STAGED_SOURCE = "seed 000: 11.3 GB/s GPU-to-GPU through the host on Gen4 x16"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +44,7 @@ class Ring:
     """The path a data-parallel ring all-reduce runs over."""
 
     gbs: float  # per direction, the slowest hop
-    over: str  # "nvlink" or "pcie"
+    over: str  # "nvlink", "pcie", or "host" (no P2P: staged through host memory)
     basis: str
     slowest: GpuUnit | None  # the GPU whose link limits a PCIe ring
 
@@ -72,7 +81,16 @@ def ring(build: Build, gpus: list[GpuUnit] | None = None) -> Ring | None:
         f" ({slowest.host_gbs:.2f} GB/s)"
     )
     if any(g.spec.p2p_over_pcie is False for g in gs):
-        basis += "; no P2P: staged through host memory"
+        # each ring hop is two copies through host memory: out of one GPU, into the next
+        ordered = sorted(g.host_gbs for g in gs)
+        two_hops = 1 / (1 / ordered[0] + 1 / ordered[1])
+        gbs = HOST_STAGED_EFFICIENCY * two_hops
+        basis += (
+            f"; no P2P: every hop staged through host memory, two copies at"
+            f" {ordered[0]:.2f} and {ordered[1]:.2f} GB/s x {HOST_STAGED_EFFICIENCY:g}"
+            f" = {gbs:.2f} GB/s ({HOST_STAGED_SOURCE})"
+        )
+        return Ring(gbs, "host", basis, slowest)
     return Ring(slowest.host_gbs, "pcie", basis, slowest)
 
 
@@ -98,6 +116,8 @@ def check_lanes(build: Build) -> list[Finding]:
         return [
             Finding(
                 id="pcie.no_cpu",
+                source="rigbench.plan.pcie",
+                origin="assumption",
                 severity="info",
                 title="no [cpu] in the build: lanes not checked",
                 why="links are taken from the board, the build file or the GPU",
@@ -126,6 +146,8 @@ def check_lanes(build: Build) -> list[Finding]:
         return [
             Finding(
                 id="pcie.lanes",
+                source="CPU catalog (vendor specifications: usable lanes)",
+                origin="plan",
                 severity="warning",
                 title=(
                     f"the GPUs ask {asked} PCIe lanes of the CPU; {sockets}{cpu.name} gives {lanes}"
@@ -144,6 +166,8 @@ def check_lanes(build: Build) -> list[Finding]:
     return [
         Finding(
             id="pcie.lanes",
+            source="CPU catalog (vendor specifications: usable lanes)",
+            origin="plan",
             severity="info",
             title=f"GPUs use {asked} of the {lanes} PCIe lanes of {sockets}{cpu.name}",
             why=f"the CPU's lanes are PCIe {cpu.pcie_gen}.0",
@@ -170,13 +194,15 @@ def check_links(build: Build) -> list[Finding]:
             "host_gbs": g.host_gbs,
             "basis": g.link_basis,
         }
-        if n >= 2 and r is not None and r.over == "pcie":
-            t_here = allreduce_s(nbytes, n, g.host_gbs)
+        if n >= 2 and r is not None and r.over in ("pcie", "host"):
+            t_here = allreduce_s(nbytes, n, min(g.host_gbs, r.gbs))
             t_best = allreduce_s(nbytes, n, max(best, full))
             evidence |= {"allreduce_s": t_here, "allreduce_s_at_best": t_best, "params": params}
             findings.append(
                 Finding(
                     id="pcie.narrow_link",
+                    source="nccl-tests busbw ring formula; seed 001 (x1 slot: DDP ~4x slower)",
+                    origin="plan",
                     severity="warning",
                     title=(
                         f"{g.label} has a Gen{g.link_gen} x{g.link_width} link"
@@ -199,6 +225,8 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.narrow_link",
+                    source="nccl-tests busbw ring formula; seed 001 (x1 slot: DDP ~4x slower)",
+                    origin="plan",
                     severity="info",
                     title=(
                         f"{g.label} has a Gen{g.link_gen} x{g.link_width} link"
@@ -213,17 +241,38 @@ def check_links(build: Build) -> list[Finding]:
             )
     for g in build.gpus:
         if g.via not in (None, "cpu") and g.via == "chipset":
+            up = build.board.uplink_named("chipset") if build.board is not None else None
+            up_gbs = pcie_gbs(up.gen, up.width) if up is not None else None
+            in_ring = n >= 2 and r is not None and r.over in ("pcie", "host")
             findings.append(
                 Finding(
                     id="pcie.chipset_slot",
-                    severity="info",
-                    title=f"{g.label} sits in chipset slot {g.slot}",
+                    severity="warning" if in_ring else "info",
+                    title=(
+                        f"{g.label} sits in chipset slot {g.slot}"
+                        + (
+                            f": every data-parallel step crosses the chipset's"
+                            f" {up_gbs:.1f} GB/s uplink"
+                            if in_ring and up_gbs is not None
+                            else ""
+                        )
+                    ),
                     why=(
-                        "the chipset's link to the CPU is shared with its drives, USB and"
-                        " network; P2P through the chipset is often slow or unsupported"
+                        "the chipset's link to the CPU is shared with its M.2 drives, USB and"
+                        " network, so the GPU gets less than its slot's rate when they are busy;"
+                        " P2P through the chipset is often slow or unsupported"
                     ),
                     fix="prefer a slot wired to the CPU for a GPU",
-                    evidence={"gpu": g.index, "slot": g.slot, "basis": g.link_basis},
+                    evidence={
+                        "gpu": g.index,
+                        "slot": g.slot,
+                        "basis": g.link_basis,
+                        "uplink_gbs": up_gbs,
+                        "in_data_parallel_ring": in_ring,
+                    },
+                    source="board catalog (vendor manual: which slots hang off the chipset)",
+                    origin="plan",
+                    gpus=[g.index],
                 )
             )
     if build.board is None:
@@ -232,6 +281,8 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.sxm_baseboard",
+                    source="GPU catalog (form factor)",
+                    origin="assumption",
                     severity="info",
                     title=f"{len(sxm)} SXM module(s) and no [motherboard]",
                     why=(
@@ -246,7 +297,7 @@ def check_links(build: Build) -> list[Finding]:
 
 def check_p2p(build: Build) -> list[Finding]:
     r = ring(build)
-    if r is None or r.over != "pcie":
+    if r is None or r.over not in ("pcie", "host"):
         return []
     no = [g for g in build.gpus if g.spec.p2p_over_pcie is False]
     unknown = [g for g in build.gpus if g.spec.p2p_over_pcie is None]
@@ -263,13 +314,16 @@ def check_p2p(build: Build) -> list[Finding]:
                 ),
                 why=(
                     "the stock driver does not enable peer-to-peer for these GPUs; NCCL falls"
-                    " back to shared memory, which costs bandwidth and latency"
+                    f" back to shared memory: the ring runs at ~{r.gbs:.1f} GB/s, not the"
+                    f" links' rate ({r.basis})"
                 ),
                 fix=(
                     "nothing to buy; if a driver claims P2P and transfers hang (seed 004,"
                     " driver 545), try NCCL_P2P_DISABLE=1 or another driver version"
                 ),
-                evidence={"gpus": [g.index for g in no]},
+                evidence={"gpus": [g.index for g in no], "ring_gbs": r.gbs},
+                source=HOST_STAGED_SOURCE,
+                origin="plan",
             )
         )
     if unknown:
@@ -284,6 +338,8 @@ def check_p2p(build: Build) -> list[Finding]:
                 why="NCCL tests P2P at start; without it copies go through host memory",
                 fix="run `rigbench bench --only p2p` on the rig",
                 evidence={"gpus": [g.index for g in unknown]},
+                source="GPU catalog (p2p_over_pcie)",
+                origin="assumption",
             )
         )
     return findings
@@ -322,6 +378,8 @@ def check_mix(build: Build) -> list[Finding]:
     return [
         Finding(
             id="mix.models",
+            source="GPU catalog dense peaks; data-parallel steps wait for the slowest GPU",
+            origin="plan",
             severity="warning",
             title=f"mixed GPU models: {parts}",
             why=why,

@@ -1,25 +1,34 @@
 """Power checks of a build: sustained draw and millisecond spikes per PSU group, the
-PSU's transient rating, wall draw per circuit against its breaker, and the GPU power limit
-that would make each one safe.
+risk that a spike trips the PSU, wall draw per circuit against its breaker, and the GPU
+power limit that would make each one safe.
 
 Per PSU group (one ATX PSU, or server PSUs paralleled on one 12 V bus):
 
-* sustained DC load `S = sum(P_i) + C + O` where `P_i` is each fed GPU's power limit (its
-  catalog TDP when none is set), and the CPU `C` and the rest `O` ([power] cpu_w, other_w)
-  count on the group that feeds the system;
-* spike `K = sum(k_i * P_i) + C + O`: data-parallel GPUs step in lockstep, so their
-  millisecond spikes coincide (seed 001: four V100s ramping together dropped off the bus);
-  `k_i` is the GPU's spike factor (`spike_factor`);
-* capacity: rated watts, times `SHARE_FACTOR` when several units share a bus; against the
-  spike, an ATX 3.0 unit counts `ATX3_EXCURSION` (160 %, its 10 ms rating) of that, any
-  other unit 100 %;
-* the limit that makes it safe, the same for every GPU of the group:
-  `L = min((cap_spike - C - O) / sum(k_i), (HEADROOM * cap - C - O) / n)`.
+* sustained DC load `S = sum(P_i) + C + O`: each fed GPU's power limit (its catalog TDP
+  when none is set), and on the group that feeds the system the CPUs' draw under the
+  workload `C` (rigbench.plan.cpu_load: a share of their rating, not their TDP) and the
+  rest `O` ([power] other_w);
+* capacity: rated watts of the units not held in reserve (`redundant`), times
+  `SHARE_FACTOR` when several units share a bus. A sustained load over it is an error: the
+  PSU shuts down (seed 000: "limits ... to prevent triggering PSU safety stops");
+* spikes: each GPU goes `e_i = (k_i - 1) * TDP_i` above its sustained draw for
+  milliseconds (`spike_factor`). The excursion follows the card's TDP, not its power limit:
+  the limiter acts on a ~100 ms average, and seed 001 saw >300 W peaks on V100s limited to
+  200 W. Cards' spikes last 0.1-10 ms and are not phase-locked even when their steps are,
+  so they add as independent peaks: `K = S + sqrt(sum(e_i^2))`; the full sum (every card
+  at its peak at once) is shown as the worst case;
+* risk that `K` trips the group, by how far it goes over what the group carries for
+  milliseconds (`transient_risk`): ATX 3.x units are rated to excursions (160 % for 10 ms,
+  200 % for 100 us); older ATX units publish no excursion rating but carry their
+  over-power margin; a paralleled server bus is counted at one unit less for transients
+  (seed 001: two Dell 1100 W units dropped GPUs on DDP ramps even at 200 W per GPU, three
+  carried the same GPUs at 300 W).
 
 Per wall circuit: `W = sum(S_g / eff_g(S_g / rated_g))` over the groups plugged into it,
 against `volts * amps` (the breaker) and `continuous_factor` of it (a training run is a
-continuous load: 3 hours or more under the US NEC). Spikes of milliseconds do not trip
-breakers, whose fastest (magnetic) trip needs several times their rating.
+continuous load: 3 hours or more under the US NEC; 1.0 where breakers carry their rating
+continuously, as IEC 60898 breakers in 230 V countries). Spikes of milliseconds do not
+trip breakers, whose fastest (magnetic) trip needs several times their rating.
 """
 
 from __future__ import annotations
@@ -41,17 +50,27 @@ ATX3_SOURCE = (
     "Intel ATX 3.0 PSU Design Guide (doc 336521) Table 3-3: 200 % for 100 us, 180 % for"
     " 1 ms, 160 % for 10 ms, 120 % for 100 ms"
 )
+# A pre-ATX 3.0 unit publishes no excursion rating; its over-power protection sits above
+# its rating by a margin its maker rarely states. Up to this share of the rating the risk is
+# called moderate: the calibration set's older ATX units ran at estimated peaks of 1.1-1.23x
+# (seed 000 Minerva 1.23, seed 004's 750 W unit 1.22, WOPR's RM1000x units 1.22, Puget's
+# 4x RTX 3090 on 1,600 W 1.12; examples/calibration/), one tripped at 1.08x
+# (tensorflow#8858). The bound between moderate and high is an assumption: no unit's OPP
+# set point is published. Above it: high.
+PRE_ATX3_MARGIN = 1.5
 
 # Spike factor of GeForce Ampere GA102 cards (RTX 3080/3090/3090 Ti) when the catalog has no
-# measurement: millisecond peaks of about 1.7x board power. An assumption anchored on three
-# owners' reports in our seeds (3090s "peaking up to 500 watts" (001), "spikes up to 600W"
-# (002, 004) from a 350 W card) and on Igor's Lab's interval measurements of the RTX 3090
-# FE that made NVIDIA's 750 W PSU advice (reported by
+# measurement: millisecond peaks of about 1.7x board power. Anchored on three owners'
+# reports in our seeds (3090s "peaking up to 500 watts" (001), "spikes up to 600W" (002,
+# 004) from a 350 W card) and on Igor's Lab's interval measurements of the RTX 3090 FE that
+# made NVIDIA's 750 W PSU advice (reported by
 # https://hardzone.es/noticias/tarjetas-graficas/nvidia-rtx-3090-fuente-alimentacion-750-vatios/).
+# GeForce boards only: workstation GA102 cards (RTX A6000) run a lower, flatter power limit.
 GA102_SPIKE_FACTOR = 1.7
 # Any other GPU without a measurement: 1.5x. An assumption within the measured range of a
 # recent card (RTX 5090 FE, Igor's Lab: 738 W for up to 10 ms = 1.28x and 901 W under 1 ms =
-# 1.57x of its 575 W) and far below the 3x for 100 us that PCIe CEM 5.0 allows a card.
+# 1.57x of its 575 W) and seed 001's V100s (>300 W peaks at a 200 W limit: >=1.5x), far
+# below the 3x for 100 us that PCIe CEM 5.0 allows a card.
 DEFAULT_SPIKE_FACTOR = 1.5
 
 # Paralleled supplies share current within about 10 % at best (a current-share bus balances
@@ -59,6 +78,14 @@ DEFAULT_SPIKE_FACTOR = 1.5
 SHARE_FACTOR = 0.9
 # Sustained load above this share of a PSU's capacity leaves no room: a warning.
 HEADROOM = 0.9
+
+RISK_LEVELS = ("low", "moderate", "high")
+POWER_SOURCE = (
+    "rigbench.plan.power: PSU ratings; CPU load per workload (seed 000's wall measurement);"
+    " spike factors per GPU (catalog, seeds 001/002/004, Igor's Lab); ATX 3.0 excursions"
+    " (Intel doc 336521 Table 3-3); paralleled bus (seed 001); checked against"
+    " examples/calibration/"
+)
 
 _LIMIT_CAVEAT = (
     "a power limit acts on an average over ~100 ms; millisecond spikes shrink less than the"
@@ -68,14 +95,19 @@ _LIMIT_CAVEAT = (
 
 
 def spike_factor(spec: GpuSpec) -> tuple[float, str]:
-    """How far one GPU's millisecond spikes go above its power limit, and why we think so."""
+    """How far one GPU's millisecond spikes go above its TDP, and why we think so."""
     if spec.transient_peak_w is not None and spec.tdp_w:
         k = spec.transient_peak_w / spec.tdp_w
         return k, (
             f"catalog: {spec.transient_peak_w:g} W measured at {spec.tdp_w:g} W"
             f" ({spec.source_for('transient_peak_w')})"
         )
-    if spec.vendor == "NVIDIA" and "GA102" in spec.architecture and spec.form_factor == "pcie":
+    if (
+        spec.vendor == "NVIDIA"
+        and "GA102" in spec.architecture
+        and spec.form_factor == "pcie"
+        and spec.name.startswith("GeForce")
+    ):
         return GA102_SPIKE_FACTOR, (
             f"assumption: GeForce Ampere (GA102) spikes to ~{GA102_SPIKE_FACTOR:g}x for"
             " milliseconds (owners report 500-600 W from 350 W 3090s; Igor's Lab interval"
@@ -87,57 +119,98 @@ def spike_factor(spec: GpuSpec) -> tuple[float, str]:
     )
 
 
+def excursion_w(gpu: GpuUnit) -> float:
+    """How far one GPU's millisecond spikes go above its sustained draw: (k - 1) x TDP."""
+    k = spike_factor(gpu.spec)[0]
+    tdp = gpu.spec.tdp_w or gpu.power_w
+    return (k - 1) * tdp
+
+
 @dataclass(frozen=True, slots=True)
 class GroupLoad:
     group: PsuGroup
     gpus: tuple[GpuUnit, ...]
     system_w: float
     sustained_w: float
-    spike_w: float
+    spike_w: float  # sustained + the cards' excursions added as independent peaks
+    worst_spike_w: float  # sustained + every card's excursion at once
     capacity_w: float  # against sustained load
-    spike_capacity_w: float  # against spikes
+    spike_capacity_w: float  # what the group carries for milliseconds at low risk
+    high_risk_w: float  # above this, a trip is likely
     spike_basis: str
 
     @property
-    def spike_sum_k(self) -> float:
-        return sum(spike_factor(g.spec)[0] for g in self.gpus)
+    def risk(self) -> str:
+        """The risk that spikes trip the group: low, moderate or high."""
+        if self.spike_w <= self.spike_capacity_w:
+            return "low"
+        return "moderate" if self.spike_w <= self.high_risk_w else "high"
 
     def safe_limit_w(self) -> float | None:
-        """The power limit, the same for every GPU of the group, under which both the
-        spike and the sustained load fit; None when no GPU is fed or nothing would."""
+        """The power limit, the same for every GPU of the group, under which the sustained
+        load keeps its headroom and spikes stay at low risk; None when no GPU is fed or
+        nothing would. Excursions follow the TDP, so the limit only lowers the base."""
         if not self.gpus:
             return None
-        by_spike = (self.spike_capacity_w - self.system_w) / self.spike_sum_k
+        spread = math.sqrt(sum(excursion_w(g) ** 2 for g in self.gpus))
+        by_spike = (self.spike_capacity_w - self.system_w - spread) / len(self.gpus)
         by_sustained = (HEADROOM * self.capacity_w - self.system_w) / len(self.gpus)
         limit = min(by_spike, by_sustained)
         return math.floor(limit / 5) * 5 if limit > 0 else None
 
 
+def _capacity_units(group: PsuGroup) -> int:
+    return max(1, group.units - group.redundant)
+
+
 def group_loads(build: Build) -> list[GroupLoad]:
     loads = []
-    system_w = build.cpu_w + build.other_w
+    system_w = build.cpu_load_w + build.other_w
     for group in build.psus:
         gpus = tuple(build.gpus[i] for i in group.gpus)
         sys_w = system_w if group.system else 0.0
         sustained = sum(g.power_w for g in gpus) + sys_w
-        spike = sum(spike_factor(g.spec)[0] * g.power_w for g in gpus) + sys_w
-        share = SHARE_FACTOR if group.parallel and group.units > 1 else 1.0
-        capacity = group.rated_w * share
+        excursions = [excursion_w(g) for g in gpus]
+        spike = sustained + math.sqrt(sum(e * e for e in excursions))
+        worst = sustained + sum(excursions)
+        units = _capacity_units(group)
+        each = group.rated_w / group.units
+        share = SHARE_FACTOR if group.parallel and units > 1 else 1.0
+        capacity = each * units * share
         if group.atx3:
             spike_cap = capacity * ATX3_EXCURSION
-            basis = f"ATX 3.0: {ATX3_EXCURSION:.0%} of rated for 10 ms ({ATX3_SOURCE})"
+            high = capacity * ATX3_EXCURSIONS["100us"]
+            basis = f"ATX 3.x: rated for excursions ({ATX3_SOURCE})"
+        elif group.kind == "server" and group.units > 1:
+            # every installed unit shares the ramp, reserve units included (they are online)
+            spike_cap = each * (group.units - 1)
+            high = spike_cap
+            basis = (
+                f"{group.units} server units on one 12 V bus, counted at {group.units - 1}"
+                " for millisecond ramps: their current sharing is slower than a GPU's ramp"
+                " (seed 001: two Dell 1100 W units dropped GPUs on DDP ramps even at 200 W"
+                " per GPU; three carried them at 300 W)"
+            )
         elif group.kind == "server":
             spike_cap = capacity
-            basis = "a server PSU promises its rating, no more: no excursion rating"
+            high = capacity
+            basis = "a server PSU promises its rating and publishes no excursion rating"
         else:
             spike_cap = capacity
+            high = capacity * PRE_ATX3_MARGIN
             basis = (
-                "a pre-ATX 3.0 PSU promises only its rating; its over-current protection may"
-                " trip on a spike above it"
+                "a pre-ATX 3.0 unit promises only its rating; its over-power margin is"
+                f" unpublished: up to {PRE_ATX3_MARGIN:.0%} counted as moderate risk (older"
+                " units in the calibration set ran at estimated peaks of 1.1-1.23x, one"
+                " tripped at 1.08x)"
             )
+        if group.redundant:
+            basis += f"; {group.redundant} unit(s) held in reserve (N+M) not counted"
         if share < 1:
-            basis += f"; {group.units} units on one bus counted at {share:.0%} (uneven sharing)"
-        loads.append(GroupLoad(group, gpus, sys_w, sustained, spike, capacity, spike_cap, basis))
+            basis += f"; {units} units on one bus counted at {share:.0%} (uneven sharing)"
+        loads.append(
+            GroupLoad(group, gpus, sys_w, sustained, spike, worst, capacity, spike_cap, high, basis)
+        )
     return loads
 
 
@@ -166,6 +239,8 @@ def check_psus(build: Build) -> list[Finding]:
                 title="no [[psu]] in the build: PSU capacity not checked",
                 why="the draw and spikes are still predicted below",
                 fix="add [[psu]] entries (watts, efficiency, kind, atx3) to check them",
+                source=POWER_SOURCE,
+                origin="assumption",
             )
         ]
     findings = []
@@ -174,28 +249,44 @@ def check_psus(build: Build) -> list[Finding]:
         name = _psu_name(g)
         sus_share = load.sustained_w / load.capacity_w
         spike_share = load.spike_w / load.spike_capacity_w
-        evidence = {
+        evidence: dict[str, object] = {
             "psu": g.label,
             "feeds": _feeds(load),
             "rated_w": g.rated_w,
             "capacity_w": load.capacity_w,
             "spike_capacity_w": load.spike_capacity_w,
+            "high_risk_above_w": load.high_risk_w,
             "sustained_w": load.sustained_w,
             "spike_w": load.spike_w,
+            "worst_case_spike_w": load.worst_spike_w,
+            "spike_risk": load.risk,
             "system_w": load.system_w,
+            "cpu_w": build.cpu_load_w if g.system else 0.0,
+            "cpu_basis": build.cpu_basis,
+            "other_w": build.other_w if g.system else 0.0,
+            "other_basis": build.other_basis,
             "gpu_w": [gpu.power_w for gpu in load.gpus],
             "spike_factors": [round(spike_factor(gpu.spec)[0], 3) for gpu in load.gpus],
+            "excursions_w": [round(excursion_w(gpu), 1) for gpu in load.gpus],
         }
         limit = load.safe_limit_w()
         if limit is not None:
             evidence["safe_power_limit_w"] = limit
         factors = sorted({spike_factor(gpu.spec)[1] for gpu in load.gpus})
-        limits = " + ".join(f"{gpu.power_w:g}" for gpu in load.gpus)
-        system = f", plus {load.system_w:g} W of CPU and the rest," if load.system_w else ""
+        system = (
+            f" + {build.cpu_load_w:,.0f} W of CPU ({build.cpu_basis}) + {build.other_w:,.0f} W"
+            f" for the rest ({build.other_basis})"
+            if load.system_w
+            else ""
+        )
+        sustained_why = (
+            f"{sum(gpu.power_w for gpu in load.gpus):,.0f} W of GPU limits or TDPs{system}"
+        )
         spike_why = (
-            f"GPUs training together spike at once: {limits} W of GPU limits x spike"
-            f" factor{system} reach {load.spike_w:,.0f} W; {load.spike_basis}. Spike factors:"
-            f" {'; '.join(factors)}"
+            f"each card spikes (k - 1) x TDP above its draw for milliseconds, whatever its"
+            f" power limit; separate cards' spikes add as independent peaks to"
+            f" ~{load.spike_w:,.0f} W (all at once, the worst case: {load.worst_spike_w:,.0f}"
+            f" W); {load.spike_basis}. Spike factors: {'; '.join(factors)}"
             if load.gpus
             else ""
         )
@@ -208,11 +299,13 @@ def check_psus(build: Build) -> list[Finding]:
                     severity="error",
                     title=(
                         f"{name} feeds {_feeds(load)}: {load.sustained_w:,.0f} W sustained,"
-                        f" over its {load.capacity_w:,.0f} W"
+                        f" over its {load.capacity_w:,.0f} W: it will shut down under load"
                     ),
-                    why="the PSU cannot carry the steady load: it will shut down under training",
+                    why=f"the steady load alone exceeds the rating: {sustained_why}",
                     fix=_fix(build, load, limit, sustained=True),
                     evidence=evidence,
+                    source=POWER_SOURCE,
+                    origin="plan",
                 )
             )
         elif sus_share > HEADROOM:
@@ -226,28 +319,39 @@ def check_psus(build: Build) -> list[Finding]:
                         f" {load.capacity_w:,.0f} W"
                     ),
                     why=(
-                        f"above {HEADROOM:.0%} a PSU runs hot and loud with no room for spikes"
-                        " or a hotter day"
+                        f"{sustained_why}; above {HEADROOM:.0%} a PSU runs hot and loud with"
+                        " little room for spikes or a hotter day"
                     ),
                     fix=_fix(build, load, limit, sustained=True),
                     evidence=evidence,
+                    source=POWER_SOURCE,
+                    origin="plan",
                 )
             )
-        if spike_share > 1 and load.gpus:
+        if load.gpus and load.risk != "low" and sus_share <= 1:
             problems = True
+            high = load.risk == "high"
+            consequence = (
+                "a trip is likely under synchronized training: the rig shuts down or, on a"
+                " 12 V bus, the voltage sags until GPUs drop off"
+                if high
+                else "a trip is possible but unlikely: rigs like this run, and a PSU whose"
+                " protection trips shuts the rig down"
+            )
             findings.append(
                 Finding(
                     id="power.psu_transient",
-                    severity="warning",
+                    severity="warning" if high else "info",
                     title=(
-                        f"{name}: GPU spikes reach ~{load.spike_w:,.0f} W,"
-                        f" {spike_share:.0%} of the {load.spike_capacity_w:,.0f} W it"
-                        " carries for milliseconds"
+                        f"{name}: {load.risk} risk of a trip on GPU spikes (~"
+                        f"{load.spike_w:,.0f} W, {spike_share:.0%} of the"
+                        f" {load.spike_capacity_w:,.0f} W it carries for milliseconds)"
                     ),
-                    why=spike_why + ". A trip shuts the rig down or, on a 12 V bus, sags"
-                    " the voltage until GPUs drop off",
+                    why=f"{consequence}. {spike_why}",
                     fix=_fix(build, load, limit, sustained=False),
                     evidence=evidence,
+                    source=POWER_SOURCE,
+                    origin="assumption",
                 )
             )
         if not problems:
@@ -258,10 +362,12 @@ def check_psus(build: Build) -> list[Finding]:
                     title=(
                         f"{name} feeds {_feeds(load)}: {load.sustained_w:,.0f} W sustained"
                         f" ({sus_share:.0%}), spikes ~{load.spike_w:,.0f} W"
-                        f" ({spike_share:.0%} of {load.spike_capacity_w:,.0f} W)"
+                        f" ({spike_share:.0%} of {load.spike_capacity_w:,.0f} W): low risk"
                     ),
-                    why=spike_why or "no GPU on this PSU",
+                    why=(f"{sustained_why}; {spike_why}" if load.gpus else "no GPU on this PSU"),
                     evidence=evidence,
+                    source=POWER_SOURCE,
+                    origin="plan",
                 )
             )
     return findings
@@ -269,9 +375,7 @@ def check_psus(build: Build) -> list[Finding]:
 
 def _fix(build: Build, load: GroupLoad, limit: float | None, *, sustained: bool) -> str:
     g = load.group
-    need = max(
-        load.spike_w if not g.atx3 else load.spike_w / ATX3_EXCURSION, load.sustained_w / HEADROOM
-    )
+    spread = load.spike_w - load.sustained_w
     options = []
     if limit is not None and load.gpus and limit < max(gpu.power_w for gpu in load.gpus):
         options.append(
@@ -280,22 +384,28 @@ def _fix(build: Build, load: GroupLoad, limit: float | None, *, sustained: bool)
         )
     if g.parallel or g.kind == "server":
         each = g.watts_each[0]
-        share = SHARE_FACTOR
-        units = math.ceil(max(load.spike_w, load.sustained_w / HEADROOM) / (each * share))
+        need_units = max(
+            math.ceil(load.sustained_w / (HEADROOM * SHARE_FACTOR * each)),
+            math.ceil(load.spike_w / each) + 1,
+        )
+        units = need_units + g.redundant
         if units > g.units:
             options.append(
-                f"put {units} x {each:g} W PSUs on the bus (counted at {share:.0%} each)"
+                f"put {units} x {each:g} W PSUs on the bus (one more than the spikes need:"
+                " the bus is counted one unit short for millisecond ramps)"
             )
     else:
+        need = max(load.spike_w, load.sustained_w / HEADROOM)
         options.append(f"a PSU of at least {math.ceil(need / 50) * 50:,} W")
         if not g.atx3:
             atx3_need = max(load.spike_w / ATX3_EXCURSION, load.sustained_w / HEADROOM)
             options.append(
-                f"an ATX 3.0 PSU of at least {math.ceil(atx3_need / 50) * 50:,} W (rated for"
+                f"an ATX 3.x PSU of at least {math.ceil(atx3_need / 50) * 50:,} W (rated for"
                 f" {ATX3_EXCURSION:.0%} over 10 ms)"
             )
         if len(load.gpus) > 1:
             options.append("feed some of its GPUs from a second PSU")
+    del spread
     return "; or ".join(options)
 
 
@@ -305,6 +415,8 @@ def check_circuits(build: Build) -> list[Finding]:
         return [
             Finding(
                 id="power.no_wall",
+                source="rigbench.plan.power",
+                origin="assumption",
                 severity="info",
                 title="no [wall] in the build: the circuit is not checked",
                 why="the wall draw is still predicted below",
@@ -316,12 +428,12 @@ def check_circuits(build: Build) -> list[Finding]:
     findings = []
     loads = group_loads(build)
     breaker_w = wall.volts * wall.amps
-    continuous_w = breaker_w * wall.continuous_factor
-    for circuit in range(wall.circuits):
-        on = [ld for ld in loads if ld.group.circuit == circuit]
+    continuous_w = breaker_w * wall.continuous_share
+    for circuit in range(wall.circuits or 1):
+        on = [ld for ld in loads if ld.group.share_on(circuit) > 0]
         if not on:
             continue
-        draw = sum(wall_w(ld) for ld in on)
+        draw = sum(wall_w(ld) * ld.group.share_on(circuit) for ld in on)
         labels = ", ".join(ld.group.label for ld in on)
         evidence = {
             "circuit": circuit,
@@ -331,7 +443,8 @@ def check_circuits(build: Build) -> list[Finding]:
             "continuous_w": continuous_w,
             "volts": wall.volts,
             "amps": wall.amps,
-            "continuous_factor": wall.continuous_factor,
+            "continuous_factor": wall.continuous_share,
+            "phases": wall.phases,
             "amps_drawn": draw / wall.volts,
         }
         what = (
@@ -341,9 +454,9 @@ def check_circuits(build: Build) -> list[Finding]:
         why = (
             f"sustained DC load through each PSU's efficiency; the breaker carries"
             f" {breaker_w:,.0f} W, a continuous load (3 h or more) {continuous_w:,.0f} W"
-            f" ({wall.continuous_factor:.0%})"
+            f" ({wall.continuous_share:.0%})"
         )
-        limit = _circuit_limit(build, on, continuous_w)
+        limit = _circuit_limit(on, circuit, continuous_w)
         fix = (
             "split the rig over two circuits: a second PSU on another breaker ([wall]"
             " circuits = 2, circuit = 1 on that [[psu]])"
@@ -355,6 +468,8 @@ def check_circuits(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="power.circuit_breaker",
+                    source="breaker = volts x amps; wall draw through the 80 PLUS 115 V minimums",
+                    origin="plan",
                     severity="error",
                     title=what + f", over the {breaker_w:,.0f} W breaker",
                     why=why,
@@ -366,6 +481,8 @@ def check_circuits(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="power.circuit_continuous",
+                    source="US NEC 210.19/210.20: continuous loads at most 80 % of the breaker",
+                    origin="plan",
                     severity="warning",
                     title=what + f", over the {continuous_w:,.0f} W a continuous load may draw",
                     why=why + "; a long run can trip it or heat the wiring",
@@ -375,7 +492,15 @@ def check_circuits(build: Build) -> list[Finding]:
             )
         else:
             findings.append(
-                Finding(id="power.circuit", severity="info", title=what, why=why, evidence=evidence)
+                Finding(
+                    id="power.circuit",
+                    severity="info",
+                    title=what,
+                    why=why,
+                    evidence=evidence,
+                    source="breaker = volts x amps; wall draw through the 80 PLUS 115 V minimums",
+                    origin="plan",
+                )
             )
     return findings
 
@@ -386,21 +511,21 @@ def wall_w(load: GroupLoad) -> float:
     return load.sustained_w / g.efficiency_at(load.sustained_w / g.rated_w)
 
 
-def _circuit_limit(build: Build, on: list[GroupLoad], continuous_w: float) -> float | None:
-    gpus = [gpu for ld in on for gpu in ld.gpus]
+def _circuit_limit(on: list[GroupLoad], circuit: int, continuous_w: float) -> float | None:
+    gpus = sum(len(ld.gpus) * ld.group.share_on(circuit) for ld in on)
     if not gpus:
         return None
-    draw = sum(wall_w(ld) for ld in on)
-    dc = sum(ld.sustained_w for ld in on)
+    draw = sum(wall_w(ld) * ld.group.share_on(circuit) for ld in on)
+    dc = sum(ld.sustained_w * ld.group.share_on(circuit) for ld in on)
     efficiency = dc / draw
-    system = sum(ld.system_w for ld in on)
-    limit = (continuous_w * efficiency - system) / len(gpus)
+    system = sum(ld.system_w * ld.group.share_on(circuit) for ld in on)
+    limit = (continuous_w * efficiency - system) / gpus
     return math.floor(limit / 5) * 5 if limit > 0 else None
 
 
 def sustained_dc_w(build: Build) -> float:
     """The whole rig's sustained DC load: GPU limits (or TDPs) + CPU + the rest."""
-    return sum(g.power_w for g in build.gpus) + build.cpu_w + build.other_w
+    return sum(g.power_w for g in build.gpus) + build.cpu_load_w + build.other_w
 
 
 def sustained_wall_w(build: Build) -> float:
@@ -415,7 +540,9 @@ def sustained_wall_w(build: Build) -> float:
 
 
 def predictions(build: Build) -> list[Prediction]:
-    spike = sum(spike_factor(g.spec)[0] * g.power_w for g in build.gpus)
+    spike = math.sqrt(sum(excursion_w(g) ** 2 for g in build.gpus)) + sum(
+        g.power_w for g in build.gpus
+    )
     dc = sustained_dc_w(build)
     wall = sustained_wall_w(build)
     gpu_w = sum(g.power_w for g in build.gpus)
@@ -426,16 +553,16 @@ def predictions(build: Build) -> list[Prediction]:
             value=dc,
             unit="W",
             basis=(
-                f"GPU limits or TDPs {gpu_w:g} W + CPU {build.cpu_w:g} W + the rest"
+                f"GPU limits or TDPs {gpu_w:g} W + CPU {build.cpu_load_w:g} W + the rest"
                 f" {build.other_w:g} W"
             ),
         ),
         Prediction(
             id="power.spike_dc_w",
-            what="millisecond spike, all GPUs at once",
-            value=spike + build.cpu_w + build.other_w,
+            what="millisecond spike, GPUs' spikes added as independent peaks",
+            value=spike + build.cpu_load_w + build.other_w,
             unit="W",
-            basis="each GPU's limit x its spike factor, plus CPU and the rest",
+            basis="sustained + root-sum-square of each GPU's (k - 1) x TDP excursion",
         ),
         Prediction(
             id="power.wall_w",

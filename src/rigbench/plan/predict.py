@@ -9,7 +9,9 @@
   `t = W / n / min(bw)` split by tensor parallelism (the GPUs read their shards at once),
   `t = sum(W / n / bw_i)` split by layers (pipeline; the GPUs take turns), `t = W / bw_0` on
   one GPU. `W` = params x bits per weight / 8. The KV cache read per token is left out,
-  so long contexts fall further below it;
+  so long contexts fall further below it. An MoE reads only its active parameters (the
+  shared weights and the routed experts) per token. What runtimes reach of the bound:
+  `DECODE_EFFICIENCY`;
 * data-parallel speedup on n GPUs: compute per step `t_c = 6 N T / (peak x MFU)` (6 N FLOPs
   per token for forward and backward of N parameters, T tokens per GPU per step, MFU
   assumed `MFU`) against one all-reduce of the gradients `t_a` (rigbench.plan.pcie):
@@ -32,6 +34,12 @@ from rigbench.plan.records import Prediction
 # Model FLOPs utilisation assumed for training: 40 %, below the 46 % PaLM reached on TPU v4
 # (Chowdhery et al. 2022, Table 3) and typical of well-tuned dense transformer training.
 MFU = 0.4
+# Share of the bandwidth bound llama.cpp's CUDA decode reaches for one sequence: a Tesla P40
+# (347 GB/s) generates 56.8 tokens/s with llama 7B Q4_0 (3.56 GiB), reading 217 GB/s, 0.63
+# of its bandwidth (ggml-org/llama.cpp PR #4766, tg128 table). Seeds 000 and 001 (13.3
+# tokens/s on 4 x 3090, 14 on 4 x V100 with 70B models) sit at 0.59 and 0.75 of the bound.
+DECODE_EFFICIENCY = 0.63
+DECODE_SOURCE = "llama.cpp PR #4766: Tesla P40, llama 7B Q4_0, 56.8 tokens/s"
 # Tokens per GPU per step when a [[model]] gives no batch and context: 8 x 2048.
 REFERENCE_TOKENS = 8 * 2048
 
@@ -126,7 +134,8 @@ def decode(build: Build) -> list[Prediction]:
         if not params or not gpus or any(bw is None for bw in bws):
             continue
         bits = bits_per_weight_of(entry.bits_per_weight if entry.bits_per_weight else 16)
-        weights = params * bits / 8
+        read, read_basis = _params_read_per_token(spec, float(params))
+        weights = read * bits / 8
         split = entry.parallel or "pp"
         n = len(gpus)
         bw = [float(b) for b in bws if b is not None]
@@ -140,17 +149,45 @@ def decode(build: Build) -> list[Prediction]:
             t = sum(weights / n / (b * 1e9) for b in bw)
             how = f"{n} GPUs read {weights / n / 1e9:.1f} GB each in turn (layers split)"
         label = _label(entry, spec, m)
+        expected = DECODE_EFFICIENCY / t
         out.append(
             Prediction(
                 id=f"decode.{label}",
                 what=f"decode upper bound, {label} at {bits:.3g} bits, one sequence",
                 value=1 / t,
                 unit="tokens/s",
-                basis=f"{how}; memory bandwidth only (KV cache reads and kernels cost more)",
-                evidence={"weights_gb": weights / 1e9, "gpus": [g.index for g in gpus]},
+                basis=(
+                    f"{how}{read_basis}; memory bandwidth only (KV cache reads and kernels"
+                    f" cost more): expect ~{expected:.1f} tokens/s at the"
+                    f" {DECODE_EFFICIENCY:.0%} of it llama.cpp reaches ({DECODE_SOURCE})"
+                ),
+                evidence={
+                    "weights_gb": weights / 1e9,
+                    "params_read": read,
+                    "gpus": [g.index for g in gpus],
+                    "expected_tokens_per_s": expected,
+                    "efficiency": DECODE_EFFICIENCY,
+                },
             )
         )
     return out
+
+
+def _params_read_per_token(spec: ModelSpec | None, params: float) -> tuple[float, str]:
+    """The weights one decoded token reads: all of a dense model; of an MoE, the shared
+    part and the experts the token is routed to (its active parameters)."""
+    if spec is None or not spec.is_moe:
+        return params, ""
+    active = float(spec.active_params)
+    if active >= params:
+        counted = spec.architecture_params()
+        if counted is None:
+            return params, "; an MoE whose active parameters are unknown: all weights counted"
+        active = float(counted[1])
+    return active, (
+        f"; MoE: {active / 1e9:.1f}B of {params / 1e9:.1f}B parameters read per token"
+        f" ({spec.experts_per_token} of {spec.experts} experts)"
+    )
 
 
 def _dp_dtype(gpus: list[GpuUnit]) -> str:
@@ -219,12 +256,14 @@ def scaling(build: Build) -> list[Prediction]:
                     f"{low:.2f}x with no overlap, {high:.2f}x with full overlap: compute"
                     f" {t_c * 1e3:,.0f} ms/step (6 x {params / 1e9:.3g}B params x {tokens:,.0f}"
                     f" tokens at {peak:g} {dtype} TFLOP/s x MFU {MFU:.0%}) against"
-                    f" {t_a * 1e3:,.0f} ms of communication ({moved}) over {r.basis}"
+                    f" {t_a * 1e3:,.0f} ms of communication ({moved}) over {r.basis}; a step"
+                    f" takes {(t_c + t_a) * 1e3:,.0f} ms without overlap"
                 ),
                 evidence={
                     "gpus": n,
                     "compute_s": t_c,
                     "allreduce_s": t_a,
+                    "step_s_no_overlap": t_c + t_a,
                     "speedup_no_overlap": low,
                     "speedup_full_overlap": high,
                     "ring_gbs": r.gbs,

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rigbench.burnin.run import BurninOutcome, LiveState
-from rigbench.report.format import num
+from rigbench.formatting import num
 from rigbench.report.telemetry import monitor_table
 
 _SEVERITY = {"fail": "[red]✗[/red]", "warn": "[yellow]![/yellow]", "info": "[dim]·[/dim]"}

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 from rich.console import Console
 from rich.table import Table
 
+from rigbench.formatting import num, ratio_cell, size, verdict_cell
 from rigbench.records import Result
-from rigbench.report.format import num, ratio_cell, size
 
 
 def _spread(r: Result) -> str:
@@ -31,6 +31,57 @@ def _value(r: Result) -> str:
     return num(r.value)
 
 
+def _verdict(r: Result) -> str:
+    j = r.judgement
+    return verdict_cell(j.verdict, j.cause) if j else "—"
+
+
+def _healthy(r: Result) -> str:
+    """The healthy range the figure was judged against."""
+    j = r.judgement
+    if j is None or (j.low is None and j.high is None):
+        return "—"
+    return f"{num(j.low)}–{num(j.high)}"
+
+
+def _conditions(r: Result) -> str:
+    """SM clock, power and the throttle reasons that held the clock, e.g.
+    "1470 MHz 690 W cap 100%"; "n/a" where the backend has no readings."""
+    c = r.conditions
+    if c is None:
+        return "—"
+    if not c.gpus:
+        return "[dim]n/a[/dim]" if c.unavailable else "—"
+    parts = []
+    for g in c.gpus:
+        bits = []
+        if g.sm_clock_mean_mhz is not None:
+            bits.append(f"{g.sm_clock_mean_mhz:.0f} MHz")
+        if g.power_mean_w is not None:
+            bits.append(f"{g.power_mean_w:.0f} W")
+        if r.benchmark in ("hostlink", "p2p") and g.pcie_gen and g.pcie_width:
+            bits.append(f"Gen{g.pcie_gen} x{g.pcie_width}")
+        bits += [
+            f"{_THROTTLE_SHORT.get(k, k)} {100 * v:.0f}%"
+            for k, v in sorted(g.throttle.items(), key=lambda kv: -kv[1])
+            if v >= 0.05 and k in _THROTTLE_SHORT
+        ]
+        if g.other_processes:
+            bits.append(f"+{g.other_processes} proc")
+        parts.append(" ".join(bits) or "—")
+    return "; ".join(parts)
+
+
+_THROTTLE_SHORT = {
+    "sw_power_cap": "cap",
+    "hw_slowdown": "hw-slow",
+    "sw_thermal": "thermal",
+    "hw_thermal": "hw-thermal",
+    "hw_power_brake": "brake",
+    "applications_clocks": "app-clocks",
+}
+
+
 Column = tuple[str, Callable[[Result], str]]
 
 
@@ -43,6 +94,13 @@ def _shape(r: Result) -> str:
     if "best_m" in p:
         return f"best {p['best_m']}×{p['best_n']}×{p['best_k']}"
     return f"{p['m']}×{p['n']}×{p['k']}" if "m" in p else "—"
+
+
+def _of_clock(r: Result) -> str:
+    """The figure against the peak at the clock observed (peak × clock / max clock)."""
+    at = r.params.get("peak_at_clock")
+    share = r.params.get("of_peak_at_clock")
+    return f"{100 * share:.0f}% of {num(at)}" if at and share else "—"
 
 
 def _bytes(r: Result) -> str:
@@ -59,6 +117,9 @@ def _device_table(title: str, results: list[Result], key_cols: list[Column]) -> 
     t.add_column("p10–p90", justify="right")
     t.add_column("expected / peak", justify="right")
     t.add_column("ratio", justify="right")
+    t.add_column("healthy", justify="right")
+    t.add_column("conditions")
+    t.add_column("verdict")
     for r in results:
         t.add_row(
             ",".join(r.devices),
@@ -67,6 +128,9 @@ def _device_table(title: str, results: list[Result], key_cols: list[Column]) -> 
             _spread(r),
             _reference(r),
             ratio_cell(r.ratio),
+            _healthy(r),
+            _conditions(r),
+            _verdict(r),
         )
     return t
 
@@ -97,7 +161,11 @@ def _pair_matrix(
                 row.append("[red]FAIL[/red]")
             else:
                 extra = f" {ratio_cell(r.ratio)}" if r.ratio is not None else ""
-                row.append(f"{num(r.value)}{extra}")
+                colour = {"normal": "green", "below_normal": "yellow", "fault": "red"}.get(
+                    r.judgement.verdict if r.judgement else "", ""
+                )
+                cell = f"{num(r.value)}{extra}"
+                row.append(f"[{colour}]{cell}[/{colour}]" if colour else cell)
         t.add_row(src, *row)
     return t
 
@@ -112,6 +180,8 @@ def _generic_table(title: str, results: list[Result]) -> Table:
     for col in ("device", "metric", "variant", "median", "unit", "p10–p90", "expected / peak"):
         t.add_column(col, justify="right" if col in ("median", "p10–p90") else "left")
     t.add_column("ratio", justify="right")
+    t.add_column("conditions")
+    t.add_column("verdict")
     for r in results:
         variant = " ".join(f"{k}={r.params[k]}" for k in _VARIANT_KEYS if k in r.params)
         t.add_row(
@@ -123,6 +193,8 @@ def _generic_table(title: str, results: list[Result]) -> Table:
             _spread(r),
             _reference(r),
             ratio_cell(r.ratio),
+            _conditions(r),
+            _verdict(r),
         )
     return t
 
@@ -136,7 +208,16 @@ def render_results(results: Iterable[Result], console: Console) -> None:
     for bench, rs in by_bench.items():
         if bench == "gemm":
             console.print(
-                _device_table("gemm — matmul", rs, [("dtype", param("dtype")), ("M×N×K", _shape)])
+                _device_table(
+                    "gemm — matmul (burst: single launches at boost; sustained: at the power cap)",
+                    rs,
+                    [
+                        ("metric", lambda r: r.metric),
+                        ("M×N×K", _shape),
+                        ("of clock ceiling", _of_clock),
+                        ("J/TFLOP", lambda r: num(r.params.get("joules_per_tflop"), 2)),
+                    ],
+                )
             )
         elif bench == "memory":
             console.print(
@@ -175,8 +256,9 @@ def render_results(results: Iterable[Result], console: Console) -> None:
                 "p99 µs",
                 "expected",
                 "ratio",
+                "verdict",
             ):
-                t.add_column(col, justify="right" if col != "op" else "left")
+                t.add_column(col, justify="right" if col not in ("op", "verdict") else "left")
             for r in rs:
                 if r.metric != "busbw" and r.status == "ok":
                     continue
@@ -190,6 +272,7 @@ def render_results(results: Iterable[Result], console: Console) -> None:
                     num(p.get("time_us_p99")),
                     _reference(r),
                     ratio_cell(r.ratio),
+                    _verdict(r),
                 )
             console.print(t)
         else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from rigbench.formatting import gib
 from rigbench.hw.model import Rig
 from rigbench.links import expected_host_link, expected_pair, link_name
-from rigbench.report.format import gib
 
 
 def render_rig(rig: Rig, console: Console) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from rigbench.errors import StoreError
-from rigbench.records import Finding, Result, Run, RunStatus, utc_now
+from rigbench.records import Conditions, Finding, Judgement, Result, Run, RunStatus, utc_now
 from rigbench.stats import Spread
 from rigbench.store.migrations import MIGRATIONS
 
@@ -102,8 +102,8 @@ class Store:
     def add_result(self, run_id: int, r: Result) -> int:
         return self._write(
             "INSERT INTO results (run_id, benchmark, metric, value, unit, params, devices,"
-            " spread, expected, peak, basis, status, message, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " spread, expected, peak, basis, status, message, reason, created_at, conditions,"
+            " judgement) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 r.benchmark,
@@ -118,9 +118,31 @@ class Store:
                 r.basis,
                 r.status,
                 r.message,
+                r.reason,
                 utc_now(),
+                json.dumps(r.conditions.to_dict()) if r.conditions else None,
+                json.dumps(r.judgement.to_dict()) if r.judgement else None,
             ),
         )
+
+    def update_judgements(self, run_id: int, results: list[Result]) -> None:
+        """Store the verdicts of a run's results again (a collective's size sweep is judged
+        once all its sizes are in). `results` are the run's results in stored order."""
+        ids = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT id FROM results WHERE run_id = ? ORDER BY id", (run_id,)
+            )
+        ]
+        try:
+            with self.db:
+                for rid, r in zip(ids, results, strict=False):
+                    self.db.execute(
+                        "UPDATE results SET judgement = ? WHERE id = ?",
+                        (json.dumps(r.judgement.to_dict()) if r.judgement else None, rid),
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
 
     def add_finding(self, run_id: int, f: Finding) -> int:
         return self._write(
@@ -186,7 +208,8 @@ class Store:
     def results(self, run_id: int) -> list[Result]:
         rows = self.db.execute(
             "SELECT benchmark, metric, value, unit, params, devices, spread, expected, peak,"
-            " basis, status, message FROM results WHERE run_id = ? ORDER BY id",
+            " basis, status, message, conditions, judgement, reason FROM results"
+            " WHERE run_id = ? ORDER BY id",
             (run_id,),
         ).fetchall()
         return [
@@ -203,6 +226,9 @@ class Store:
                 basis=r[9],
                 status=r[10],
                 message=r[11],
+                conditions=Conditions.from_dict(json.loads(r[12])) if r[12] else None,
+                judgement=Judgement.from_dict(json.loads(r[13])) if r[13] else None,
+                reason=r[14],
             )
             for r in rows
         ]

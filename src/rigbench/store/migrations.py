@@ -126,9 +126,45 @@ def m004_finding_source(db: sqlite3.Connection) -> None:
     )
 
 
+def m005_result_conditions(db: sqlite3.Connection) -> None:
+    """Results carry the conditions they ran under (clocks, power, throttle, link) and
+    their verdict against healthy hardware, both as JSON."""
+    db.executescript(
+        """
+        ALTER TABLE results ADD COLUMN conditions TEXT;
+        ALTER TABLE results ADD COLUMN judgement TEXT;
+        """
+    )
+
+
+def m006_jobs(db: sqlite3.Connection) -> None:
+    """`monitor -- CMD`: the job a monitor run watched (its samples are the run's telemetry);
+    `summary` is the job's JSON (telemetry.job.JobReport)."""
+    db.executescript(
+        """
+        CREATE TABLE jobs (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+            command TEXT NOT NULL,
+            exit_code INTEGER NOT NULL,
+            signal INTEGER,
+            duration_s REAL NOT NULL,
+            summary TEXT NOT NULL
+        );
+        """
+    )
+
+
+def m007_result_reason(db: sqlite3.Connection) -> None:
+    """A failed result carries its reason code (hang, timeout_startup, crash, ...)."""
+    db.executescript("ALTER TABLE results ADD COLUMN reason TEXT;")
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_results,
     m002_telemetry,
     m003_findings,
     m004_finding_source,
+    m005_result_conditions,
+    m006_jobs,
+    m007_result_reason,
 ]

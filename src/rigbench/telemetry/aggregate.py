@@ -88,6 +88,8 @@ class GpuAggregate:
     energy_last_t: float | None = None
     temp_gpu: Peak = field(default_factory=Peak)
     temp_mem: Peak = field(default_factory=Peak)
+    # seconds spent at each whole °C of memory temperature (floor): time above any threshold
+    temp_mem_s_at: dict[int, float] = field(default_factory=dict)
     fan: Peak = field(default_factory=Peak)
     sm_clock_min: int | None = None
     sm_clock_max: int | None = None
@@ -102,6 +104,10 @@ class GpuAggregate:
     rise: Rise = field(default_factory=Rise)
     lost_at: float | None = None
     latest: TelemetrySample | None = None
+
+    def temp_mem_s_from(self, limit_c: float) -> float:
+        """Seconds the memory temperature was at or above `limit_c` (whole °C)."""
+        return sum(s for c, s in self.temp_mem_s_at.items() if c >= limit_c)
 
     @property
     def energy_avg_w(self) -> float | None:
@@ -186,6 +192,9 @@ class Aggregator:
                 g.energy_last_mj, g.energy_last_t = s.energy_mj, s.t
             g.temp_gpu.update(s.temp_gpu_c, s.t)
             g.temp_mem.update(s.temp_mem_c, s.t)
+            if s.temp_mem_c is not None:
+                c = int(s.temp_mem_c // 1)
+                g.temp_mem_s_at[c] = g.temp_mem_s_at.get(c, 0.0) + dt
             g.fan.update(s.fan_pct, s.t)
             if s.sm_clock_mhz is not None:
                 c = s.sm_clock_mhz

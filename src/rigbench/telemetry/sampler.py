@@ -5,6 +5,9 @@ do not make the rate drift; a tick that could not be taken in time is skipped an
 as missed, never bunched up. What each tick read goes to the sinks, in the sampler's thread:
 they must be quick (append to a buffer, update peaks).
 
+A thread, not a rigbench.supervisor worker: its sinks live in this process (the live view,
+the recorder's buffer) and NVML reads return or fail, they do not hang like a P2P copy.
+
     sampler = Sampler(source, rate_hz=100, sinks=[aggregator.add, recorder.add])
     sampler.start(); ...; stats = sampler.stop()
 """
@@ -17,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rigbench.errors import HardwareError, RigbenchError
+from rigbench.errors import HardwareError, RigbenchError, one_line
 from rigbench.hw.telemetry import TelemetryEvent, TelemetrySample, TelemetrySource
 
 Sink = Callable[[float, list[TelemetrySample], list[TelemetryEvent]], None]
@@ -118,9 +121,7 @@ class Sampler:
             return
         if isinstance(self.error, RigbenchError):
             raise self.error
-        raise HardwareError(
-            f"telemetry sampling stopped: {type(self.error).__name__}: {self.error}"
-        ) from self.error
+        raise HardwareError(f"telemetry sampling stopped: {one_line(self.error)}") from self.error
 
     @property
     def alive(self) -> bool:
