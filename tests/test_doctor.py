@@ -217,6 +217,18 @@ def test_p2p_hang_names_the_known_fixes() -> None:
     assert by_id["iommu.ok"]["severity"] == "ok"
 
 
+def test_a_confirmed_p2p_hang_stops_the_all_reduce_probe() -> None:
+    # The all_reduce crosses the hung pair too; with the default limits it would hang for
+    # 2 x 20 s (a retry), while the P2P hang is confirmed after 2 x 5 s: it is stopped then.
+    from rigbench.doctor.probes import run_probes
+
+    rig = SimulatedBackend.from_file(EXAMPLES / "tr1920x-3x3090-p2p-hang.toml").rig()
+    probes = run_probes(rig, p2p=True, all_reduce=True, load=False)
+    assert [(p.a, p.b) for p in probes.pairs or [] if p.status == "hang"] == [(0, 1)]
+    assert probes.reduce_status is None
+    assert probes.skipped["all_reduce"].startswith("not run")
+
+
 def test_p2p_corruption_is_caught_by_verifying_the_data() -> None:
     code, out = cli("--simulate", str(EXAMPLES / "p2p-corrupt.toml"), "--only", "p2p")
     assert code == 2

@@ -685,14 +685,11 @@ def check_collectives(d: DoctorInput) -> list[Finding]:
         return [skipped("collectives", f"needs at least 2 GPUs ({n} here)")]
     probes = d.probes
     status = probes.reduce_status
-    if status is None:
-        why = probes.skipped.get("all_reduce", "the all_reduce probe did not run")
-        return [skipped("collectives", f"no all_reduce was run: {why}")]
     gpus = probes.reduce_gpus or [g.index for g in d.rig.gpus]
-    evidence = {"gpus": gpus, "message": probes.reduce_message}
-    on_nvlink = all(p.nvlink_count for p in d.rig.pairs)
     hung = [p for p in probes.pairs or [] if p.status in ("hang", "crash")]
-    if hung:  # every collective crosses the hung pair: its result says nothing new
+    if hung:
+        # every collective crosses the hung pair: its result says nothing new (the probe
+        # is stopped once the pair's hang is confirmed)
         return [
             Finding(
                 id="collectives.not_run",
@@ -704,6 +701,11 @@ def check_collectives(d: DoctorInput) -> list[Finding]:
                 gpus=gpus,
             )
         ]
+    if status is None:
+        why = probes.skipped.get("all_reduce", "the all_reduce probe did not run")
+        return [skipped("collectives", f"no all_reduce was run: {why}")]
+    evidence = {"gpus": gpus, "message": probes.reduce_message}
+    on_nvlink = all(p.nvlink_count for p in d.rig.pairs)
     if status == "not_started":
         return [
             Finding(

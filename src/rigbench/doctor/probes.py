@@ -48,6 +48,12 @@ REDUCE_SIZES_CPU = (4 << 10,)
 P2P_TIMEOUT_S = (10.0, 5.0)
 REDUCE_TIMEOUT_S = (30.0, 20.0)
 LOAD_TIMEOUT_S = 30.0
+# The probes check that data arrives intact; they measure nothing on the CPU. One torch
+# thread each: the p2p worker, the all_reduce ranks and the load run at once, and on a
+# 2-core machine a second thread per process only makes them wait for each other (the
+# healthy 8-GPU simulated rig's copy probe took 3.7-5.2 s with torch's default threads,
+# 2.0-2.8 s with one, on this project's 2-core CI machine under load).
+PROBE_TORCH_THREADS = 1
 
 
 @dataclass(kw_only=True, slots=True)
@@ -191,6 +197,9 @@ def run_probes(
         return out
     k = 0 if live else 1
     jobs: list[tuple[str, Callable[[], None]]] = []
+    # Set once a pair's P2P hang (or crash) is confirmed: the all_reduce crosses that pair,
+    # so it is stopped there and then instead of waiting out its own timeout.
+    p2p_failed = threading.Event()
 
     if p2p:
         ctx = replace(plan.contexts["p2p"], on_gpu=False, size_scale=P2P_SCALE)
@@ -217,7 +226,7 @@ def run_probes(
             while todo:
                 ended.clear()
                 with contextlib.suppress(_Stop):
-                    run_steps("p2p", ctx, todo, on_p2p)
+                    run_steps("p2p", ctx, todo, on_p2p, torch_threads=PROBE_TORCH_THREADS)
                 if not ended:
                     break
                 r = ended[0]
@@ -244,6 +253,8 @@ def run_probes(
                     for p in pairs
                 ]
             out.pairs = pairs
+            if any(p.status in ("hang", "crash") for p in pairs):
+                p2p_failed.set()
 
         jobs.append(("p2p", job_p2p))
 
@@ -268,7 +279,17 @@ def run_probes(
         def job_reduce() -> None:
             for _attempt in range(2):  # a hang is run once more before it is called one
                 reduce_results.clear()
-                run_steps("collectives", cctx, [step], reduce_results.append)
+                run_steps(
+                    "collectives",
+                    cctx,
+                    [step],
+                    reduce_results.append,
+                    stop=p2p_failed,
+                    torch_threads=PROBE_TORCH_THREADS,
+                )
+                if p2p_failed.is_set():  # judged as not run (check_collectives)
+                    out.skipped["all_reduce"] = "not run: a GPU pair's P2P copies hang"
+                    return
                 if not any(_hung(r) == "hang" for r in reduce_results):
                     break
             status: ReduceStatus = "ok"

@@ -19,6 +19,7 @@ from rigbench.hw.health import HealthInfo
 from rigbench.hw.model import Rig
 from rigbench.judge import SEVERITY_RANK, exit_code_for
 from rigbench.records import Finding
+from rigbench.supervisor import warm_up
 
 Check = Callable[[DoctorInput], list[Finding]]
 
@@ -215,10 +216,12 @@ def run_doctor(
     """Read the rig, run the probes `checks` need, run `checks`. `on_progress(stage, what)`
     is told "probes" (which ones, as they start) and "check" (each check as it is done)."""
     started = time.monotonic()
-    rig = backend.rig()
-    health = backend.health(rig)  # before the probes: they set CUDA_DEVICE_ORDER
     specs = [c for c in CHECKS if c.name in checks]
     wanted = {p for c in specs for p in c.probes}
+    rig = backend.rig()
+    if wanted and rig.gpus:
+        warm_up()  # the probes' workers come from it: its torch import overlaps the reading
+    health = backend.health(rig)  # before the probes: they set CUDA_DEVICE_ORDER
     if on_progress and wanted:
         n = len(rig.gpus)
         words = {
