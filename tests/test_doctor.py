@@ -61,6 +61,38 @@ FAILURES = {
     "docker-small-shm.toml": (1, {"shm.small"}),
     "iommu-acs-switch.toml": (1, {"iommu.enabled", "acs.enabled"}),
     "riser-gen4-trained-gen3.toml": (1, {"pcie.link_degraded", "pcie.replays"}),
+    # issue 13: faults not judged before, and the new checks
+    "tr1920x-3x3090-riser-idle-gen1-load-gen2.toml": (1, {"pcie.link_degraded"}),
+    "tr1920x-3x3090-iommu-page-fault.toml": (2, {"kernel.iommu_page_fault", "iommu.enabled"}),
+    "tr1920x-3x3090-riser-aer.toml": (2, {"kernel.pcie_aer"}),
+    "tr1920x-3x3090-fan-stopped.toml": (1, {"sanity.fan_stopped", "temperature.outlier"}),
+    "tr1920x-3x3090-clocks-locked-low.toml": (1, {"clocks.locked_range"}),
+    "l40s-4x-nccl-env-wrong.toml": (
+        2,
+        {
+            "env.nccl_socket_ifname",
+            "env.nccl_algo",
+            "env.nccl_proto",
+            "env.nccl_ib_disable",
+            "memlock.limited",
+        },
+    ),
+    "l40s-4x-cuda-visible-foreign.toml": (2, {"env.cuda_visible_devices_invalid"}),
+    "l40s-4x-ib-port-slow.toml": (1, {"network.rdma_port_slow"}),
+    "l40s-4x-driver-updated-no-reboot.toml": (
+        2,
+        {"driver.version_mismatch", "kernel.driver_api_mismatch"},
+    ),
+    "l40s-4x-xid154-intermittent.toml": (2, {"xid.154", "xid.119"}),
+    "h100-8x-nvswitch-no-fabricmanager.toml": (
+        2,
+        {"fabricmanager.not_running", "driver.cuda_init_802"},
+    ),
+    "h100-8x-nvswitch-pinned-numa0.toml": (1, {"numa.process_remote"}),
+    "driver-library-mismatch.toml": (
+        2,
+        {"inventory.driver_not_loaded", "kernel.driver_api_mismatch"},
+    ),
 }
 
 
@@ -103,9 +135,21 @@ def test_seed_facts_shape_the_advice() -> None:
     assert "1005 MHz" in capped["clocks.locked"].title
 
 
-@pytest.mark.parametrize(
-    "rig", ["v100-sxm2-server.toml", "h100-8x-nvswitch.toml", "iva-2x3090.toml", "cpu-only.toml"]
-)
+HEALTHY = [
+    "v100-sxm2-server.toml",
+    "h100-8x-nvswitch.toml",
+    "iva-2x3090.toml",
+    "cpu-only.toml",
+    "minerva-4x3090.toml",
+    "tr1920x-3x3090-fixed.toml",
+    "rtx4090-x1-idle.toml",  # consumer, 1 GPU, read at idle (Gen1 link, fan stopped)
+    "h200-x1.toml",  # one H200 whose NVLinks lead outside the VM
+    "a100-4x-sxm4-nvlink.toml",  # 4-GPU NVLink, one GPU busy and three idle
+    "l40s-4x-pcie.toml",  # PCIe datacenter cards, read at rest
+]
+
+
+@pytest.mark.parametrize("rig", HEALTHY)
 def test_healthy_rigs_are_quiet(rig: str) -> None:
     report = doctor(rig)
     assert report.exit_code == 0, [(f.id, f.title) for f in report.findings]
@@ -115,7 +159,12 @@ def test_healthy_rigs_are_quiet(rig: str) -> None:
         "pcie.slot_limited",  # Iva's x8/x8 split
         "numa.split",  # the H100 node's two sockets
         "inventory.no_gpu",
-        "memlock.limited",
+        "inventory.mixed_models",  # Minerva's 3090 + 3090 Ti
+        "iommu.enabled",  # Minerva: no P2P, so translation costs nothing
+        "power.below_default",  # Minerva's and seed 004's caps on purpose
+        "memlock.limited",  # no InfiniBand on these
+        "nvlink.down",  # a one-GPU VM: nothing uses the links
+        "sanity.gpu_busy",  # the A100 node's GPU 0 runs a job
     }
 
 
@@ -156,8 +205,28 @@ def test_p2p_hang_names_the_known_fixes() -> None:
     assert "IOMMU is not the cause here" in fix  # off in the BIOS, as the owner tried
     assert "535" in fix and "545" in fix  # seed 004's driver downgrade
     assert "NCCL_P2P_DISABLE=1" in fix and "punitively slow" in fix
-    assert by_id["collectives.hang"]["severity"] == "error"
+    # the all_reduce crosses the hung pair: not run, and said why, by code
+    dep = by_id["collectives.not_run"]
+    assert dep["severity"] == "skipped"
+    assert dep["title"] == "collectives: not run: P2P hangs between GPU 0 and 1"
+    assert dep["evidence"]["reason"] == "skipped_dependency"
+    assert by_id["p2p.not_run"]["evidence"] == {
+        "reason": "skipped_dependency",
+        "pairs": ["0-2", "1-2"],
+    }
     assert by_id["iommu.ok"]["severity"] == "ok"
+
+
+def test_a_confirmed_p2p_hang_stops_the_all_reduce_probe() -> None:
+    # The all_reduce crosses the hung pair too; with the default limits it would hang for
+    # 2 x 20 s (a retry), while the P2P hang is confirmed after 2 x 5 s: it is stopped then.
+    from rigbench.doctor.probes import run_probes
+
+    rig = SimulatedBackend.from_file(EXAMPLES / "tr1920x-3x3090-p2p-hang.toml").rig()
+    probes = run_probes(rig, p2p=True, all_reduce=True, load=False)
+    assert [(p.a, p.b) for p in probes.pairs or [] if p.status == "hang"] == [(0, 1)]
+    assert probes.reduce_status is None
+    assert probes.skipped["all_reduce"].startswith("not run")
 
 
 def test_p2p_corruption_is_caught_by_verifying_the_data() -> None:

@@ -73,3 +73,23 @@ def test_a_step_that_never_reports_ready_is_a_slow_start_not_a_hang() -> None:
     failed = [r for r in results if r.status == "failed"]
     assert [r.reason for r in failed] == ["timeout_startup"]
     assert "did not start within 3 s" in (failed[0].message or "")
+
+
+def test_a_stopped_run_ends_at_once_and_records_nothing_more() -> None:
+    # The doctor stops the all_reduce once a P2P hang is confirmed. Here the stop is set
+    # while the first pair runs; without it the hung pair 1-2 would wait out its 60 s
+    # and be recorded as a hang.
+    import threading
+
+    ctx = _ctx(3, {"1-2": "hang"})
+    steps = [replace(s, timeout_s=60) for s in p2p.plan(ctx)]
+    stop = threading.Event()
+    results: list[Result] = []
+
+    def on_result(r: Result) -> None:
+        results.append(r)
+        stop.set()
+
+    aborted = run_steps("p2p", ctx, steps, on_result, stop=stop)
+    assert aborted == []
+    assert results and all(r.status == "ok" and r.devices[:2] == ["GPU0", "GPU1"] for r in results)

@@ -158,7 +158,8 @@ class Result:
     conditions: Conditions | None = None
     # The verdict against healthy hardware of the same kind (judge/bench.py).
     judgement: Judgement | None = None
-    reason: FailureReason | None = None  # why a failed step failed, as a code to judge
+    # Why a failed or skipped result did not measure, as a code (never read the message)
+    reason: FailureReason | None = None
 
     @property
     def ratio(self) -> float | None:

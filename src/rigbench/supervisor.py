@@ -27,6 +27,7 @@ import multiprocessing.connection as mpc
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -59,6 +60,20 @@ def context() -> Any:
         else:
             _CONTEXT = mp.get_context("spawn")
     return _CONTEXT
+
+
+def warm_up() -> None:
+    """Start the fork server (and its torch import) in the background, so that it overlaps
+    the caller's own work before the first worker is needed."""
+
+    def start_server() -> None:
+        if context().get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            with contextlib.suppress(OSError, ValueError):
+                forkserver.ensure_running()
+
+    threading.Thread(target=start_server, name="rigbench-forkserver", daemon=True).start()
 
 
 def reason_for(exc: BaseException) -> FailureReason | None:
@@ -173,11 +188,15 @@ def kill_all() -> None:
         kill_group(child)
 
 
-def next_message(conn: mpc.Connection, proc: BaseProcess, wait_s: float) -> tuple[Any, ...] | str:
+def next_message(
+    conn: mpc.Connection, proc: BaseProcess, wait_s: float, stop: threading.Event | None = None
+) -> tuple[Any, ...] | str:
     """The worker's next message, or "timeout" after `wait_s` of silence, or "died" when
-    the worker is gone and nothing more is in the pipe."""
+    the worker is gone and nothing more is in the pipe, or "stopped" once `stop` is set."""
     deadline = time.monotonic() + wait_s
     while True:
+        if stop is not None and stop.is_set():
+            return "stopped"
         try:
             if conn.poll(min(0.25, max(0.0, deadline - time.monotonic()))):
                 return conn.recv()  # type: ignore[no-any-return,unused-ignore]
@@ -229,9 +248,20 @@ def step_ready() -> None:
         _STEP_CONN.send(("ready",))
 
 
-def _steps_main(module_name: str, ctx: Any, steps: list[Any], *, conn: mpc.Connection) -> None:
+def _steps_main(
+    module_name: str,
+    ctx: Any,
+    steps: list[Any],
+    torch_threads: int | None,
+    *,
+    conn: mpc.Connection,
+) -> None:
     global _STEP_CONN
     _STEP_CONN = conn
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     module = load_module(module_name)
     for step in steps:
         conn.send(("start", step.key))
@@ -266,6 +296,8 @@ def run_steps(
     on_step: Callable[[Any], None] | None = None,
     *,
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    stop: threading.Event | None = None,
+    torch_threads: int | None = None,
 ) -> list[str]:
     """Run `steps` of `rigbench.bench.<module_name>` in workers; every result, measured or
     failed, goes to `on_result` as soon as it exists. `on_step` is told when a step ends.
@@ -275,7 +307,11 @@ def run_steps(
     any two messages. A failure record's `reason` says which limit ran out ("hang",
     "timeout_startup") or that the worker died ("crash"). Returns the keys of steps whose
     worker hung, died or did not start; a fresh worker carries on with the steps after
-    it. KeyboardInterrupt kills the worker and propagates."""
+    it. Once `stop` is set (another probe found what makes these steps pointless) the
+    worker is killed and this returns at once; the steps left get no record, the caller
+    that set it says why. `torch_threads` caps the worker's torch CPU threads (work that
+    checks rather than measures the CPU, run beside other workers on few cores).
+    KeyboardInterrupt kills the worker and propagates."""
     remaining = list(steps)
     finished: set[str] = set()
     aborted: list[str] = []
@@ -288,7 +324,7 @@ def run_steps(
         if on_step:
             on_step(step)
 
-    while remaining:
+    while remaining and not (stop is not None and stop.is_set()):
         worker: Worker | None = None
         current: StepLike | None = None
         ready = False
@@ -297,7 +333,7 @@ def run_steps(
             # or interpreter exit would wait forever on a hung worker.
             worker = start(
                 _steps_main,
-                (module_name, ctx, remaining),
+                (module_name, ctx, remaining, torch_threads),
                 name=f"rigbench-{module_name}",
                 daemon=False,  # it may start ranks
             )
@@ -308,7 +344,9 @@ def run_steps(
                     wait, phase = current.startup_s, "startup"
                 else:
                     wait, phase = current.timeout_s, "work"
-                msg = next_message(worker.conn, worker.proc, wait)
+                msg = next_message(worker.conn, worker.proc, wait, stop)
+                if msg == "stopped":
+                    return aborted  # the worker is killed on the way out
                 if msg in ("timeout", "died"):
                     step = current or next((s for s in remaining if s.key not in finished), None)
                     if step is not None:

@@ -674,7 +674,7 @@ def _measure(pool: RankPool, op: str, count: int) -> Measured:
     problems += [r[2] for r in replies if r[2]]
     m.short_holds = max(r[3] for r in replies)
     m.times_s = slowest_iterations([list(r[1]) for r in replies])
-    if problems:
+    if problems:  # a rank's output failed its check (`check_output`)
         m.problem = "; ".join(problems)
         m.reason = "wrong_data"
     return m

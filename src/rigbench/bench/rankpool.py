@@ -62,12 +62,14 @@ def _rank_main(
     device: str,
     port: int,
     handler_path: str,
+    threads: int,
     conn: mpc.Connection,
 ) -> None:
     """Ranks 1..n-1: join the group, then serve rank 0's commands until told to stop."""
     import torch
     import torch.distributed as dist
 
+    torch.set_num_threads(threads)  # rank 0's: a rank works as the worker that started it
     set_rank_env()
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -132,7 +134,15 @@ class RankPool:
         for rank in range(1, self.world):
             worker = supervisor.start(
                 _rank_main,
-                (rank, self.world, self.backend, self.devices[rank], port, self.handler_path),
+                (
+                    rank,
+                    self.world,
+                    self.backend,
+                    self.devices[rank],
+                    port,
+                    self.handler_path,
+                    torch.get_num_threads(),
+                ),
                 name=f"rigbench-rank{rank}",
                 own_session=False,
             )

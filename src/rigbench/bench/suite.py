@@ -184,16 +184,86 @@ def build_plan(
     return plan
 
 
+class _PairHung(Exception):
+    """Raised from a result callback to stop the P2P steps at a hang (its worker is killed)."""
+
+
+def _not_run(step: Step, module: str, hung: list[tuple[str, str]]) -> Result:
+    pairs = "; ".join(f"{a} and {b}" for a, b in hung)
+    return Result.failure(
+        module,
+        step.metric,
+        step.unit,
+        f"not run: P2P hangs between {pairs}",
+        devices=step.devices,
+        params={**step.params, "step": step.key},
+        status="skipped",
+        reason="skipped_dependency",
+    )
+
+
+def _run_p2p(
+    ctx: BenchContext,
+    steps: list[Step],
+    on_result: Callable[[Result], None],
+    on_step: Callable[[Step], None] | None,
+    hung: list[tuple[str, str]],
+) -> list[str]:
+    """The P2P steps; after a pair hangs, the pairs sharing a GPU with it are not run (a
+    hang is a platform or GPU problem in practice, and each further one costs a timeout)."""
+    aborted: list[str] = []
+    done: set[str] = set()
+
+    def result(r: Result) -> None:
+        on_result(r)
+        if r.status == "failed" and r.reason == "hang" and len(r.devices) >= 2:
+            hung.append((r.devices[0], r.devices[1]))
+            raise _PairHung
+
+    def step_done(step: Step) -> None:
+        done.add(step.key)
+        if on_step:
+            on_step(step)
+
+    remaining = list(steps)
+    while remaining:
+        try:
+            aborted += run_steps("p2p", ctx, remaining, result, step_done)
+            break
+        except _PairHung:
+            aborted.append(next(s.key for s in remaining if s.key not in done))
+            done.add(aborted[-1])
+        bad = {d for pair in hung for d in pair}
+        left = [s for s in remaining if s.key not in done]
+        remaining = [s for s in left if not bad & set(s.devices)]
+        for s in left:
+            if bad & set(s.devices):
+                on_result(_not_run(s, "p2p", hung))
+                step_done(s)
+    return aborted
+
+
 def run_plan(
     plan: Plan,
     on_result: Callable[[Result], None],
     on_step: Callable[[Step], None] | None = None,
 ) -> list[str]:
-    """Run every planned step; returns the keys of steps whose worker hung or died."""
+    """Run every planned step; returns the keys of steps whose worker hung or died. Steps
+    that need a GPU pair whose P2P hung are reported "not run" (skipped_dependency)."""
     aborted: list[str] = []
+    hung: list[tuple[str, str]] = []
     for name, why in plan.skipped.items():
         on_result(Result.failure(name, name, "", why, status="skipped"))
     for name, steps in plan.steps.items():
-        if steps:
+        if not steps:
+            continue
+        if name == "p2p":
+            aborted += _run_p2p(plan.contexts[name], steps, on_result, on_step, hung)
+        elif name == "collectives" and hung:
+            for s in steps:  # every collective crosses every pair
+                on_result(_not_run(s, name, hung))
+                if on_step:
+                    on_step(s)
+        else:
             aborted += run_steps(name, plan.contexts[name], steps, on_result, on_step)
     return aborted

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from rigbench.commands.common import (
     EXIT_INTERRUPTED,
@@ -32,9 +33,10 @@ def doctor(
         str | None,
         typer.Option(
             "--only",
-            help="Comma-separated checks: inventory, versions, pcie, p2p, nvlink, collectives, "
-            "iommu, acs, env, persistence, shm, memlock, governor, numa, xid, ecc, memory, "
-            "throttle, temperature, power, clocks.",
+            help="Comma-separated checks: inventory, versions, driver, pcie, p2p, nvlink, "
+            "fabricmanager, collectives, iommu, acs, env, persistence, shm, memlock, governor, "
+            "numa, network, xid, kernel, ecc, memory, throttle, temperature, power, clocks, "
+            "sanity.",
             metavar="LIST",
         ),
     ] = None,
@@ -72,8 +74,30 @@ def doctor(
     interrupt_on_signals()
     run = Run(command="doctor", argv=sys.argv[1:], backend=backend.kind)
     try:
-        with one_line_errors():
-            report = run_doctor(backend, checks, timeout_s=timeout, sampler_factory=sampler)
+        with (
+            one_line_errors(),
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+                disable=as_json or not err.is_terminal,
+            ) as progress,
+        ):
+            task = progress.add_task("reading the rig", total=None)
+
+            def on_progress(stage: str, what: str) -> None:
+                label = "probing" if stage == "probes" else "checked"
+                progress.update(task, description=f"{label} {what}")
+
+            report = run_doctor(
+                backend,
+                checks,
+                timeout_s=timeout,
+                sampler_factory=sampler,
+                on_progress=on_progress,
+            )
     except KeyboardInterrupt:
         err.print("interrupted: no report")
         raise typer.Exit(EXIT_INTERRUPTED) from None

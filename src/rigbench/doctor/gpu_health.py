@@ -4,6 +4,7 @@ limits, power limits, and application clocks."""
 
 from __future__ import annotations
 
+import re
 import statistics
 from typing import Any
 
@@ -22,11 +23,20 @@ from rigbench.hw.throttle import decode
 from rigbench.hw.xid import xid_info
 from rigbench.records import Finding
 
+XID_SOURCE = "NVIDIA Xid catalogue, https://docs.nvidia.com/deploy/xid-errors/"
+_RECOVERY_RE = re.compile(r"to 0x[0-9a-fA-F]+ \(([^)]+)\)")
+# Xids spread over this long, this many times, are an intermittent fault, not one event
+INTERMITTENT_MIN_EVENTS = 3
+INTERMITTENT_MIN_SPAN_H = 1.0
 VIOLATION_MIN_S = 1.0  # accumulated throttle time below this is noise
 HOT_MARGIN_C = 5  # warn this close to the slowdown / memory limit
 OUTLIER_C = 15  # a GPU this much hotter than its identical neighbours is suspect
 OUTLIER_MIN_C = 60
 POWER_LOW_RATIO = 0.6
+# A clock lock below this share of the GPU's top clock costs real speed: seed 001 locked its
+# V100s at 1005 of 1530 MHz (66 %) and lost ~13 % of training speed; seed 000 (Minerva)
+# locks near 1750 MHz on its 3090s on purpose, close to their boost, at no visible cost.
+LOCK_DEEP_RATIO = 0.75
 POWER_UNEVEN_W = 5.0
 
 
@@ -70,20 +80,39 @@ def check_xid(d: DoctorInput) -> list[Finding]:
         fix = info.action[:1].upper() + info.action[1:] + "."
         if code == 79:
             fix = LOST_GPU_FIX
+        evidence: dict[str, Any] = {
+            "count": len(events),
+            "pci": sorted({e.pci for e in events if e.pci}),
+            "last_lines": [e.line for e in events[-3:]],
+            "log": host.kernel_log_source,
+        }
+        if code == 154:
+            actions = sorted({m.group(1) for e in events if (m := _RECOVERY_RE.search(e.line))})
+            if actions:
+                evidence["recovery_action"] = actions
+        times = [e.time_s for e in events if e.time_s is not None]
+        why = f"The NVIDIA driver logged Xid {code}: {info.meaning}."
+        if len(times) >= INTERMITTENT_MIN_EVENTS:
+            span_h = (max(times) - min(times)) / 3600
+            evidence["first_s_after_boot"], evidence["last_s_after_boot"] = min(times), max(times)
+            evidence["span_hours"] = round(span_h, 2)
+            if span_h >= INTERMITTENT_MIN_SPAN_H:
+                why += (
+                    f" It came back {len(times)} times over {span_h:.1f} h: an intermittent "
+                    "fault (a marginal connector, riser or PSU, or failing hardware), not a "
+                    "one-off; it will recur under load."
+                )
         found.append(
             Finding(
                 id=f"xid.{code}",
                 severity=info.severity,
                 title=f"Xid {code} ({info.meaning}) x{len(events)}"
                 + (f" on {' and '.join(where)}" if where else ""),
-                evidence={
-                    "count": len(events),
-                    "pci": sorted({e.pci for e in events if e.pci}),
-                    "last_lines": [e.line for e in events[-3:]],
-                    "log": host.kernel_log_source,
-                },
-                why=f"The NVIDIA driver logged Xid {code}: {info.meaning}.",
+                evidence=evidence,
+                why=why,
                 fix=fix,
+                source=XID_SOURCE,
+                origin="reading",
                 gpus=gpus,
             )
         )
@@ -281,7 +310,7 @@ def check_throttle(d: DoctorInput) -> list[Finding]:
                     why="At its thermal limit the GPU cuts its clocks: the job runs slower "
                     "than the hardware can.",
                     fix="Airflow and cooler contact: fans, dust, a case that recirculates hot "
-                    "air, a heatsink not seated evenly (the 4×V100 SXM2 server write-up's hot GPU "
+                    "air, a heatsink not seated evenly (the V100 server write-up's hot GPU "
                     "had an "
                     "under-torqued heatsink), old thermal paste.",
                     gpus=[g.index],
@@ -326,6 +355,27 @@ def check_throttle(d: DoctorInput) -> list[Finding]:
             )
         )
     return found
+
+
+BUSY_PCT, IDLE_PCT = 50, 10  # utilisation that counts as busy / idle
+
+
+def _load_state(d: DoctorInput, index: int, limit_w: float | None) -> str | None:
+    """ "busy", "idle" or None (in between, or not known) when the readings were taken:
+    utilisation, else power draw against the limit."""
+    h = d.gpu_health(index)
+    u: float
+    if h.utilization_pct is not None:
+        u = h.utilization_pct
+    elif h.power_draw_w is not None and limit_w:
+        u = 100 * h.power_draw_w / limit_w
+    else:
+        return None
+    if u >= BUSY_PCT:
+        return "busy"
+    if u <= IDLE_PCT:
+        return "idle"
+    return None
 
 
 def check_temperature(d: DoctorInput) -> list[Finding]:
@@ -377,13 +427,20 @@ def check_temperature(d: DoctorInput) -> list[Finding]:
                 )
             )
     for name, gs in d.same_model_groups().items():
+        states = {g.index: _load_state(d, g.index, g.power_limit_w) for g in gs}
         readings = {
-            g.index: t for g in gs if (t := d.gpu_health(g.index).temperature_c) is not None
+            g.index: t
+            for g in gs
+            if (t := d.gpu_health(g.index).temperature_c) is not None
+            and states[g.index] is not None
         }
         if len(readings) < 2:
             continue
         for i, t in readings.items():
-            others = [v for j, v in readings.items() if j != i]
+            # only GPUs doing the same (idle or busy): a busy GPU is rightly hotter
+            others = [v for j, v in readings.items() if j != i and states[j] == states[i]]
+            if not others:
+                continue
             median = statistics.median(others)
             if t >= OUTLIER_MIN_C and t - median >= OUTLIER_C:
                 found.append(
@@ -392,11 +449,19 @@ def check_temperature(d: DoctorInput) -> list[Finding]:
                         severity="warning",
                         title=f"{{gpus}}: {t - median:.0f} °C hotter than the other "
                         f"{name} GPUs ({t} °C against {median:.0f} °C)",
-                        evidence={"temperatures_c": readings},
+                        evidence={
+                            "temperatures_c": readings,
+                            "load": {k: v for k, v in states.items() if k in readings},
+                        },
+                        source=(
+                            "the V100 server write-up (V100 SXM2 server, GPU 2's under-torqued"
+                            " heatsink)"
+                        ),
+                        origin="reading",
                         why="Identical GPUs in one machine should run within a few degrees; "
                         "one much hotter has a cooling problem of its own and will throttle "
                         "first, holding back every data-parallel step.",
-                        fix="Check that GPU's cooler: the 4×V100 SXM2 server write-up's GPU in "
+                        fix="Check that GPU's cooler: the V100 server write-up's GPU in "
                         "position 2 ran hot "
                         "from an incorrectly torqued heatsink and tightening it fixed it; "
                         "else its fan, dust, paste or a blocked air path.",
@@ -451,7 +516,7 @@ def check_power(d: DoctorInput) -> list[Finding]:
                     for g in low
                 },
                 why="A lower cap trades speed for power: a moderate cap (70-85 %) costs a few "
-                "percent (the 3×3090 ex-mining rig write-up ran its 3090s at 285 of 350 W, 'a "
+                "percent (the 3×3090 rig write-up ran its 3090s at 285 of 350 W, 'a "
                 "couple of percentage "
                 "slower'); a deep one costs much more"
                 + (f" ({worst:.0%} of default here)." if worst < POWER_LOW_RATIO else ".")
@@ -498,6 +563,31 @@ def check_clocks(d: DoctorInput) -> list[Finding]:
         app = (h.app_clock_sm_mhz, h.app_clock_mem_mhz)
         default = (h.default_app_clock_sm_mhz, h.default_app_clock_mem_mhz)
         held = "applications_clocks" in {r.name for r in decode(h.throttle_reasons or 0)}
+        locked = h.locked_sm_clock_mhz
+        top = g.sm_clock_max_mhz
+        if locked and top and locked[1] < top:
+            read_any = True
+            deep = locked[1] < LOCK_DEEP_RATIO * top
+            found.append(
+                Finding(
+                    id="clocks.locked_range",
+                    severity="warning" if deep else "info",
+                    title=f"{{gpus}}: SM clock locked to {locked[0]}-{locked[1]} MHz "
+                    f"(the GPU boosts to {top} MHz)",
+                    evidence={"locked_sm_mhz": locked, "sm_max_mhz": top},
+                    why="nvidia-smi -lgc caps every kernel's clock: a deliberate trade of "
+                    "speed for power or stability (the V100 server write-up measured ~13 % slower"
+                    " training "
+                    "at 1005 MHz on V100s), or a leftover from a test.",
+                    fix="If it is not on purpose: sudo nvidia-smi -rgc -i <gpu>.",
+                    source=(
+                        "the V100 server write-up (V100 SXM2 server); nvidia-smi documentation"
+                        " (-lgc, -rgc)"
+                    ),
+                    origin="reading",
+                    gpus=[g.index],
+                )
+            )
         if all(v is None for v in app) and h.throttle_reasons is None:
             continue
         read_any = True
@@ -519,10 +609,12 @@ def check_clocks(d: DoctorInput) -> list[Finding]:
                         "default_app_clocks_mhz": default,
                         "driver_reports_clock_setting_active": held,
                     },
-                    why="Every kernel runs at most at that clock. The 4×V100 SXM2 server write-up "
-                    "set 1005 MHz on "
-                    "its V100s on purpose to stop power-sag bus drops, at about 13 % of its "
-                    "training speed.",
+                    why="Every kernel runs at most at that clock. The V100 server write-up set"
+                    " 1005 MHz on its V100s on purpose to stop power-sag bus drops and measured"
+                    " a ~13 % drop in training speed for it.",
+                    source="the V100 server write-up (V100 SXM2 server: nvidia-smi -ac 877,1005,"
+                    " '~13% decline in training speed')",
+                    origin="reading",
                     fix="If it is not on purpose: sudo nvidia-smi -rac (application clocks) "
                     "and sudo nvidia-smi -rgc (locked GPU clocks).",
                     gpus=[g.index],
@@ -541,6 +633,106 @@ def check_clocks(d: DoctorInput) -> list[Finding]:
             with_gaps(
                 ok("clocks", "No application-clock or clock-lock setting holds the GPUs"),
                 gpus_without(d, ("app_clock_sm_mhz", "throttle_reasons")),
+            )
+        )
+    return found
+
+
+# --- fans, BAR1 and VBIOS ----------------------------------------------------------------------
+
+FAN_STOPPED_HOT_C = 80  # zero-RPM modes stop fans only at low temperature (~50-60 C)
+REBAR_SOURCE = (
+    "tinygrad/open-gpu-kernel-modules README (the GeForce P2P patch needs large BAR1); NVIDIA "
+    "GPUDirect RDMA documentation (BAR1 maps GPU memory for peers)"
+)
+
+
+def check_sanity(d: DoctorInput) -> list[Finding]:
+    """Readings that contradict each other: a stopped fan on a hot GPU, identical GPUs on
+    different VBIOS versions, a small BAR1 (resizable BAR off)."""
+    if not d.rig.gpus:
+        return [skipped("sanity", "no GPU")]
+    fields = ("fan_speed_pct", "bar1_total_mib", "vbios_version", "power_draw_w")
+    missing = _all_missing(d, "sanity", fields)
+    if missing:
+        return [missing]
+    found: list[Finding] = []
+    for g in d.rig.gpus:
+        h = d.gpu_health(g.index)
+        if h.fan_speed_pct == 0 and (h.temperature_c or 0) >= FAN_STOPPED_HOT_C:
+            found.append(
+                Finding(
+                    id="sanity.fan_stopped",
+                    severity="warning",
+                    title=f"{{gpus}}: fan at 0 % at {h.temperature_c} °C",
+                    evidence={"fan_speed_pct": 0, "temperature_c": h.temperature_c},
+                    why="Fans stop only when the card is cool (zero-RPM idle); at this "
+                    "temperature a fan reading 0 % has failed, is unplugged or is held by a "
+                    "fan-control tool.",
+                    fix="Look at the fan while the GPU is loaded; check its connector and any "
+                    "fan-control software (nvidia-settings GPUFanControlState).",
+                    origin="reading",
+                    gpus=[g.index],
+                )
+            )
+        mem_mib = (g.memory_total_bytes or 0) >> 20
+        if h.bar1_total_mib is not None and h.bar1_total_mib <= 256 < mem_mib:
+            found.append(
+                Finding(
+                    id="sanity.small_bar1",
+                    severity="info",
+                    title=f"{{gpus}}: BAR1 is {h.bar1_total_mib} MiB (resizable BAR off)",
+                    evidence={"bar1_total_mib": h.bar1_total_mib, "memory_mib": mem_mib},
+                    why="Training does not need it; GPUDirect RDMA and the community P2P "
+                    "patches for GeForce cards map GPU memory through BAR1 and need it large.",
+                    fix="Only if you need those: enable Above 4G Decoding and Resizable BAR in "
+                    "the BIOS.",
+                    source=REBAR_SOURCE,
+                    origin="reading",
+                    gpus=[g.index],
+                )
+            )
+    busy = [g.index for g in d.rig.gpus if (d.gpu_health(g.index).utilization_pct or 0) >= BUSY_PCT]
+    if busy:
+        found.append(
+            Finding(
+                id="sanity.gpu_busy",
+                severity="info",
+                title=f"{gpus_text(busy)} busy when read: another job runs there",
+                evidence={
+                    f"GPU {i}": {
+                        "utilization_pct": d.gpu_health(i).utilization_pct,
+                        "power_draw_w": d.gpu_health(i).power_draw_w,
+                    }
+                    for i in busy
+                },
+                why="Its temperatures, clocks and power are those of that job, and doctor's "
+                "probes share the GPU with it: a slow copy there is not a fault by itself.",
+                origin="reading",
+                gpus=busy,
+            )
+        )
+    for name, gs in d.same_model_groups().items():
+        versions = {
+            g.index: v for g in gs if (v := d.gpu_health(g.index).vbios_version) is not None
+        }
+        if len(set(versions.values())) > 1:
+            found.append(
+                Finding(
+                    id="sanity.mixed_vbios",
+                    severity="info",
+                    title=f"The {name} GPUs run different VBIOS versions",
+                    evidence={"vbios": versions},
+                    why="Different boards or flashes of one model can differ in power limits "
+                    "and clocks: a reason one of them behaves differently.",
+                    origin="reading",
+                    gpus=sorted(versions),
+                )
+            )
+    if not any(f.severity in ("warning", "error") for f in found):
+        found.append(
+            with_gaps(
+                ok("sanity", "Fans, BAR1 and VBIOS readings consistent"), gpus_without(d, fields)
             )
         )
     return found

@@ -42,6 +42,35 @@ def check_inventory(d: DoctorInput) -> list[Finding]:
     found: list[Finding] = []
     pci = host.pci_gpus
     if not rig.gpus:
+        nvml_error = rig.system.unavailable.get("driver_version") or ""
+        mismatch = "mismatch" in nvml_error.lower() or any(
+            e.kind == "api_mismatch" for e in host.kernel_events or []
+        )
+        if pci and mismatch:
+            return [
+                Finding(
+                    id="inventory.driver_not_loaded",
+                    severity="error",
+                    title=f"{_count(len(pci))} on the PCI bus, but NVML does not start: the "
+                    "kernel module and the driver libraries are different versions",
+                    evidence={
+                        "on_pci": pci,
+                        "nvml": nvml_error or None,
+                        "kernel_module": host.kernel_module_version,
+                    },
+                    why="A driver update replaced the user-space libraries while the old "
+                    "kernel module stayed loaded ('Driver/library version mismatch'): nothing "
+                    "can use the GPUs until the two match again.",
+                    fix="Reboot (the new module loads). Without a reboot: stop what uses the "
+                    "GPUs (nvidia-persistenced, the display manager), sudo rmmod nvidia_uvm "
+                    "nvidia_drm nvidia_modeset nvidia, then sudo modprobe nvidia. Do not "
+                    "reinstall the driver: it is installed, only not loaded. To stop it "
+                    "recurring, hold the driver packages out of unattended upgrades.",
+                    source="NVRM 'API mismatch' kernel message; NVIDIA driver README (kernel "
+                    "module and user-space components must be the same version)",
+                    origin="reading",
+                )
+            ]
         if pci:
             return [
                 Finding(

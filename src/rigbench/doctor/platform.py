@@ -108,10 +108,65 @@ def check_acs(d: DoctorInput) -> list[Finding]:
     ]
 
 
+NCCL_ENV_URL = "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html"
+CUDA_ENV_URL = "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#env-vars"
+
+
+def has_rdma(d: DoctorInput) -> bool:
+    """Whether the host has an active InfiniBand or RoCE port."""
+    return any(
+        p.kind in ("infiniband", "roce")
+        and (p.state or "").lower() in ("active", "up", "4: active")
+        for p in d.health.host.net_ports or []
+    )
+
+
+def _socket_ifname_matches(spec: str, names: list[str]) -> list[str]:
+    """The entries of NCCL_SOCKET_IFNAME that match no interface. NCCL: a comma list of
+    prefixes; '^' excludes, '=' asks for the exact name (NCCL environment docs)."""
+    value = spec.strip()
+    if value.startswith("^"):
+        return []  # an exclusion list cannot name a missing interface that matters
+    exact = value.startswith("=")
+    entries = [e.strip() for e in value.lstrip("=").split(",") if e.strip()]
+    return [e for e in entries if not any((n == e) if exact else n.startswith(e) for n in names)]
+
+
+def _visible_devices_problems(visible: str, d: DoctorInput) -> tuple[list[str], int]:
+    """(entries that match no GPU, how many GPUs CUDA sees). CUDA stops at the first
+    entry that matches nothing: only the devices listed before it are visible."""
+    uuids = [g.uuid or "" for g in d.rig.gpus]
+    n = len(d.rig.gpus)
+    bad: list[str] = []
+    seen = 0
+    for e in (v.strip() for v in visible.split(",") if v.strip()):
+        if e.isdigit():
+            ok_entry = int(e) < n
+        elif e.upper().startswith("GPU-") or e.upper().startswith("MIG-"):
+            ok_entry = any(u.lower().startswith(e.lower()) for u in uuids) or e.upper().startswith(
+                "MIG-"
+            )
+        else:
+            ok_entry = False
+        if not ok_entry:
+            bad.append(e)
+        elif not bad:
+            seen += 1
+    return bad, seen
+
+
 def check_env(d: DoctorInput) -> list[Finding]:
-    env = d.health.host.env
-    if env is None:
-        return [skipped("env", unknown(d.health.host, "env"))]
+    host = d.health.host
+    if host.env is None:
+        return [skipped("env", unknown(host, "env"))]
+    # NCCL reads /etc/nccl.conf (or ~/.nccl.conf); the environment overrides it
+    conf = {k: v for k, v in (host.nccl_conf or {}).items() if k.startswith("NCCL_")}
+    env = {**conf, **host.env}
+    where = {k: host.nccl_conf_path or "nccl.conf" for k in conf if k not in host.env}
+
+    def set_in(name: str) -> str:
+        return f" (in {where[name]})" if name in where else ""
+
     n = len(d.rig.gpus)
     found: list[Finding] = []
 
@@ -135,7 +190,8 @@ def check_env(d: DoctorInput) -> list[Finding]:
             Finding(
                 id="env.nccl_p2p_disable",
                 severity="warning" if n > 1 else "info",
-                title=f"NCCL_P2P_DISABLE={env['NCCL_P2P_DISABLE']} is set",
+                title=f"NCCL_P2P_DISABLE={env['NCCL_P2P_DISABLE']} is set"
+                + set_in("NCCL_P2P_DISABLE"),
                 evidence={"NCCL_P2P_DISABLE": env["NCCL_P2P_DISABLE"]},
                 why=why,
                 fix="Unset it (check ~/.bashrc, /etc/environment, the job script, the "
@@ -148,7 +204,8 @@ def check_env(d: DoctorInput) -> list[Finding]:
             Finding(
                 id="env.nccl_shm_disable",
                 severity="warning" if n > 1 else "info",
-                title=f"NCCL_SHM_DISABLE={env['NCCL_SHM_DISABLE']} is set",
+                title=f"NCCL_SHM_DISABLE={env['NCCL_SHM_DISABLE']} is set"
+                + set_in("NCCL_SHM_DISABLE"),
                 evidence={"NCCL_SHM_DISABLE": env["NCCL_SHM_DISABLE"]},
                 why="Without shared memory, GPU pairs that have no P2P talk over network "
                 "sockets inside the machine: much slower.",
@@ -157,17 +214,66 @@ def check_env(d: DoctorInput) -> list[Finding]:
             )
         )
     if on("NCCL_IB_DISABLE"):
+        rdma = [
+            p.name
+            for p in host.net_ports or []
+            if p.kind in ("infiniband", "roce") and (p.state or "").lower() in ("active", "up")
+        ]
         found.append(
             Finding(
                 id="env.nccl_ib_disable",
-                severity="info",
-                title=f"NCCL_IB_DISABLE={env['NCCL_IB_DISABLE']} is set",
-                evidence={"NCCL_IB_DISABLE": env["NCCL_IB_DISABLE"]},
-                why="Harmless on one machine; across machines NCCL then uses TCP sockets "
-                "instead of InfiniBand/RoCE.",
-                fix="Unset it for multi-node jobs on an RDMA network.",
+                severity="warning" if rdma else "info",
+                title=f"NCCL_IB_DISABLE={env['NCCL_IB_DISABLE']} is set"
+                + set_in("NCCL_IB_DISABLE")
+                + (f" on a host with InfiniBand/RoCE ports ({', '.join(rdma)})" if rdma else ""),
+                evidence={"NCCL_IB_DISABLE": env["NCCL_IB_DISABLE"], "rdma_ports": rdma},
+                why="Across machines NCCL then uses TCP sockets instead of InfiniBand/RoCE: "
+                "a fraction of the network's rate"
+                + (", on a host that has RDMA ports." if rdma else "; harmless on one machine."),
+                fix="Unset it (environment, job script, /etc/nccl.conf) for multi-node jobs.",
+                source=f"NCCL_IB_DISABLE, NCCL environment variables ({NCCL_ENV_URL})",
+                origin="reading",
             )
         )
+    ifname = env.get("NCCL_SOCKET_IFNAME")
+    if ifname and host.net_ports is not None:
+        names = [p.name for p in host.net_ports if "/" not in p.name]
+        missing = _socket_ifname_matches(ifname, names)
+        if missing:
+            found.append(
+                Finding(
+                    id="env.nccl_socket_ifname",
+                    severity="error",
+                    title=f"NCCL_SOCKET_IFNAME={ifname}{set_in('NCCL_SOCKET_IFNAME')} names "
+                    f"no interface of this host ({', '.join(missing)})",
+                    evidence={"NCCL_SOCKET_IFNAME": ifname, "interfaces": names},
+                    why="NCCL's bootstrap, even on one machine, opens a socket on that "
+                    "interface: with none matching, NCCL fails at init ('no socket interface "
+                    "found') or hangs.",
+                    fix="Set it to an interface this host has (ip -br link: "
+                    + (", ".join(names) or "none listed")
+                    + "), or unset it and let NCCL choose.",
+                    source=f"NCCL_SOCKET_IFNAME, NCCL environment variables ({NCCL_ENV_URL})",
+                    origin="reading",
+                )
+            )
+    for name in ("NCCL_ALGO", "NCCL_PROTO"):
+        if env.get(name):
+            found.append(
+                Finding(
+                    id=f"env.{name.lower()}",
+                    severity="warning",
+                    title=f"{name}={env[name]} is set{set_in(name)}",
+                    evidence={name: env[name]},
+                    why="It overrides NCCL's choice for every collective and message size; "
+                    "NCCL's tuner picks the fastest per size. NVIDIA discourages setting it "
+                    "except to work around a suspected NCCL bug.",
+                    fix=f"Unset {name} (environment, job script, /etc/nccl.conf) unless it "
+                    "works around a known bug on this NCCL version.",
+                    source=f"{name}, NCCL environment variables ({NCCL_ENV_URL})",
+                    origin="reading",
+                )
+            )
     if on("CUDA_LAUNCH_BLOCKING"):
         found.append(
             Finding(
@@ -192,6 +298,29 @@ def check_env(d: DoctorInput) -> list[Finding]:
                     evidence={"CUDA_VISIBLE_DEVICES": visible},
                     why="Programs run on the CPU or fail to find a GPU.",
                     fix="Unset it, or list the GPUs to use.",
+                )
+            )
+        elif (bad := _visible_devices_problems(visible, d))[0]:
+            names, seen = bad
+            found.append(
+                Finding(
+                    id="env.cuda_visible_devices_invalid",
+                    severity="error" if seen == 0 else "warning",
+                    title=f"CUDA_VISIBLE_DEVICES={visible} lists {', '.join(names)}, which "
+                    f"match(es) no GPU here: CUDA sees {seen} of {n}",
+                    evidence={
+                        "CUDA_VISIBLE_DEVICES": visible,
+                        "not_matching": names,
+                        "gpus": {g.index: g.uuid for g in d.rig.gpus},
+                    },
+                    why="CUDA stops at the first entry that matches no GPU: only the ones "
+                    "listed before it are visible (a UUID from another machine, an index past "
+                    "the last GPU).",
+                    fix="List indices 0-"
+                    + str(max(n - 1, 0))
+                    + " or this host's UUIDs (nvidia-smi -L), or unset it.",
+                    source=f"CUDA environment variables, CUDA_VISIBLE_DEVICES ({CUDA_ENV_URL})",
+                    origin="reading",
                 )
             )
         else:
@@ -290,16 +419,22 @@ def check_memlock(d: DoctorInput) -> list[Finding]:
         return [skipped("memlock", unknown(host, "memlock_bytes"))]
     if limit < 0:
         return [ok("memlock", "Locked-memory limit is unlimited")]
+    rdma = has_rdma(d)
     return [
         Finding(
             id="memlock.limited",
-            severity="info",
+            severity="warning" if rdma else "info",
             title=f"Locked memory is limited to {limit / 2**20:g} MiB (ulimit -l)",
-            evidence={"memlock_bytes": limit},
             why="Fine on one machine (CUDA pins memory through its driver, not this limit); "
             "RDMA for multi-node NCCL (InfiniBand, RoCE, GPUDirect) needs it unlimited.",
             fix="For multi-node jobs: ulimit -l unlimited (limits.conf memlock, or docker "
             "--ulimit memlock=-1).",
+            evidence={"memlock_bytes": limit, "rdma_ports": has_rdma(d)},
+            source="InfiniBand registers pinned memory under this limit ('NET/IB/OFI Unable "
+            "to register memory': https://github.com/NVIDIA/nccl/issues/563); NCCL networking "
+            "troubleshooting, https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/"
+            "troubleshooting/networking_troubleshooting.html",
+            origin="reading",
         )
     ]
 
@@ -366,7 +501,29 @@ def check_numa(d: DoctorInput) -> list[Finding]:
                 f"{nodes} NUMA nodes, but the GPUs' node is not known (the firmware gives none)",
             )
         ]
-    return [
+    found: list[Finding] = []
+    allowed = host.process_numa_nodes
+    gpu_nodes = {int(k) for k in by_node if k != "unknown"}
+    if allowed is not None and gpu_nodes - set(allowed):
+        far = [g.index for g in rig.gpus if g.numa_node is not None and g.numa_node not in allowed]
+        found.append(
+            Finding(
+                id="numa.process_remote",
+                severity="warning",
+                title=f"This process may run only on NUMA node(s) {allowed}; "
+                f"{gpus_text(far)} hang off another node",
+                evidence={"process_numa_nodes": allowed, "gpus_by_node": by_node},
+                why="Every host copy and data-loading thread for those GPUs crosses the "
+                "inter-socket link: slower input pipelines and host<->GPU copies.",
+                fix="Start one process per GPU bound to that GPU's node (numactl "
+                "--cpunodebind=N --membind=N, torchrun with a NUMA binding option), or drop "
+                "the taskset/cgroup limit that pins this one.",
+                source="nvidia-smi topo -m 'NUMA Affinity' column; numactl(8)",
+                origin="reading",
+                gpus=far,
+            )
+        )
+    return found + [
         Finding(
             id="numa.split",
             severity="info",

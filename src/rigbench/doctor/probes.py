@@ -31,11 +31,13 @@ from typing import Literal
 from rigbench.bench.context import BenchDevice
 from rigbench.errors import one_line
 from rigbench.hw.model import Rig
-from rigbench.records import Result
+from rigbench.records import FailureReason, Result
 from rigbench.supervisor import kill_all, run_steps
 
-PairStatus = Literal["ok", "hang", "corrupt", "crash", "error", "not_probed"]
-ReduceStatus = Literal["ok", "wrong", "hang", "crash", "error"]
+# not_started: the probe's workers never reported ready (a slow or busy machine, not a GPU
+# fault); not_probed: not tried because an earlier pair hung (skipped_dependency).
+PairStatus = Literal["ok", "hang", "corrupt", "crash", "error", "not_probed", "not_started"]
+ReduceStatus = Literal["ok", "wrong", "hang", "crash", "error", "not_started"]
 
 P2P_SCALE = 0.25  # of p2p's 16 MiB stand-in size: 4 MiB copies
 HOSTLINK_SCALE = 1 / 8  # of hostlink's 256 MiB: 32 MiB copies
@@ -46,6 +48,12 @@ REDUCE_SIZES_CPU = (4 << 10,)
 P2P_TIMEOUT_S = (10.0, 5.0)
 REDUCE_TIMEOUT_S = (30.0, 20.0)
 LOAD_TIMEOUT_S = 30.0
+# The probes check that data arrives intact; they measure nothing on the CPU. One torch
+# thread each: the p2p worker, the all_reduce ranks and the load run at once, and on a
+# 2-core machine a second thread per process only makes them wait for each other (the
+# healthy 8-GPU simulated rig's copy probe took 3.7-5.2 s with torch's default threads,
+# 2.0-2.8 s with one, on this project's 2-core CI machine under load).
+PROBE_TORCH_THREADS = 1
 
 
 @dataclass(kw_only=True, slots=True)
@@ -54,6 +62,7 @@ class PairProbe:
     b: int
     status: PairStatus
     message: str | None = None
+    reason: FailureReason | None = None
     gbps: float | None = None  # median unidir copy a->b (4 MiB, not a measurement to quote)
 
 
@@ -64,6 +73,7 @@ class ProbeResults:
     pairs: list[PairProbe] | None = None
     reduce_status: ReduceStatus | None = None
     reduce_message: str | None = None
+    reduce_reason: FailureReason | None = None
     reduce_gpus: list[int] = field(default_factory=list)
     # GPU index -> highest (gen, width) seen while the GPUs were loaded
     pcie_loaded: dict[int, tuple[int | None, int | None]] | None = None
@@ -75,18 +85,16 @@ class _Stop(Exception):
     """Raised from a result callback to end a probe early (its worker is then killed)."""
 
 
+# The probe status of a step the supervisor ended, by its `Result.reason`: a worker that
+# did not report ready in time is a slow or busy machine (not_started), never a hang.
+_ABORTED: dict[str, str] = {"hang": "hang", "timeout_startup": "not_started", "crash": "crash"}
+
+
 def _hung(r: Result) -> str | None:
-    """ "hang", "crash" or "timeout_startup" when the supervisor ended the probe's worker."""
-    if r.status == "failed" and r.reason in ("hang", "crash", "timeout_startup"):
-        return r.reason
-    return None
-
-
-def _slow_start(r: Result) -> str:
-    return (
-        f"the probe's workers did not start in time ({r.message}); the machine is slow or "
-        "busy, which says nothing about the GPUs: run the doctor again when it is idle"
-    )
+    """The status of a step its worker never finished (by `Result.reason`), else None."""
+    if r.status != "failed" or r.reason is None:
+        return None
+    return _ABORTED.get(r.reason)
 
 
 def _cuda_usable(rig: Rig) -> tuple[bool, str | None]:
@@ -118,24 +126,27 @@ def _pair_probes(
     for a, b in order:
         rs = by_pair.get((a, b))
         if not rs:
-            probes.append(PairProbe(a=a, b=b, status="not_probed"))
+            probes.append(PairProbe(a=a, b=b, status="not_probed", reason="skipped_dependency"))
             continue
         status: PairStatus = "ok"
         message = None
+        reason: FailureReason | None = None
         for r in rs:
             kind = _hung(r)
             if kind:
-                status, message = kind, r.message  # type: ignore[assignment]
+                status, message, reason = kind, r.message, r.reason  # type: ignore[assignment]
                 break
             if r.status == "failed":
                 wrong = r.reason == "wrong_data"
-                status, message = ("corrupt" if wrong else "error"), r.message
+                status, message, reason = ("corrupt" if wrong else "error"), r.message, r.reason
                 break
         speed = next(
             (r.value for r in rs if r.metric == "unidir" and r.value is not None),
             None,
         )
-        probes.append(PairProbe(a=a, b=b, status=status, message=message, gbps=speed))
+        probes.append(
+            PairProbe(a=a, b=b, status=status, message=message, reason=reason, gbps=speed)
+        )
     return probes
 
 
@@ -186,6 +197,9 @@ def run_probes(
         return out
     k = 0 if live else 1
     jobs: list[tuple[str, Callable[[], None]]] = []
+    # Set once a pair's P2P hang (or crash) is confirmed: the all_reduce crosses that pair,
+    # so it is stopped there and then instead of waiting out its own timeout.
+    p2p_failed = threading.Event()
 
     if p2p:
         ctx = replace(plan.contexts["p2p"], on_gpu=False, size_scale=P2P_SCALE)
@@ -212,13 +226,10 @@ def run_probes(
             while todo:
                 ended.clear()
                 with contextlib.suppress(_Stop):
-                    run_steps("p2p", ctx, todo, on_p2p)
+                    run_steps("p2p", ctx, todo, on_p2p, torch_threads=PROBE_TORCH_THREADS)
                 if not ended:
                     break
                 r = ended[0]
-                if r.reason == "timeout_startup":
-                    out.skipped["p2p"] = _slow_start(r)
-                    return
                 key = r.params.get("step")
                 if r.reason == "hang" and key not in retried:
                     # Once more, from this pair on, in a fresh worker: a copy stalled by a
@@ -230,7 +241,20 @@ def run_probes(
                     continue
                 p2p_results.append(r)
                 break
-            out.pairs = _pair_probes(ctx.devices, p2p_results, order)
+            pairs = _pair_probes(ctx.devices, p2p_results, order)
+            if ended and ended[0].reason == "timeout_startup":
+                # the pairs after a worker that never started were not tried for that
+                # reason, not because of a hang
+                late = ended[0].message
+                pairs = [
+                    replace(p, status="not_started", message=late, reason="timeout_startup")
+                    if p.status == "not_probed"
+                    else p
+                    for p in pairs
+                ]
+            out.pairs = pairs
+            if any(p.status in ("hang", "crash") for p in pairs):
+                p2p_failed.set()
 
         jobs.append(("p2p", job_p2p))
 
@@ -255,26 +279,35 @@ def run_probes(
         def job_reduce() -> None:
             for _attempt in range(2):  # a hang is run once more before it is called one
                 reduce_results.clear()
-                run_steps("collectives", cctx, [step], reduce_results.append)
+                run_steps(
+                    "collectives",
+                    cctx,
+                    [step],
+                    reduce_results.append,
+                    stop=p2p_failed,
+                    torch_threads=PROBE_TORCH_THREADS,
+                )
+                if p2p_failed.is_set():  # judged as not run (check_collectives)
+                    out.skipped["all_reduce"] = "not run: a GPU pair's P2P copies hang"
+                    return
                 if not any(_hung(r) == "hang" for r in reduce_results):
                     break
             status: ReduceStatus = "ok"
             message = None
+            reason: FailureReason | None = None
             for r in reduce_results:
                 kind = _hung(r)
-                if kind == "timeout_startup":
-                    out.skipped["all_reduce"] = _slow_start(r)
-                    return
                 if kind:
-                    status, message = kind, r.message  # type: ignore[assignment]
+                    status, message, reason = kind, r.message, r.reason  # type: ignore[assignment]
                     break
                 if r.status == "failed":
                     wrong = r.reason == "wrong_data"
-                    status, message = ("wrong" if wrong else "error"), r.message
+                    status, message, reason = ("wrong" if wrong else "error"), r.message, r.reason
                     break
             if not reduce_results:
                 status, message = "error", "the all_reduce worker returned nothing"
             out.reduce_status, out.reduce_message = status, message
+            out.reduce_reason = reason
 
         jobs.append(("all_reduce", job_reduce))
 

@@ -10,6 +10,7 @@ Live host facts are read by `read_host_health`; GPU facts by `hw.nvml_health`.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import resource
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rigbench.hw.model import AcsBridge, Rig, XidEvent
+from rigbench.hw.model import AcsBridge, KernelEvent, Rig, XidEvent
 
 # Variables that change how NCCL and CUDA use the GPUs; the doctor judges them.
 ENV_VARIABLES = (
@@ -90,7 +91,28 @@ class GpuHealth:
     nvlink_links_up: int | None = None
     # Summed over links since the driver loaded: replay, recovery, crc_flit, crc_data
     nvlink_errors: dict[str, int] | None = None
+    # What the GPU was doing when the readings above were taken (nvidia-smi "GPU-Util"):
+    # temperatures of an idle and a busy GPU are not comparable.
+    utilization_pct: int | None = None
+    power_draw_w: float | None = None
+    fan_speed_pct: int | None = None  # None on passive (datacenter) cards
+    vbios_version: str | None = None
+    bar1_total_mib: int | None = None  # 256 MiB: resizable BAR off (or not offered)
+    # nvidia-smi -lgc: [min, max] MHz the SM clock is locked to (None: not locked)
+    locked_sm_clock_mhz: list[int] | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True, slots=True)
+class NetPort:
+    """A network port: an Ethernet interface (/sys/class/net) or an InfiniBand/RoCE port
+    (/sys/class/infiniband/<dev>/ports/<n>)."""
+
+    name: str  # "eth0", "mlx5_0/1"
+    kind: Literal["ethernet", "infiniband", "roce", "other"]
+    state: str | None = None  # "up", "down", "ACTIVE", "DOWN", ...
+    rate_gbps: float | None = None  # link rate the port trained to
+    max_rate_gbps: float | None = None  # what the port can do, when known
 
 
 @dataclass(kw_only=True, slots=True)
@@ -111,6 +133,19 @@ class HostHealth:
     cpu_governors: dict[str, int] | None = None  # governor -> number of CPUs
     cpu_scaling_driver: str | None = None
     numa_nodes: int | None = None
+    # NUMA nodes of the CPUs this process may run on (sched_getaffinity)
+    process_numa_nodes: list[int] | None = None
+    kernel_events: list[KernelEvent] | None = None  # from the same log as `xids`
+    net_ports: list[NetPort] | None = None
+    nccl_conf: dict[str, str] | None = None  # /etc/nccl.conf and ~/.nccl.conf, merged
+    nccl_conf_path: str | None = None
+    # the NVIDIA kernel module's version (/proc/driver/nvidia/version), to compare with the
+    # user-space driver NVML reports
+    kernel_module_version: str | None = None
+    # nvidia-fabricmanager: "running", "stopped", "failed", "not installed"
+    fabric_manager: str | None = None
+    # the CUDA error cuInit returned (802: system not yet initialised), 0 when it worked
+    cuda_init_error: int | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
@@ -207,6 +242,160 @@ def _numa(host: HostHealth) -> None:
         host.unavailable["numa_nodes"] = "no /sys/devices/system/node (kernel without NUMA)"
 
 
+def _process_numa(host: HostHealth) -> None:
+    try:
+        cpus = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        host.unavailable["process_numa_nodes"] = "this OS has no sched_getaffinity"
+        return
+    nodes = set()
+    for path in glob.glob("/sys/devices/system/node/node[0-9]*/cpulist"):
+        listed = _read(path) or ""
+        node = int(path.split("/node")[-1].split("/")[0])
+        for part in listed.strip().split(","):
+            if not part:
+                continue
+            lo, _, hi = part.partition("-")
+            if any(int(lo) <= c <= int(hi or lo) for c in cpus):
+                nodes.add(node)
+                break
+    if nodes:
+        host.process_numa_nodes = sorted(nodes)
+    else:
+        host.unavailable["process_numa_nodes"] = "no NUMA CPU lists in sysfs"
+
+
+def _net_ports(host: HostHealth) -> None:
+    ports: list[NetPort] = []
+    for path in sorted(glob.glob("/sys/class/net/*")):
+        name = path.rsplit("/", 1)[-1]
+        if name == "lo" or not os.path.exists(f"{path}/device"):
+            continue  # virtual interfaces (docker0, bridges, veth) have no device
+        speed = _read(f"{path}/speed")
+        mbps = None
+        with contextlib.suppress(ValueError, TypeError):
+            mbps = int((speed or "").strip())
+        # type 32: IPoIB, a socket interface on an InfiniBand port (listed below as its HCA
+        # port too)
+        kind: Literal["ethernet", "infiniband", "roce", "other"] = (
+            "other" if (_read(f"{path}/type") or "").strip() == "32" else "ethernet"
+        )
+        ports.append(
+            NetPort(
+                name=name,
+                kind=kind,
+                state=(_read(f"{path}/operstate") or "").strip() or None,
+                rate_gbps=mbps / 1000 if mbps and mbps > 0 else None,
+            )
+        )
+    for path in sorted(glob.glob("/sys/class/infiniband/*/ports/*")):
+        dev, port = path.split("/")[-3], path.split("/")[-1]
+        rate = (_read(f"{path}/rate") or "").split()
+        layer = (_read(f"{path}/link_layer") or "").strip()
+        gbps = None
+        with contextlib.suppress(ValueError, IndexError):
+            gbps = float(rate[0])  # "200 Gb/sec (4X HDR)"
+        state = (_read(f"{path}/state") or "").strip()
+        ports.append(
+            NetPort(
+                name=f"{dev}/{port}",
+                kind="roce" if layer == "Ethernet" else "infiniband",
+                state=state.split(":")[-1].strip() or None,
+                rate_gbps=gbps,
+            )
+        )
+    host.net_ports = ports
+
+
+def _nccl_conf(host: HostHealth) -> None:
+    """NCCL reads $NCCL_CONF_FILE, else ~/.nccl.conf, else /etc/nccl.conf (NCCL docs,
+    'Environment Variables')."""
+    candidates = [os.environ.get("NCCL_CONF_FILE"), os.path.expanduser("~/.nccl.conf")]
+    candidates.append("/etc/nccl.conf")
+    for path in candidates:
+        if not path:
+            continue
+        text = _read(path)
+        if text is None:
+            continue
+        conf = {}
+        for line in text.splitlines():
+            key, eq, value = line.split("#", 1)[0].partition("=")
+            if eq and key.strip():
+                conf[key.strip()] = value.strip()
+        host.nccl_conf, host.nccl_conf_path = conf, path
+        return
+    host.nccl_conf = {}
+
+
+def _driver_module(host: HostHealth, rig: Rig) -> None:
+    text = _read("/proc/driver/nvidia/version")
+    if text is None:
+        host.unavailable["kernel_module_version"] = "no /proc/driver/nvidia/version"
+    else:
+        import re
+
+        m = re.search(r"Kernel Module(?: for [\w-]+)?\s+(\d+\.\d+(?:\.\d+)?)", text)
+        host.kernel_module_version = m.group(1) if m else None
+    if not any(p.via_nvswitch for p in rig.pairs):
+        host.unavailable["fabric_manager"] = "no NVSwitch on this rig"
+        return
+    import shutil
+    import subprocess
+
+    if not shutil.which("systemctl"):
+        host.unavailable["fabric_manager"] = "no systemctl to ask"
+        return
+    try:
+        proc = subprocess.run(
+            ["systemctl", "is-active", "nvidia-fabricmanager"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        host.unavailable["fabric_manager"] = f"systemctl: {exc}"
+        return
+    state = proc.stdout.strip()
+    host.fabric_manager = {"active": "running", "failed": "failed"}.get(
+        state, "not installed" if proc.returncode == 4 else "stopped"
+    )
+
+
+_CUINIT = (
+    "import ctypes,sys\n"
+    "try:\n lib = ctypes.CDLL('libcuda.so.1')\n"
+    "except OSError as e:\n print('none', e); sys.exit(0)\n"
+    "print('code', lib.cuInit(0))\n"
+)
+
+
+def _cuda_init(host: HostHealth, rig: Rig) -> None:
+    """What cuInit returns, on NVSwitch rigs only (error 802 there means the fabric manager
+    is not running); asked in a child process so this one keeps no CUDA state."""
+    if not any(p.via_nvswitch for p in rig.pairs):
+        host.unavailable["cuda_init_error"] = "asked on NVSwitch rigs only"
+        return
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _CUINIT], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        host.unavailable["cuda_init_error"] = f"cuInit: {exc}"
+        return
+    words = proc.stdout.split()
+    if len(words) >= 2 and words[0] == "code" and words[1].isdigit():
+        host.cuda_init_error = int(words[1])
+    else:
+        host.unavailable["cuda_init_error"] = (proc.stdout or proc.stderr).strip()[:200] or (
+            "cuInit gave no answer"
+        )
+
+
 def read_env() -> dict[str, str]:
     return {k: os.environ[k] for k in ENV_VARIABLES if k in os.environ}
 
@@ -214,7 +403,13 @@ def read_env() -> dict[str, str]:
 def read_host_health(rig: Rig) -> HostHealth:
     """Host facts of this machine for the GPUs of `rig`; never raises for a fact it
     cannot read (the reason goes in `unavailable`)."""
-    from rigbench.hw.kernel import iommu_state, match_gpus, parse_xids, read_kernel_log
+    from rigbench.hw.kernel import (
+        iommu_state,
+        match_gpus,
+        parse_kernel_events,
+        parse_xids,
+        read_kernel_log,
+    )
     from rigbench.hw.pci import acs_bridges, nvidia_gpus_on_pci
 
     host = HostHealth(env=read_env())
@@ -243,6 +438,14 @@ def read_host_health(rig: Rig) -> HostHealth:
     else:
         host.kernel_log_source = log.source
         host.xids = match_gpus(parse_xids(log.text), gpu_bus)
+        host.kernel_events = match_gpus(parse_kernel_events(log.text), gpu_bus)
+    if log.text is None:
+        host.unavailable["kernel_events"] = host.unavailable["xids"]
+    _cuda_init(host, rig)
+    _process_numa(host)
+    _net_ports(host)
+    _nccl_conf(host)
+    _driver_module(host, rig)
     _shm(host)
     _memlock(host)
     _governors(host)

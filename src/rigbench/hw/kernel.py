@@ -13,8 +13,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from rigbench.hw.model import XidEvent
+from rigbench.hw.model import KernelEvent, XidEvent
 
 # "NVRM: Xid (PCI:0000:41:00): 79, pid=1234, name=python, GPU has fallen off the bus."
 # Old drivers print no "PCI:" and some print the function ("0000:00:1e.0").
@@ -30,7 +31,31 @@ _GPU_ADDR_RE = re.compile(
     r"NVRM: (?:The NVIDIA )?GPU (?:at PCI:)?(?P<pci>[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2})"
 )
 _FALLEN = "fallen off the bus"
+_TIME_RE = re.compile(r"^\[\s*(?P<t>\d+\.\d+)\]")
+# "pcieport 0000:40:01.1: AER: Corrected error received: 0000:41:00.0"
+# "nvidia 0000:41:00.0: PCIe Bus Error: severity=Corrected, type=Physical Layer, (Receiver ID)"
+_AER_RECEIVED_RE = re.compile(
+    r"AER: (?P<sev>Corrected|Uncorrected \([^)]*\)|Multiple [A-Za-z ()-]+?) error"
+    r"(?:s)? received: (?:id=)?(?P<pci>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])"
+)
+_AER_BUS_RE = re.compile(
+    r"(?P<pci>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): (?:AER: )?PCIe Bus Error: "
+    r"severity=(?P<sev>[A-Za-z ()-]+?),"
+)
+# "AMD-Vi: Event logged [IO_PAGE_FAULT device=41:00.0 domain=0x000e address=0x... ]"
+# "nvidia 0000:41:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0000 address=...]"
+# "DMAR: [DMA Read NO_PASID] Request device [41:00.0] fault addr 0x... [fault reason 0x06]"
+_AMDVI_RE = re.compile(r"IO_PAGE_FAULT(?: device=(?P<dev>[0-9a-fA-F:.]+))?")
+_DEV_PREFIX_RE = re.compile(r"(?P<pci>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]): ")
+_DMAR_RE = re.compile(
+    r"DMAR: \[DMA (?:Read|Write)[^\]]*\] Request device \[(?P<dev>[0-9a-fA-F:.]+)\]"
+)
+# "NVRM: API mismatch: the client has the version 535.104.05, but
+#  NVRM: this kernel module has the version 535.86.10.  Please ..."
+_API_MISMATCH_RE = re.compile(r"NVRM: API mismatch: the client has the version (?P<client>[\d.]+)")
+_MODULE_VERSION_RE = re.compile(r"this kernel module has the version (?P<module>[\d.]+?)\.?\s")
 KERNEL_LOG_TIMEOUT_S = 10.0
+_E = TypeVar("_E", XidEvent, KernelEvent)
 
 
 # --- kernel command line and IOMMU groups ---------------------------------------------------
@@ -164,7 +189,9 @@ def parse_xids(text: str) -> list[XidEvent]:
         line = raw.strip()
         m = _XID_RE.search(line)
         if m:
-            events.append(XidEvent(code=int(m["code"]), pci=m["pci"].lower(), line=line))
+            events.append(
+                XidEvent(code=int(m["code"]), pci=m["pci"].lower(), line=line, time_s=_time(line))
+            )
             continue
         addr = _GPU_ADDR_RE.search(line)
         if addr:
@@ -182,6 +209,78 @@ def parse_xids(text: str) -> list[XidEvent]:
     return events
 
 
+def _time(line: str) -> float | None:
+    m = _TIME_RE.match(line)
+    return float(m["t"]) if m else None
+
+
+def _full_bdf(dev: str) -> str:
+    """ "41:00.0" (AMD-Vi and DMAR omit the domain) as "0000:41:00.0"."""
+    return dev.lower() if dev.count(":") == 2 else f"0000:{dev.lower()}"
+
+
+def parse_kernel_events(text: str) -> list[KernelEvent]:
+    """PCIe AER errors, IOMMU page faults (AMD-Vi, Intel DMAR) and NVRM API-mismatch
+    lines of a kernel log, in order. An API mismatch keeps both versions in its line."""
+    events: list[KernelEvent] = []
+    mismatch: KernelEvent | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        t = _time(line)
+        if mismatch is not None:
+            found = _MODULE_VERSION_RE.search(line + " ")
+            if found and "NVRM" in line:
+                mismatch.line += " " + line
+                mismatch = None
+                continue
+            mismatch = None
+        m = _API_MISMATCH_RE.search(line)
+        if m:
+            mismatch = KernelEvent(kind="api_mismatch", pci=None, line=line, time_s=t)
+            events.append(mismatch)
+            continue
+        aer = _AER_RECEIVED_RE.search(line) or _AER_BUS_RE.search(line)
+        if aer:
+            sev, pci = aer["sev"].strip(), aer["pci"].lower()
+            last = next((e for e in reversed(events) if e.kind == "aer"), None)
+            # one error prints a "received" line and a "PCIe Bus Error" line: count it once
+            if not (
+                last is not None
+                and last.pci == pci
+                and last.severity == sev
+                and t is not None
+                and last.time_s is not None
+                and abs(t - last.time_s) < 0.01
+            ):
+                events.append(KernelEvent(kind="aer", pci=pci, line=line, time_s=t, severity=sev))
+            continue
+        fault = _AMDVI_RE.search(line)
+        if fault:
+            dev = fault["dev"]
+            if dev is None:
+                prefix = _DEV_PREFIX_RE.search(line)
+                dev = prefix["pci"] if prefix else None
+            events.append(
+                KernelEvent(
+                    kind="iommu_fault", pci=_full_bdf(dev) if dev else None, line=line, time_s=t
+                )
+            )
+            continue
+        dmar = _DMAR_RE.search(line)
+        if dmar:
+            events.append(
+                KernelEvent(kind="iommu_fault", pci=_full_bdf(dmar["dev"]), line=line, time_s=t)
+            )
+    return events
+
+
+def api_mismatch_versions(line: str) -> tuple[str | None, str | None]:
+    """(user-space client version, kernel module version) of an NVRM API-mismatch line."""
+    client = _API_MISMATCH_RE.search(line)
+    module = _MODULE_VERSION_RE.search(line + " ")
+    return (client["client"] if client else None, module["module"] if module else None)
+
+
 def _bus_key(address: str) -> tuple[int, str, str] | None:
     """(domain, bus, device) of "0000:41:00", "00000000:41:00.0" or "0000:41:00.0"."""
     parts = address.lower().split(":")
@@ -193,7 +292,7 @@ def _bus_key(address: str) -> tuple[int, str, str] | None:
         return None
 
 
-def match_gpus(events: list[XidEvent], gpu_bus: dict[int, str]) -> list[XidEvent]:
+def match_gpus(events: list[_E], gpu_bus: dict[int, str]) -> list[_E]:
     """Fill in each event's GPU index from the rig's bus ids (None: not a GPU NVML sees)."""
     by_key = {_bus_key(bus): index for index, bus in gpu_bus.items()}
     for e in events:

@@ -25,10 +25,15 @@ P2PState = Literal["ok", "unsupported", "disabled", "unknown"]
 @dataclass(kw_only=True, slots=True)
 class PcieLink:
     """A GPU's PCIe link. `gen_max`/`width_max` are what the GPU and slot together allow;
-    `gpu_gen_max`/`gpu_width_max` what the GPU alone can do (a riser shows as the gap)."""
+    `gpu_gen_max`/`gpu_width_max` what the GPU alone can do (a riser shows as the gap).
+    `gen_current`/`width_current` are read whenever asked (an idle GPU trains its link down
+    to save power); `gen_loaded`/`width_loaded` are the highest readings while the GPU was
+    busy, when such a reading exists (doctor's load probe takes it on a live rig)."""
 
     gen_current: int | None = None
     width_current: int | None = None
+    gen_loaded: int | None = None
+    width_loaded: int | None = None
     gen_max: int | None = None
     width_max: int | None = None
     gpu_gen_max: int | None = None
@@ -106,6 +111,9 @@ class Rig:
     system: SystemInfo = field(default_factory=SystemInfo)
     # Faults a simulated rig plays when benchmarks run on its CPU stand-ins, keyed "a-b".
     p2p_faults: dict[str, str] = field(default_factory=dict)
+    # What a copy between the pair measured on the real rig (GB/s one way), keyed "a-b": a
+    # simulated rig's stand-ins copy at CPU speed, so its file gives the real figure.
+    p2p_measured_gbps: dict[str, float] = field(default_factory=dict)
 
     def pair(self, a: int, b: int) -> PairLink | None:
         lo, hi = min(a, b), max(a, b)
@@ -126,6 +134,24 @@ class XidEvent:
     pci: str | None  # "0000:41:00" as the driver prints it
     gpu: int | None = None  # the rig's index of that GPU, when known
     line: str = ""
+    time_s: float | None = None  # seconds since boot, from the line's "[  123.456]"
+
+
+# Kernel-log lines besides Xid that point at a GPU problem:
+# aer: a PCIe Advanced Error Reporting line (corrected or uncorrected link error);
+# iommu_fault: an AMD-Vi / DMAR IO_PAGE_FAULT (DMA the IOMMU refused: seed 004's P2P hang);
+# api_mismatch: NVRM "API mismatch" (user-space driver and kernel module differ).
+KernelEventKind = Literal["aer", "iommu_fault", "api_mismatch"]
+
+
+@dataclass(kw_only=True, slots=True)
+class KernelEvent:
+    kind: KernelEventKind
+    pci: str | None  # the device the line names ("0000:41:00.0"), when it names one
+    gpu: int | None = None
+    line: str = ""
+    time_s: float | None = None
+    severity: str | None = None  # aer: "Corrected" / "Uncorrected (Non-Fatal)" / "Fatal"
 
 
 @dataclass(kw_only=True, slots=True)

@@ -228,6 +228,22 @@ def _nvlink(h: GpuHealth, handle: Any) -> None:
         h.unavailable["nvlink_errors"] = "NVML gives no NVLink error counters for this GPU"
 
 
+def _activity(r: _Reader, h: GpuHealth, handle: Any) -> None:
+    """Utilisation, power draw, fan, VBIOS and BAR1 size: what the GPU was doing when read."""
+    util = r.query("utilization_pct", pynvml.nvmlDeviceGetUtilizationRates, handle)
+    h.utilization_pct = int(util.gpu) if util is not None else None
+    mw = r.query("power_draw_w", pynvml.nvmlDeviceGetPowerUsage, handle)
+    h.power_draw_w = mw / 1000 if mw is not None else None
+    h.fan_speed_pct = r.query("fan_speed_pct", pynvml.nvmlDeviceGetFanSpeed, handle)
+    vbios = r.query("vbios_version", pynvml.nvmlDeviceGetVbiosVersion, handle)
+    h.vbios_version = vbios.decode() if isinstance(vbios, bytes) else vbios
+    bar1 = r.query("bar1_total_mib", pynvml.nvmlDeviceGetBAR1MemoryInfo, handle)
+    h.bar1_total_mib = int(bar1.bar1Total) >> 20 if bar1 is not None else None
+    h.unavailable.setdefault(
+        "locked_sm_clock_mhz", "NVML does not report clocks locked with nvidia-smi -lgc"
+    )
+
+
 def _gpu_health(index: int, handle: Any) -> GpuHealth:
     h = GpuHealth(index=index)
     r = _Reader(h)
@@ -239,6 +255,7 @@ def _gpu_health(index: int, handle: Any) -> GpuHealth:
     _temperatures(r, h, handle)
     _clocks(r, h, handle)
     _nvlink(h, handle)
+    _activity(r, h, handle)
     return h
 
 

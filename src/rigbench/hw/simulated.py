@@ -154,8 +154,12 @@ class _SystemSection(_Strict):
 
 
 class _PcieSection(_Strict):
+    # gen_current/width_current: the reading at rest unless gen_loaded/width_loaded are
+    # given too; a file that gives only the current reading means it was read under load.
     gen_current: PcieGen | None = None
     width_current: PcieWidth | None = None
+    gen_loaded: PcieGen | None = None
+    width_loaded: PcieWidth | None = None
     gen_max: PcieGen | None = None
     width_max: PcieWidth | None = None
     gpu_gen_max: PcieGen | None = None
@@ -172,6 +176,8 @@ class _PcieSection(_Strict):
             ("width_current", "width_max"),
             ("width_max", "gpu_width_max"),
             ("width_current", "gpu_width_max"),
+            ("gen_loaded", "gen_max"),
+            ("width_loaded", "width_max"),
         ):
             a, b = getattr(self, low), getattr(self, high)
             if a is not None and b is not None and a > b:
@@ -247,6 +253,8 @@ class _PairFields(_Strict):
     p2p: P2P | None = None
     p2p_detail: str | None = None
     fault: Fault | None = None
+    # what a GPU-to-GPU copy measured on the real rig, GB/s one way (a slow pair shows here)
+    p2p_gbps: Positive | None = None
 
 
 class _PairDefaults(_PairFields):
@@ -335,8 +343,11 @@ def _pick(entry: _PairEntry | None, defaults: _PairDefaults, name: str, fallback
     return fallback
 
 
-def _build_pairs(path: Path, spec: _RigFile, n_gpus: int) -> tuple[list[PairLink], dict[str, str]]:
-    """One PairLink for every i < j (listed or defaulted), and the faults keyed "a-b"."""
+def _build_pairs(
+    path: Path, spec: _RigFile, n_gpus: int
+) -> tuple[list[PairLink], dict[str, str], dict[str, float]]:
+    """One PairLink for every i < j (listed or defaulted), the faults and the measured
+    copy rates keyed "a-b"."""
     listed: dict[tuple[int, int], tuple[int, _PairEntry]] = {}
     for k, entry in enumerate(spec.pair):
         for g in entry.gpus:
@@ -355,6 +366,7 @@ def _build_pairs(path: Path, spec: _RigFile, n_gpus: int) -> tuple[list[PairLink
     defaults = spec.pairs
     pairs: list[PairLink] = []
     faults: dict[str, str] = {}
+    measured: dict[str, float] = {}
     for a in range(n_gpus):
         for b in range(a + 1, n_gpus):
             k, found = listed.get((a, b), (-1, None))
@@ -377,7 +389,10 @@ def _build_pairs(path: Path, spec: _RigFile, n_gpus: int) -> tuple[list[PairLink
             fault = _pick(found, defaults, "fault", "none")
             if fault != "none":
                 faults[f"{a}-{b}"] = fault
-    return pairs, faults
+            gbps = _pick(found, defaults, "p2p_gbps", None)
+            if gbps is not None:
+                measured[f"{a}-{b}"] = gbps
+    return pairs, faults, measured
 
 
 def _build(path: Path, spec: _RigFile) -> Rig:
@@ -440,7 +455,7 @@ def _build(path: Path, spec: _RigFile) -> Rig:
             )
         )
 
-    pairs, faults = _build_pairs(path, spec, len(gpus))
+    pairs, faults, measured = _build_pairs(path, spec, len(gpus))
     sys_spec = spec.system
     system = SystemInfo(
         **sys_spec.model_dump(exclude={"ram_gib", "unavailable"}),
@@ -453,6 +468,7 @@ def _build(path: Path, spec: _RigFile) -> Rig:
         pairs=pairs,
         system=system,
         p2p_faults=faults,
+        p2p_measured_gbps=measured,
     )
 
 

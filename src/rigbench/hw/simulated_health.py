@@ -1,7 +1,10 @@
 """The health sections of a simulated rig file, read by `hw.simulated`:
 
     [gpu.health]   after a [[gpu]] entry: that entry's GpuHealth fields
-    [health]       host facts: pci_extra_gpus, dev_shm_mib, memlock_kib, cpu_governor, ...
+    [health]       host facts: pci_extra_gpus, dev_shm_mib, memlock_kib, cpu_governor,
+                   process_numa_nodes, kernel_module_version, fabric_manager,
+                   cuda_init_error, nccl_conf = {VAR = value}, and [[health.net]] ports
+                   (name, kind = ethernet/infiniband/roce, state, rate_gbps, max_rate_gbps)
     [kernel]       cmdline, iommu_groups, iommu_group_type, log (kernel log text), [[kernel.acs]]
     [env]          environment variables as the rig's user had them
 
@@ -18,8 +21,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from rigbench.hw.health import VIOLATION_NAMES, AcsBridge, GpuHealth, HealthInfo, HostHealth
-from rigbench.hw.kernel import match_gpus, parse_xids
+from rigbench.hw.health import (
+    VIOLATION_NAMES,
+    AcsBridge,
+    GpuHealth,
+    HealthInfo,
+    HostHealth,
+    NetPort,
+)
+from rigbench.hw.kernel import match_gpus, parse_kernel_events, parse_xids
 from rigbench.hw.model import Rig
 from rigbench.hw.throttle import REASONS
 
@@ -44,6 +54,12 @@ def _not_negative_float(v: float) -> float:
     return float(v)
 
 
+def _percent(v: int) -> int:
+    if not 0 <= v <= 100:
+        raise ValueError("must be between 0 and 100 (percent)")
+    return v
+
+
 def _celsius(v: int) -> int:
     if not -40 <= v <= 150:
         raise ValueError("must be between -40 and 150 (degrees C)")
@@ -63,6 +79,8 @@ def _register(v: int) -> int:
 
 
 Count = Annotated[int, AfterValidator(_not_negative)]
+Percent = Annotated[int, AfterValidator(_percent)]
+Watts = Annotated[float, AfterValidator(_not_negative_float)]
 Register = Annotated[int, AfterValidator(_register)]
 Seconds = Annotated[float, AfterValidator(_not_negative_float)]
 Celsius = Annotated[int, AfterValidator(_celsius)]
@@ -121,7 +139,20 @@ class GpuHealthSection(_Strict):
     nvlink_links: Count | None = None
     nvlink_links_up: Count | None = None  # default: the GPU's nvlink_active_links
     nvlink_errors: dict[NvlinkCounter, Count] | None = None
+    utilization_pct: Percent | None = None  # when the readings above were taken
+    power_draw_w: Watts | None = None
+    fan_speed_pct: Percent | None = None
+    vbios_version: str | None = None
+    bar1_total_mib: Mhz | None = None
+    locked_sm_clock_mhz: list[Mhz] | None = None  # [min, max], nvidia-smi -lgc
     unavailable: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("locked_sm_clock_mhz")
+    @classmethod
+    def _range(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 2 or v[0] > v[1]):
+            raise ValueError("must be [min, max] MHz with min <= max")
+        return v
 
     @field_validator("throttle_reasons")
     @classmethod
@@ -138,6 +169,16 @@ class GpuHealthSection(_Strict):
         return _check_keys(v, _GPU_HEALTH_FIELDS, "GPU health")
 
 
+class NetEntry(_Strict):
+    """[[health.net]]: a network port (Ethernet interface or InfiniBand/RoCE port)."""
+
+    name: str
+    kind: Literal["ethernet", "infiniband", "roce", "other"] = "ethernet"
+    state: str | None = None
+    rate_gbps: Watts | None = None
+    max_rate_gbps: Watts | None = None
+
+
 class HealthSection(_Strict):
     """[health]: host facts."""
 
@@ -147,6 +188,12 @@ class HealthSection(_Strict):
     cpu_governor: str | None = None  # the governor of every CPU
     cpu_scaling_driver: str | None = None
     numa_nodes: Annotated[int, AfterValidator(_positive)] | None = None
+    process_numa_nodes: list[Count] | None = None
+    net: list[NetEntry] | None = None
+    nccl_conf: dict[str, str] | None = None
+    kernel_module_version: str | None = None
+    fabric_manager: Literal["running", "stopped", "failed", "not installed"] | None = None
+    cuda_init_error: Count | None = None
     unavailable: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("pci_extra_gpus")
@@ -193,7 +240,7 @@ class KernelSection(_Strict):
     @field_validator("unavailable")
     @classmethod
     def _unavailable(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_keys(v, ["cmdline", "iommu_groups", "acs", "xids"], "kernel")
+        return _check_keys(v, ["cmdline", "iommu_groups", "acs", "xids", "kernel_events"], "kernel")
 
 
 def gpu_health(index: int, section: GpuHealthSection | None, rig: Rig) -> GpuHealth:
@@ -235,6 +282,15 @@ def host_health(
             host.cpu_governors = {health.cpu_governor: rig.system.cpu_cores or 1}
         host.cpu_scaling_driver = health.cpu_scaling_driver
         host.numa_nodes = health.numa_nodes
+        host.process_numa_nodes = health.process_numa_nodes
+        if health.net is not None:
+            host.net_ports = [NetPort(**n.model_dump()) for n in health.net]
+        host.nccl_conf = health.nccl_conf
+        if health.nccl_conf is not None:
+            host.nccl_conf_path = "/etc/nccl.conf"
+        host.kernel_module_version = health.kernel_module_version
+        host.fabric_manager = health.fabric_manager
+        host.cuda_init_error = health.cuda_init_error
         host.unavailable.update(health.unavailable)
     if kernel is not None:
         host.cmdline = kernel.cmdline
@@ -244,6 +300,7 @@ def host_health(
             host.kernel_log_source = "simulated"
             gpu_bus = {g.index: g.bus_id for g in rig.gpus if g.bus_id}
             host.xids = match_gpus(parse_xids(kernel.log), gpu_bus)
+            host.kernel_events = match_gpus(parse_kernel_events(kernel.log), gpu_bus)
         if kernel.acs is not None:
             host.acs = [
                 AcsBridge(bridge=a.bridge, control=a.control, gpus=a.gpus, source="simulated")

@@ -101,6 +101,16 @@ _TABLE: dict[int, tuple[str, Severity, str]] = {
     ),
     120: ("GSP error", "error", "update the driver; reset the GPU"),
     140: ("unrecovered ECC error", "error", "reset the GPU; if it recurs it needs service"),
+    # R550+ drivers: the line ends "... to 0x1 (GPU Reset Required)" (or Node Reboot
+    # Required, Drain P2P, Drain and Reset); NVML's nvmlDeviceGpuRecoveryAction_t and
+    # docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt/error-recovery-and-response-flags.html
+    154: (
+        "GPU recovery action changed (the driver says what the GPU needs to work again)",
+        "error",
+        "do what the line's recovery action says: GPU Reset Required: stop the GPU's "
+        "processes, then sudo nvidia-smi -r -i <gpu>; Node Reboot Required: reboot; Drain P2P: "
+        "stop the jobs that use P2P/NVLink with this GPU, then reset it",
+    ),
 }
 
 
