@@ -436,3 +436,18 @@ def test_p2p_is_judged_against_the_pair_link_and_peer_access() -> None:
     off = find_references(gpu="*", benchmark="p2p", metric="unidir", link="gen4x16", p2p=False,
                           references=refs)  # fmt: skip
     assert on and off and on[0].p2p is True and off[0].p2p is False
+
+
+@pytest.mark.parametrize(
+    ("reason", "verdict"),
+    [("hang", "fault"), ("crash", "fault"), ("wrong_data", "fault"), ("oom", "fault"),
+     ("timeout_startup", None), ("skipped_dependency", None), ("unsupported", None)],
+)  # fmt: skip
+def test_a_failed_step_is_judged_by_its_reason_code(reason: str, verdict: str | None) -> None:
+    r = Result.failure("p2p", "unidir", "GB/s", "the words do not matter", devices=["GPU0"])
+    r.reason = reason  # type: ignore[assignment]
+    j = judge_result(r, JudgeContext())
+    if verdict is None:
+        assert j is None  # a slow machine or a skipped step is not a GPU fault
+    else:
+        assert j is not None and j.verdict == verdict and j.cause == reason

@@ -191,7 +191,8 @@ def bench(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         judge.monitor.stop()
-    measured = [r for r in results if r.status != "skipped"]
+    # a figure, or a fault (a hang, wrong data) is evidence; a step that never started is not
+    measured = [r for r in results if r.status == "ok" or r.judgement is not None]
     if not measured:
         # a run with nothing measured is no evidence of anything: never a success
         store.finish_run(run, "failed")

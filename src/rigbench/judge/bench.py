@@ -196,7 +196,21 @@ def _gpu_causes(benchmark: str, g: GpuConditions, *, played: bool) -> list[tuple
     return out
 
 
-def _fault(r: Result) -> Judgement:
+# Reasons a step did not measure anything that say nothing about the hardware: a slow or
+# busy machine that never started the workers, a step not run because one it depends on
+# failed, a figure this GPU or build cannot give, the user's Ctrl-C.
+NOT_JUDGED = ("timeout_startup", "skipped_dependency", "unsupported", "interrupted")
+
+
+def _fault(r: Result) -> Judgement | None:
+    """A failed step's verdict, from its reason code: a hang, a crash, running out of
+    memory and wrong data are faults; a step that never started or was not run is not
+    judged (None). Results without a code (stored by older versions) fall back to their
+    message."""
+    if r.reason in NOT_JUDGED:
+        return None
+    if r.reason is not None:
+        return Judgement(verdict="fault", cause=r.reason, note=r.message)
     text = (r.message or "").lower()
     wrong = any(w in text for w in ("wrong", "corrupt", "mismatch", "differ", "non-finite"))
     return Judgement(
