@@ -138,6 +138,8 @@ def test_catalog_lists_and_searches() -> None:
     assert {c["id"] for c in data["cpus"]} == {
         "threadripper-1920x",
         "threadripper-pro-7955wx",
+        "threadripper-3960x",
+        "threadripper-3970x",
         "threadripper-pro-5975wx",
         "threadripper-pro-3975wx",
     }
