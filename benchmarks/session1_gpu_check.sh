@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device session, part 1 (about 9 minutes on one H100/H200): issue 11's verdict check
+# One device session, part 1 (about 8 minutes on one H100/H200): issue 11's verdict check
 # (quick, full, workloads, bare burst loop, compare), then a 1-minute burn-in, doctor and a
 # report of what was measured, all in one database. Everything ends up in OUTDIR.
 # Usage (repo root): benchmarks/session1_gpu_check.sh OUTDIR
@@ -7,11 +7,13 @@ set -uo pipefail
 out=${1:?usage: $0 OUTDIR}
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-timeout -k 10 430 bash benchmarks/verdicts_gpu_check.sh "$out/verdicts"
+timeout -k 10 400 bash benchmarks/verdicts_gpu_check.sh "$out/verdicts"
 echo "verdicts exit $?"
 db=$out/verdicts/rigbench.db
+timeout -k 5 60 bash benchmarks/doctor_gpu_check.sh "$out/doctor"
+echo "doctor check exit $?"; grep -h "CHECK\|exit" "$out/doctor/doctor.txt" | tail -3
 t0=$SECONDS
-timeout -s INT -k 10 110 python3 -m rigbench burnin --minutes 1 --json --db "$db" > "$out/burnin.json" 2> "$out/burnin.err"
+timeout -s INT -k 10 80 python3 -m rigbench burnin --minutes 0.5 --json --db "$db" > "$out/burnin.json" 2> "$out/burnin.err"
 echo "burnin exit $? after $((SECONDS - t0)) s"
 t0=$SECONDS
 timeout -k 5 40 python3 -m rigbench doctor --json --db "$db" > "$out/doctor.json" 2> "$out/doctor.err"
