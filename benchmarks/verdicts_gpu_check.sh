@@ -62,7 +62,7 @@ bench() {  # bench NAME LIMIT ARGS...: bench --json into OUTDIR/NAME.json, wall 
 
 { burst_loop; } > "$out/burst_loop.json" 2>> "$log"
 bench quick 90 --quick
-bench full 200
+bench full 200 --full
 bench workloads 110 --only train,infer,nbody --set train.compile=0 --set infer.engine=graph
 { burst_loop; } >> "$out/burst_loop.json" 2>> "$log"
 full_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run"]["id"])' "$out/full.json" 2>> "$log")

@@ -47,6 +47,7 @@ GPU_ALIGN = 256  # dimensions are multiples of this on a GPU ...
 CPU_ALIGN = 16  # ... and of this on the CPU (fp8 and int8 need multiples of 16)
 MIN_DIM = 32  # _int_mm needs M > 16
 
+BURST_REST_S = 1.5  # idle before each burst, so the power limiter's average has fallen
 BURST_WARMUP = 5
 BURST_REPEATS = 20
 SUSTAINED_S_QUICK = 3.0
@@ -428,9 +429,15 @@ def _sized_problem(
 def _measure_burst(prob: _Problem, tdev: torch.device, n_sets: int) -> _Measured:
     """5 warm-up calls, then 20 single calls between CUDA events, the L2 flushed before
     each (outside the timed region)."""
-    from rigbench.bench.timing import l2_flusher, rates, time_iterations
+    from rigbench.bench.timing import l2_flusher, rates, synchronize, time_iterations
 
     flush = l2_flusher(tdev)
+    if tdev.type == "cuda":
+        # A burst starts from rest: right after another dtype's load the power limiter still
+        # holds the clock down (an H100 read bf16 at 744 TFLOP/s after the fp64 and fp16
+        # bursts, 778 from rest; the bare loop gave 774: benchmarks/2026-12-06-h100-1gpu.md).
+        synchronize(tdev)
+        time.sleep(BURST_REST_S)
     t0 = time.monotonic()
     seconds = time_iterations(
         prob.step,
