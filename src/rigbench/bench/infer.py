@@ -89,6 +89,7 @@ CHECK_TOKENS = 6
 # 0.48, attending to a fixed position 1.3.
 CHECK_TOL = {"bf16": 8e-2, "fp16": 8e-2, "fp32": 1e-4}
 BW_BYTES = {True: 1 << 30, False: 64 << 20}
+BW_WARM_S = 0.5  # copies before the bandwidth probe is timed (GPU only)
 MEMORY_HEADROOM = 0.85  # of free memory, for weights-sized scratch and the cache
 
 GPU_TIMEOUT_S = 300.0
@@ -288,7 +289,7 @@ def _measure_bandwidth(tdev: torch.device, nbytes: int) -> float | None:
     """Device-to-device copy rate in GB/s (bytes read + written), or None without room."""
     import torch
 
-    from rigbench.bench.timing import time_iterations
+    from rigbench.bench.timing import synchronize, time_iterations
 
     if tdev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(tdev)
@@ -296,13 +297,20 @@ def _measure_bandwidth(tdev: torch.device, nbytes: int) -> float | None:
             return None
     src = torch.randn(nbytes // 4, device=tdev)
     dst = torch.empty_like(src)
-    seconds = sorted(time_iterations(lambda: dst.copy_(src), tdev, warmup=5, repeats=40))
+    # The ceiling must not depend on the state the step found the GPU in: after a few
+    # warm-up copies an idle H100 still copied at 2.59 TB/s in one step and 3.0 in another,
+    # so the same ~2.2 TB/s of decode read as 0.80 and 0.69 of its ceiling
+    # (benchmarks/2026-12-06-h100-1gpu.md). Copy for BW_WARM_S first, as the memory
+    # benchmark's clocks are by then, and take the fast quartile of 40 copies.
+    t_end = time.monotonic() + (BW_WARM_S if tdev.type == "cuda" else 0.0)
+    while True:
+        dst.copy_(src)
+        synchronize(tdev)
+        if time.monotonic() >= t_end:
+            break
+    seconds = sorted(time_iterations(lambda: dst.copy_(src), tdev, warmup=2, repeats=40))
     if not torch.equal(src, dst):
         raise RuntimeError("the bandwidth probe's copy came out wrong")
-    # The ceiling must not move with the noise of a sub-millisecond copy: the median of 10
-    # copies put an H100's ceiling at 3.2 TB/s in one step and 2.76 in the next, so the same
-    # 2.23 TB/s of decode read as 0.69 and 0.81 of it (benchmarks/2026-12-06-h100-1gpu.md).
-    # The fast quartile of 40 is what the memory can do; slower copies were interrupted.
     return 2 * nbytes / seconds[len(seconds) // 4] / 1e9
 
 
