@@ -116,7 +116,8 @@ limits = { gpu_max_c = 87 }
     assert source.read(1.75)[1].power_instant_w == 700
     assert s0.throttle_mask == 0x4
     # the average is the last second's mean: 600 until t=1, then the pulse's low half
-    avg = source.read(1.5)[1].power_avg_w
+    # (a slow figure: a fresh source reads it on its first tick)
+    avg = SimulatedBackend.from_file(path).telemetry().read(1.5)[1].power_avg_w
     assert avg is not None and 330 < avg < 420
     assert source.events() == []
     source.read(2.0)
@@ -124,9 +125,10 @@ limits = { gpu_max_c = 87 }
     assert [s.gpu for s in source.read(3.5)] == [0]
     lost = source.events()
     assert [(e.kind, e.gpu, e.t) for e in lost] == [("lost", 1, 3.0)]
-    # energy is the integral of the played power
-    e0 = source.read(3.6)[0].energy_mj
-    assert e0 == pytest.approx(600 * 3.6 * 1000, rel=0.01)
+    # energy is the integral of the played power, a slow figure: repeated until read again
+    assert source.read(3.6)[0].energy_mj == source.read(3.5)[0].energy_mj
+    e0 = source.read(4.6)[0].energy_mj
+    assert e0 == pytest.approx(600 * 4.6 * 1000, rel=0.01)
 
 
 def test_without_a_trace_gpus_read_a_steady_healthy_state() -> None:
@@ -526,5 +528,42 @@ def test_nvml_source_says_why_the_vram_register_is_not_read(
         assert "\n" not in why
         source.start(time.monotonic())
         assert source.read(0.0)[0].temp_mem_c is None
+    finally:
+        source.close()
+
+
+def test_nvml_source_reads_fast_figures_every_tick_and_slow_ones_once_a_period(
+    fake_nvml: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rigbench.hw.nvml_telemetry import NvmlTelemetry
+    from rigbench.hw.telemetry import SLOW_EVERY_S
+
+    pynvml: Any = importlib.import_module("pynvml")
+    calls: dict[str, int] = {}
+
+    def counted(name: str) -> None:
+        fn = getattr(pynvml, name)
+
+        def wrapper(*a: Any) -> Any:
+            key = name if name != "nvmlDeviceGetFieldValues" else f"fields{sorted(a[1])}"
+            calls[key] = calls.get(key, 0) + 1
+            return fn(*a)
+
+        monkeypatch.setattr(pynvml, name, wrapper)
+
+    source = NvmlTelemetry()
+    try:
+        for name in ("nvmlDeviceGetTemperature", "nvmlDeviceGetFieldValues"):
+            counted(name)
+        source.start(time.monotonic())
+        ticks = int(SLOW_EVERY_S * 100)
+        for k in range(2 * ticks):  # two periods at 100 Hz; the first tick reads every figure
+            if k == ticks:
+                calls.clear()  # count the second period, in the steady state
+            b = source.read(k / 100)[1]
+            assert b.power_instant_w == 690.5 and b.temp_gpu_c == 71  # slow ones repeated
+        instant = f"fields{[pynvml.NVML_FI_DEV_POWER_INSTANT]}"
+        assert calls[instant] == ticks  # the H100's instantaneous power: every tick
+        assert calls["nvmlDeviceGetTemperature"] == 2  # one per GPU in the period
     finally:
         source.close()
