@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from rigbench.burnin.profiles import PROFILES
+from rigbench.burnin.profiles import help_text as profiles_help
 from rigbench.commands.common import (
     EXIT_ERROR,
     EXIT_FAILED,
@@ -24,6 +26,7 @@ from rigbench.commands.common import (
 from rigbench.errors import BadInput
 
 app = typer.Typer()
+DEFAULT_MINUTES = 10.0
 
 MAX_MINUTES = 7 * 24 * 60
 
@@ -31,9 +34,24 @@ MAX_MINUTES = 7 * 24 * 60
 @app.command()
 def burnin(
     minutes: Annotated[
-        float,
-        typer.Option("--minutes", help="How long the load runs (fractions allowed).", metavar="N"),
-    ] = 10.0,
+        float | None,
+        typer.Option(
+            "--minutes",
+            help=f"How long the load runs (fractions allowed; default: the profile's length, "
+            f"else {DEFAULT_MINUTES:g}).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="An acceptance profile: " + profiles_help(),
+            metavar="|".join(PROFILES),
+            show_default=False,
+        ),
+    ] = None,
     gpus: Annotated[
         str | None,
         typer.Option("--gpus", help="Comma-separated GPU indices (default: all).", metavar="LIST"),
@@ -62,6 +80,7 @@ def burnin(
     130 Ctrl-C."""
     from rigbench.bench.suite import parse_gpus
     from rigbench.burnin import build as build_check
+    from rigbench.burnin.profiles import gate
     from rigbench.burnin.run import MIN_RATE_HZ, LiveState, run_burnin
     from rigbench.burnin.schedule import MIN_SAMPLES_PER_PHASE, shortest_run_s
     from rigbench.hw.backend import select_backend
@@ -73,6 +92,10 @@ def burnin(
     from rigbench.telemetry.sampler import MAX_RATE_HZ
 
     with one_line_errors():
+        if profile is not None and profile not in PROFILES:
+            raise BadInput(f"--profile must be one of {', '.join(PROFILES)} (got {profile!r})")
+        if minutes is None:
+            minutes = PROFILES[profile].minutes if profile is not None else DEFAULT_MINUTES
         if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
             raise BadInput(
                 f"--rate must be between {MIN_RATE_HZ:g} and {MAX_RATE_HZ:g} Hz (got {rate:g}): "
@@ -142,14 +165,21 @@ def burnin(
     finally:
         if live_display is not None:
             live_display.stop()
+    code = 0
+    if outcome.interrupted:
+        code = EXIT_INTERRUPTED
+    elif outcome.verdict.verdict == "void":
+        code = EXIT_ERROR  # nothing was tested: neither a pass nor a fault
+    elif outcome.verdict.verdict != "pass":
+        code = EXIT_FAILED
     if as_json:
-        print_json(outcome.to_dict())
+        doc = outcome.to_dict()
+        doc["gate"] = gate(profile, minutes, doc, code)
+        print_json(doc)
     else:
         render_burnin(outcome, out)
+        if profile is not None:
+            out.print(f"profile {profile}: {minutes:g} min")
         out.print(f"[dim]run #{run.id} saved to {store.path}[/dim]")
-    if outcome.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if outcome.verdict.verdict == "void":
-        raise typer.Exit(EXIT_ERROR)  # nothing was tested: neither a pass nor a fault
-    if outcome.verdict.verdict != "pass":
-        raise typer.Exit(EXIT_FAILED)
+    if code:
+        raise typer.Exit(code)
