@@ -83,6 +83,21 @@ def test_a_gpu_that_overheats_fails_on_thermal(tmp_path: Path, examples: Path) -
     assert gate["thresholds"]["matmul_slower_than_peers_max"] == 0.10
 
 
+def test_one_bit_off_from_identical_peers_fails_the_bit_exact_check(
+    tmp_path: Path, examples: Path
+) -> None:
+    rig = examples / "v100-sxm2-server-bit-flip.toml"
+    code, doc, err = _burnin(tmp_path, "--simulate", str(rig), "--gpus", "0,1,2")
+    assert code == 1, err
+    bad = _gpu(doc, "GPU2")
+    assert _codes(bad) == {"wrong_result"}  # inside the float64 tolerance: only bits differ
+    assert "GPU0, GPU1 (same model)" in bad["reasons"][0]["message"]
+    good = [_gpu(doc, f"GPU{k}") for k in (0, 1)]
+    assert [g["verdict"] for g in good] == ["pass", "pass"]
+    assert good[0]["figures"]["checksum"] == good[1]["figures"]["checksum"]
+    assert bad["figures"]["checksum"] != good[0]["figures"]["checksum"]
+
+
 def test_a_gpu_that_drops_off_the_bus_fails_and_the_others_carry_on(
     tmp_path: Path, examples: Path
 ) -> None:

@@ -19,7 +19,9 @@ steady, healthy state (the baseline below). The format (see examples/simulated/R
       processes = 1           compute processes of other programs holding the GPU
     [[telemetry.event]]       t, gpu, xid: an Xid reported at t
     [[telemetry.gpu]]         index, lost_at (drops off the bus: no readings after it),
-                              limits = { gpu_max_c, slowdown_c, shutdown_c, mem_max_c }
+                              limits = { gpu_max_c, slowdown_c, shutdown_c, mem_max_c },
+                              bit_flip_at (from then on one bit of one element of each of
+                              its burn-in matmul results is flipped: silent corruption)
     [telemetry]
       nvml_read_ms = 0.35     what one NVML read costs: each tick then takes as long as the
                               reads it makes would on a real GPU (default: no cost)
@@ -216,6 +218,7 @@ class _Limits(_Strict):
 class _GpuFacts(_Strict):
     index: int
     lost_at: Time | None = None
+    bit_flip_at: Time | None = None
     limits: _Limits = Field(default_factory=_Limits)
 
 
@@ -312,6 +315,11 @@ class SimulatedTelemetry:
             g.index: f.lost_at
             for g in selected
             if (f := self._facts.get(g.index)) is not None and f.lost_at is not None
+        }
+        self.bit_flip_at: dict[int, float] = {
+            g.index: f.bit_flip_at
+            for g in selected
+            if (f := self._facts.get(g.index)) is not None and f.bit_flip_at is not None
         }
         self._base = {g.index: _baseline(g) for g in selected}
         # Per GPU, the segments that apply to it, latest start last (file order on ties).
