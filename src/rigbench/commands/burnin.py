@@ -70,6 +70,25 @@ def burnin(
             "--rate", help="Telemetry samples per second per GPU (50 or more).", metavar="HZ"
         ),
     ] = 100.0,
+    find_trip: Annotated[
+        bool,
+        typer.Option(
+            "--find-trip",
+            help="With --build: step the number of GPUs ramping idle->full together (1..N) "
+            "and say at which step the combined spike goes past what the PSU groups carry "
+            "for milliseconds (a trip, or a 12 V bus sag that drops GPUs). Simulated rigs only "
+            "in this version. Exit 1 when a step trips.",
+        ),
+    ] = False,
+    stagger: Annotated[
+        float | None,
+        typer.Option(
+            "--stagger",
+            help="With --find-trip: also ramp the GPUs this many ms apart, to show whether "
+            "staggering the ramps avoids the trip.",
+            metavar="MS",
+        ),
+    ] = None,
     simulate: SimulateOpt = None,
     as_json: JsonOpt = False,
     db: DbOpt = None,
@@ -91,6 +110,9 @@ def burnin(
     from rigbench.store import Store
     from rigbench.telemetry.sampler import MAX_RATE_HZ
 
+    if find_trip or stagger is not None:
+        _find_trip(build, stagger, simulate, as_json, find_trip)
+        return
     with one_line_errors():
         if profile is not None and profile not in PROFILES:
             raise BadInput(f"--profile must be one of {', '.join(PROFILES)} (got {profile!r})")
@@ -183,3 +205,34 @@ def burnin(
         out.print(f"[dim]run #{run.id} saved to {store.path}[/dim]")
     if code:
         raise typer.Exit(code)
+
+
+def _find_trip(
+    build: Path | None, stagger: float | None, simulate: Path | None, as_json: bool, asked: bool
+) -> None:
+    from rigbench.burnin import build as build_check
+    from rigbench.burnin.psutrip import run_finder
+    from rigbench.hw.backend import select_backend
+    from rigbench.report.psutrip import render_trip
+
+    with one_line_errors():
+        if not asked:
+            raise BadInput("--stagger: only with --find-trip")
+        if build is None:
+            raise BadInput("--find-trip needs --build BUILD.toml (the PSU groups to test)")
+        if stagger is not None and not 0 < stagger <= 10_000:
+            raise BadInput(f"--stagger must be above 0 and at most 10000 ms (got {stagger:g})")
+        build_obj, note = build_check.load(build)
+        if build_obj is None:
+            raise BadInput(note or "--build: cannot be read")
+        source = select_backend(simulate).telemetry()
+        try:
+            report = run_finder(source, build_obj, stagger)
+        finally:
+            source.close()
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        render_trip(report, out)
+    if report.trips:
+        raise typer.Exit(EXIT_FAILED)

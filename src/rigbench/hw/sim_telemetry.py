@@ -228,6 +228,10 @@ class TelemetrySection(_Strict):
     description: str | None = None
     # ms one NVML read costs on the GPU being modelled (see NVML_READ_MS_H200_VM)
     nvml_read_ms: Annotated[float, AfterValidator(_not_negative)] | None = None
+    # for the PSU-trip finder (burnin.psutrip): an idle GPU's draw (W) and how long a ramp's
+    # peak lasts (ms); the peak is the highest power_w of the segments
+    idle_w: Annotated[float, AfterValidator(_not_negative)] | None = None
+    spike_ms: Annotated[float, AfterValidator(_not_negative)] | None = None
     segment: list[_Segment] = Field(default_factory=list)
     event: list[_Event] = Field(default_factory=list)
     gpu: list[_GpuFacts] = Field(default_factory=list)
@@ -529,6 +533,31 @@ class SimulatedTelemetry:
     def events(self) -> list[TelemetryEvent]:
         with self._lock:
             out, self._events = self._events, []
+        return out
+
+    def ramp_figures(self) -> dict[int, dict[str, float]] | str:
+        """Per GPU: idle, peak and sustained W and the peak's length in ms, for the PSU-trip
+        finder; or why the trace cannot give them."""
+        sec = self._section
+        missing = [k for k in ("idle_w", "spike_ms") if getattr(sec, k) is None]
+        if missing:
+            return f"the simulated rig's [telemetry] sets no {' and no '.join(missing)}"
+        out: dict[int, dict[str, float]] = {}
+        for g in self._gpus:
+            peaks = [
+                max(s.power_w) if isinstance(s.power_w, list) else s.power_w
+                for s in self._segments[g.index]
+                if s.power_w is not None
+            ]
+            sustained = g.power_limit_w or g.power_default_limit_w
+            if not peaks or sustained is None:
+                return f"GPU {g.index}: the trace has no power_w or the rig no power limit"
+            out[g.index] = {
+                "idle_w": float(sec.idle_w or 0.0),
+                "peak_w": float(max(peaks)),
+                "sustained_w": float(min(sustained, max(peaks))),
+                "spike_ms": float(sec.spike_ms or 0.0),
+            }
         return out
 
     def close(self) -> None:
