@@ -4,6 +4,7 @@ Prometheus endpoint and the NVML source's decoding (against a stand-in NVML libr
 from __future__ import annotations
 
 import importlib
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -317,12 +318,17 @@ def test_prometheus_endpoint_serves_metrics_on_loopback() -> None:
         sampler.stop()
         exporter.close()
     assert "# TYPE rigbench_gpu_power_instant_watts gauge" in text
-    assert 'rigbench_gpu_power_instant_watts{gpu="3",name="Tesla V100-SXM2-16GB"} 250.0' in text
-    assert (
-        'rigbench_gpu_throttle_active{gpu="0",name="Tesla V100-SXM2-16GB",reason="hw_thermal"} 0.0'
-        in text
+
+    # labels in prometheus-client's order: dcgm-exporter's UUID, gpu, modelName, then ours
+    def labels(gpu: int) -> str:
+        v100 = "Tesla V100-SXM2-16GB"
+        return f'UUID="GPU-[0-9a-f-]+",gpu="{gpu}",modelName="{v100}",name="{v100}"'
+
+    assert re.search(r"rigbench_gpu_power_instant_watts\{" + labels(3) + r"\} 250.0", text)
+    assert re.search(
+        r"rigbench_gpu_throttle_active\{" + labels(0) + r',reason="hw_thermal"\} 0.0', text
     )
-    assert 'rigbench_gpu_lost{gpu="3"' in text
+    assert re.search(r'rigbench_gpu_lost\{UUID="[^"]+",gpu="3"', text)
 
 
 def test_the_endpoint_port_must_be_free() -> None:
