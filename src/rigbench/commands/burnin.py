@@ -89,6 +89,16 @@ def burnin(
             metavar="MS",
         ),
     ] = None,
+    sweep_power: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep-power",
+            help="Measure the sustained GEMM rate and mean power at each power limit from LO "
+            "to HI watts in STEP steps (e.g. 150:350:25), then put the limits back. Needs root "
+            "to set limits: without it, measures at the current limit only and says so.",
+            metavar="LO:HI:STEP",
+        ),
+    ] = None,
     simulate: SimulateOpt = None,
     as_json: JsonOpt = False,
     db: DbOpt = None,
@@ -112,6 +122,9 @@ def burnin(
 
     if find_trip or stagger is not None:
         _find_trip(build, stagger, simulate, as_json, find_trip)
+        return
+    if sweep_power is not None:
+        _sweep(sweep_power, gpus, simulate, as_json)
         return
     with one_line_errors():
         if profile is not None and profile not in PROFILES:
@@ -236,3 +249,31 @@ def _find_trip(
         render_trip(report, out)
     if report.trips:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _sweep(spec: str, gpus: str | None, simulate: Path | None, as_json: bool) -> None:
+    from rigbench.bench.suite import parse_gpus
+    from rigbench.burnin.sweep import parse_sweep, run_sweep
+    from rigbench.hw.backend import select_backend
+    from rigbench.needs import require_torch
+    from rigbench.report.sweep import point_line, render_sweep
+
+    with one_line_errors():
+        limits = parse_sweep(spec)
+        require_torch("burnin")
+        backend = select_backend(simulate)
+        selected = parse_gpus(gpus, backend.rig())
+        if not selected:
+            raise BadInput("--sweep-power: no GPU to sweep")
+
+    def progress(p: object) -> None:
+        if not as_json:
+            err.print(point_line(p), highlight=False)  # type: ignore[arg-type]
+
+    interrupt_on_signals()
+    with one_line_errors():
+        report = run_sweep(backend, limits, selected, on_point=progress)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        render_sweep(report, out)

@@ -531,6 +531,15 @@ class SimulatedBackend:
         # A fresh copy each time: callers may change what they are given.
         return copy.deepcopy(self._snapshot)
 
+    def power_limit_settable(self) -> str | None:
+        return None  # a simulated rig's limit lives in memory: nothing real changes
+
+    def set_power_limit(self, gpu: int, watts: float) -> None:
+        """Change the simulated GPU's limit for this process (its baseline draw follows it)."""
+        for g in self._snapshot.gpus:
+            if g.index == gpu:
+                g.power_limit_w = float(watts)
+
     def health(self, rig: Rig) -> HealthInfo:
         """What the file says for `rigbench doctor`; a fact it leaves out is None."""
         return copy.deepcopy(self._health)
