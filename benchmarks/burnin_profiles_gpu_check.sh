@@ -5,13 +5,18 @@
 #      field?) - the figure the simulated cost model (nvml_read_ms) stands for
 #   2. monitor --rate 100 for 10 s, --json: the achieved rate with the fast/slow split and
 #      the refresh rate of every figure (value changes per second of reads per second)
-#   3. the same with a GEMM load running (burnin for 30 s on all GPUs, the monitor beside
-#      it), so the changes/s of power and SM clock are those of a busy GPU
-# It changes no GPU setting (no power limits, no clocks). Nothing is fatal.
+#   3. burnin --profile quick (2 min) on all GPUs, --json (its gate), with monitor --rate 100
+#      beside it for 10 s: the changes/s of power and SM clock of a busy GPU
+#   4. bench --only vram: the patterns over 90 % of free memory per GPU (expect 0 bad words)
+#   5. burnin --sweep-power 300:700:200 as the user it runs as: without root it must say so in
+#      one line and measure at the current limit only (it changes no setting then). Run as
+#      root it WOULD set limits (and put them back): the script skips it as root unless
+#      SWEEP_AS_ROOT=1.
+# It changes no GPU setting otherwise. Nothing is fatal. About 4-5 minutes on one H100/H200.
 #
 # Usage: benchmarks/burnin_profiles_gpu_check.sh OUTDIR
 # OUTDIR gets: summary.txt (read first), log.txt, nvml_read_costs.json, monitor_idle.json,
-# monitor_load.json, burnin.json.
+# monitor_load.json, burnin_quick.json, vram.json, sweep.json.
 set -uo pipefail
 out=${1:?usage: benchmarks/burnin_profiles_gpu_check.sh OUTDIR}
 mkdir -p "$out"
@@ -38,15 +43,31 @@ timeout 60 python3 -m rigbench monitor --rate 100 --seconds 10 --json \
   > "$out/monitor_idle.json" 2>> "$log"
 echo "exit $?" >> "$log"
 
-step "3. monitor --rate 100 beside a 30 s burnin"
-timeout 180 python3 -m rigbench burnin --minutes 0.5 --json > "$out/burnin.json" 2>> "$log" &
+step "3. burnin --profile quick, monitor --rate 100 beside it"
+timeout 300 python3 -m rigbench burnin --profile quick --json --db "$out/r.db" \
+  > "$out/burnin_quick.json" 2>> "$log" &
 bpid=$!
-sleep 12  # the load is up after the burn-in's start-up
+sleep 30  # the load is up after the burn-in's start-up
 timeout 60 python3 -m rigbench monitor --rate 100 --seconds 10 --json \
   > "$out/monitor_load.json" 2>> "$log"
 echo "monitor exit $?" >> "$log"
 wait "$bpid"
 echo "burnin exit $?" >> "$log"
+
+step "4. bench --only vram"
+timeout 300 python3 -m rigbench bench --only vram --json --db "$out/r.db" \
+  > "$out/vram.json" 2>> "$log"
+echo "exit $?" >> "$log"
+
+step "5. burnin --sweep-power (no root: one line, current limit only)"
+if [ "$(id -u)" = 0 ] && [ "${SWEEP_AS_ROOT:-0}" != 1 ]; then
+  echo "skipped: running as root would set power limits (SWEEP_AS_ROOT=1 to allow)" | tee -a "$log"
+  echo '{"skipped": "root"}' > "$out/sweep.json"
+else
+  timeout 300 python3 -m rigbench burnin --sweep-power 300:700:200 --json \
+    > "$out/sweep.json" 2>> "$log"
+  echo "exit $?" >> "$log"
+fi
 
 step "summary"
 python3 - "$out" > "$out/summary.txt" 2>> "$log" <<'PY'
@@ -64,6 +85,21 @@ if costs:
     print(f"NVML read costs on {costs['gpu']} (driver {costs['driver']}), median ms:")
     for k, v in costs["queries"].items():
         print(f"  {k:32s} {v.get('median_ms', v.get('error'))}")
+doc = load("burnin_quick.json")
+if doc:
+    g = doc.get("gate", {})
+    print(f"burnin --profile quick: verdict {g.get('verdict')}, pass {g.get('pass')}, "
+          f"full_length {g.get('full_length')}, failed {g.get('failed')}, warnings {g.get('warnings')}")
+doc = load("vram.json")
+if doc:
+    for r in doc.get("results", []):
+        if r.get("benchmark") == "vram":
+            p = r.get("params", {})
+            print(f"vram {r.get('devices')}: {r.get('status')} {r.get('value')} bad words, "
+                  f"{p.get('bytes_tested', 0) / 2**30:.1f} GiB tested, ranges {p.get('bad_ranges')}")
+doc = load("sweep.json")
+if doc:
+    print(f"sweep: notes {doc.get('notes')}, points {doc.get('points')}")
 for name in ("monitor_idle.json", "monitor_load.json"):
     doc = load(name)
     if not doc:
