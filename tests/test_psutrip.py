@@ -35,8 +35,12 @@ def test_two_psus_trip_at_three_gpus_ramping_together_three_hold(examples: Path)
     stag = doc["staggered"]
     assert all(a["gpus_peak_w"] <= b["gpus_peak_w"] for a, b in zip(stag, steps, strict=True))
     assert stag[-1]["gpus_peak_w"] < steps[-1]["gpus_peak_w"]
+    (finding,) = doc["findings"]
+    assert finding["id"] == "psu.trip_finder.trips" and finding["severity"] == "error"
+    assert finding["evidence"]["gpus_ramping"] == doc["first_trip"]["simultaneous"]
     code, doc = _find(examples, "v100-sxm2-server-3psu.toml", "--stagger", "20")
     assert code == 0 and doc["first_trip"] == {"simultaneous": None, "staggered": None}
+    assert [f["id"] for f in doc["findings"]] == ["psu.trip_finder.ok"]
 
 
 def test_stagger_longer_than_the_spike_never_stacks_two_peaks() -> None:

@@ -22,7 +22,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from rigbench.records import Finding, Origin
+
 Outcome = Literal["holds", "at_risk", "trips"]
+TRIP_SOURCE = (
+    "rigbench.plan.power (PSU group capacity for millisecond ramps; the 4x V100 SXM2 server "
+    "write-up: two paralleled 1100 W units dropped GPUs on DDP ramps, three held)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +177,53 @@ class TripReport:
     def trips(self) -> bool:
         return first_trip(self.simultaneous) is not None
 
+    def findings(self) -> list[Finding]:
+        """One finding: the first step that trips (an error), or that every step holds."""
+        k = first_trip(self.simultaneous)
+        ks = first_trip(self.staggered) if self.staggered else None
+        simulated = bool(self.ramps) and self.ramps[0].source == "simulated trace"
+        origin: Origin = "assumption" if simulated else "measurement"
+        if k is None:
+            return [
+                Finding(
+                    id="psu.trip_finder.ok",
+                    severity="ok",
+                    title=f"every PSU group holds {len(self.ramps)} GPUs ramping together",
+                    source=TRIP_SOURCE,
+                    origin=origin,
+                )
+            ]
+        step = self.simultaneous[k - 1]
+        worst = max(step.groups, key=lambda g: g.load_w / g.spike_capacity_w)
+        # not "lower the power limits": the limiter acts on a ~100 ms average and spikes follow
+        # the TDP (rigbench.plan.power); the V100 server's GPUs dropped at 200 W limits too
+        fix = "add a unit to the PSU group (a third unit fixed the V100 server write-up's rig)"
+        if self.staggered and ks is None:
+            fix = f"stagger the GPUs' ramps by {self.staggered[0].stagger_ms:g} ms, or " + fix
+        return [
+            Finding(
+                id="psu.trip_finder.trips",
+                severity="error",
+                title=f"{worst.label} trips when {k} GPUs ramp together",
+                evidence={
+                    "gpus_ramping": k,
+                    "load_w": round(worst.load_w, 1),
+                    "spike_capacity_w": worst.spike_capacity_w,
+                    "staggered_trips_at": ks,
+                },
+                why="a supply or a shared 12 V bus that cannot follow the ramp sags: GPUs fall "
+                "off the bus (Xid 79) or the PSU shuts down",
+                fix=fix,
+                source=TRIP_SOURCE,
+                origin=origin,
+                gpus=list(range(k)),
+            )
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "build": self.build,
+            "findings": [f.to_dict() for f in self.findings()],
             "ramps": [asdict(r) for r in self.ramps],
             "simultaneous": [s.to_dict() for s in self.simultaneous],
             "staggered": [s.to_dict() for s in self.staggered] if self.staggered else None,

@@ -61,6 +61,9 @@ def render_trip(report: TripReport, console: Console) -> None:
             f"{lower:.0f} W lower than together",
             highlight=False,
         )
+    for f in report.findings():
+        if f.fix and f.severity == "error":
+            console.print(f"[red]{f.title}[/red]: {f.why}; fix: {f.fix}")
     for c in report.simultaneous[-1].circuits if report.simultaneous else []:
         over = " (over its continuous rating)" if c["over"] else ""
         console.print(
