@@ -573,3 +573,31 @@ def test_nvml_source_reads_fast_figures_every_tick_and_slow_ones_once_a_period(
         assert calls["nvmlDeviceGetTemperature"] == 2  # one per GPU in the period
     finally:
         source.close()
+
+
+def test_bench_conditions_read_the_pcie_link_every_tick(
+    fake_nvml: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link trains up within milliseconds of a transfer: conditions ask for it each tick."""
+    from rigbench.hw.model import Rig
+    from rigbench.hw.nvml_telemetry import NvmlTelemetry
+    from rigbench.telemetry.conditions import ConditionsMonitor
+
+    pynvml: Any = importlib.import_module("pynvml")
+    reads: list[int] = []
+
+    def gen(h: int) -> int:
+        reads.append(h)
+        return 4
+
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetCurrPcieLinkGeneration", gen)
+    source = NvmlTelemetry()
+    try:
+        ConditionsMonitor(source, Rig(source="nvml"))
+        assert source.fast_extra == ("pcie_gen", "pcie_width")
+        reads.clear()
+        for k in range(10):
+            assert source.read(k / 100)[0].pcie_gen == 4
+        assert len(reads) == 2 * 10  # both GPUs, every tick
+    finally:
+        source.close()

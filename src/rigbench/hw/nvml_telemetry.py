@@ -150,6 +150,9 @@ class NvmlTelemetry:
         self._event_set: Any = None
         self._t0 = time.monotonic()
         self._slow: SlowSchedule | None = None
+        # slow queries a caller wants every tick (bench conditions: the PCIe link), set
+        # before sampling starts
+        self.fast_extra: tuple[str, ...] = ()
         self.events_unavailable: str | None = None
         self.read_errors: dict[int, int] = {}  # GPU -> ticks whose read failed (not lost)
         self.last_error: str | None = None
@@ -369,7 +372,7 @@ class NvmlTelemetry:
             names = [a for a in g.field_attrs if a != "power_instant_w"]
             if g.usage_as == "power_avg_w":
                 names.append("power_usage")
-            names += [n for n in _SLOW_QUERIES if n in g.queries]
+            names += [n for n in _SLOW_QUERIES if n in g.queries and n not in self.fast_extra]
             if g.gddr is not None:
                 names.append("gddr")
             items += [(g.index, n) for n in names]
@@ -391,6 +394,9 @@ class NvmlTelemetry:
         fast: list[str] = [n for n in ("sm_clock_mhz", "throttle_mask") if n in q]
         for name in fast:
             g.slow[name] = self._soft(q[name])
+        for name in self.fast_extra:
+            if name in q:
+                g.slow[name] = self._soft(q[name])
         if fast and "power_instant_w" not in g.slow and all(g.slow[n] is None for n in fast):
             # every fast read failed: a passing error, no sample from this GPU this tick
             raise pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
