@@ -156,6 +156,8 @@ def test_profiles_say_what_they_run_and_their_thresholds_in_help() -> None:
         (["--gpus", "7"], "GPU 7 does not exist"),
         (["--build", "no-such-build.toml"], "no-such-build.toml"),
         (["--profile", "weekly"], "--profile must be one of quick, accept, soak"),
+        (["--find-trip", "--sweep-power", "1:2:1"], "one at a time"),
+        (["--stagger", "10"], "--stagger: only with --find-trip"),
     ],
 )
 def test_burnin_bad_input_is_one_line_exit_2(

@@ -120,6 +120,11 @@ def burnin(
     from rigbench.store import Store
     from rigbench.telemetry.sampler import MAX_RATE_HZ
 
+    with one_line_errors():
+        if find_trip and sweep_power is not None:
+            raise BadInput("--find-trip and --sweep-power: one at a time")
+        if (find_trip or sweep_power is not None) and profile is not None:
+            raise BadInput("--profile: a burn-in's, not with --find-trip or --sweep-power")
     if find_trip or stagger is not None:
         _find_trip(build, stagger, simulate, as_json, find_trip)
         return
