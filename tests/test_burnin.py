@@ -41,9 +41,12 @@ def _codes(gpu: dict[str, Any], severity: str = "fail") -> set[str]:
 
 
 def test_healthy_rig_passes_and_exits_0(tmp_path: Path, examples: Path) -> None:
-    code, doc, err = _burnin(tmp_path, "--simulate", str(examples / "iva-2x3090.toml"))
+    code, doc, err = _burnin(
+        tmp_path, "--simulate", str(examples / "iva-2x3090.toml"), "--profile", "quick"
+    )
     assert code == 0, (doc.get("reasons"), err)
     assert doc["verdict"] == "pass" and doc["run"]["status"] == "complete"
+    assert doc["gate"]["pass"] is True and doc["gate"]["failed"] == []
     for label in ("GPU0", "GPU1"):
         g = _gpu(doc, label)
         assert g["verdict"] == "pass" and _codes(g) == set()
@@ -64,12 +67,35 @@ def test_healthy_rig_passes_and_exits_0(tmp_path: Path, examples: Path) -> None:
 
 
 def test_a_gpu_that_overheats_fails_on_thermal(tmp_path: Path, examples: Path) -> None:
-    code, doc, _ = _burnin(tmp_path, "--simulate", str(examples / "iva-2x3090-overheat.toml"))
+    code, doc, _ = _burnin(
+        tmp_path, "--simulate", str(examples / "iva-2x3090-overheat.toml"), "--profile", "accept"
+    )
     assert code == 1 and doc["verdict"] == "fail"
     hot, cool = _gpu(doc, "GPU1"), _gpu(doc, "GPU0")
     assert {"thermal", "temperature"} <= _codes(hot)
     assert cool["verdict"] == "pass"
     assert hot["figures"]["temp_gpu_peak_c"] == 95
+    # the gate a script reads: the profile, shortened by --minutes, and why it failed
+    gate = doc["gate"]
+    assert gate["pass"] is False and gate["exit_code"] == 1 and gate["profile"] == "accept"
+    assert gate["minutes"] == float(MINUTES) and gate["full_length"] is False
+    assert {"thermal", "temperature"} <= set(gate["failed"])
+    assert gate["thresholds"]["matmul_slower_than_peers_max"] == 0.10
+
+
+def test_one_bit_off_from_identical_peers_fails_the_bit_exact_check(
+    tmp_path: Path, examples: Path
+) -> None:
+    rig = examples / "v100-sxm2-server-bit-flip.toml"
+    code, doc, err = _burnin(tmp_path, "--simulate", str(rig), "--gpus", "0,1,2")
+    assert code == 1, err
+    bad = _gpu(doc, "GPU2")
+    assert _codes(bad) == {"wrong_result"}  # inside the float64 tolerance: only bits differ
+    assert "GPU0, GPU1 (same model)" in bad["reasons"][0]["message"]
+    good = [_gpu(doc, f"GPU{k}") for k in (0, 1)]
+    assert [g["verdict"] for g in good] == ["pass", "pass"]
+    assert good[0]["figures"]["checksum"] == good[1]["figures"]["checksum"]
+    assert bad["figures"]["checksum"] != good[0]["figures"]["checksum"]
 
 
 def test_a_gpu_that_drops_off_the_bus_fails_and_the_others_carry_on(
@@ -109,6 +135,18 @@ def test_no_gpu_runs_on_cpu_stand_ins(tmp_path: Path, examples: Path) -> None:
     assert any("no GPU telemetry" in n for n in doc["notes"])
 
 
+def test_profiles_say_what_they_run_and_their_thresholds_in_help() -> None:
+    from rigbench.burnin.profiles import PROFILES
+
+    res = runner.invoke(app, ["burnin", "--help"], env={"COLUMNS": "2000"})
+    assert res.exit_code == 0
+    assert [(p.name, p.minutes) for p in PROFILES.values()] == [
+        ("quick", 2.0), ("accept", 15.0), ("soak", 720.0),
+    ]  # fmt: skip
+    for words in ("quick: 2 min", "accept: 15 min", "soak: 720 min", "10% below", "bit for bit"):
+        assert words in res.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -117,6 +155,9 @@ def test_no_gpu_runs_on_cpu_stand_ins(tmp_path: Path, examples: Path) -> None:
         (["--rate", "10"], "--rate must be between 50"),
         (["--gpus", "7"], "GPU 7 does not exist"),
         (["--build", "no-such-build.toml"], "no-such-build.toml"),
+        (["--profile", "weekly"], "--profile must be one of quick, accept, soak"),
+        (["--find-trip", "--sweep-power", "1:2:1"], "one at a time"),
+        (["--stagger", "10"], "--stagger: only with --find-trip"),
     ],
 )
 def test_burnin_bad_input_is_one_line_exit_2(

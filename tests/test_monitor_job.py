@@ -4,6 +4,7 @@ job's metric parsing, and the VRAM judgement in monitor and burnin."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -239,9 +240,10 @@ def test_prometheus_exports_the_vram_temperature_of_a_3090(examples: Path) -> No
     agg = Aggregator(source.channels(), 0.05)
     agg.add(1.0, source.read(1.0), [])
     text = render_metrics(agg.view())
-    assert (
-        'rigbench_gpu_memory_temperature_celsius{gpu="1",name="NVIDIA GeForce RTX 3090"} 112'
-        in (text)
+    assert re.search(
+        r'rigbench_gpu_memory_temperature_celsius\{UUID="GPU-[0-9a-f-]+",gpu="1",'
+        r'modelName="NVIDIA GeForce RTX 3090",name="NVIDIA GeForce RTX 3090"\} 112',
+        text,
     )
 
 

@@ -4,6 +4,7 @@ Prometheus endpoint and the NVML source's decoding (against a stand-in NVML libr
 from __future__ import annotations
 
 import importlib
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -116,7 +117,8 @@ limits = { gpu_max_c = 87 }
     assert source.read(1.75)[1].power_instant_w == 700
     assert s0.throttle_mask == 0x4
     # the average is the last second's mean: 600 until t=1, then the pulse's low half
-    avg = source.read(1.5)[1].power_avg_w
+    # (a slow figure: a fresh source reads it on its first tick)
+    avg = SimulatedBackend.from_file(path).telemetry().read(1.5)[1].power_avg_w
     assert avg is not None and 330 < avg < 420
     assert source.events() == []
     source.read(2.0)
@@ -124,9 +126,10 @@ limits = { gpu_max_c = 87 }
     assert [s.gpu for s in source.read(3.5)] == [0]
     lost = source.events()
     assert [(e.kind, e.gpu, e.t) for e in lost] == [("lost", 1, 3.0)]
-    # energy is the integral of the played power
-    e0 = source.read(3.6)[0].energy_mj
-    assert e0 == pytest.approx(600 * 3.6 * 1000, rel=0.01)
+    # energy is the integral of the played power, a slow figure: repeated until read again
+    assert source.read(3.6)[0].energy_mj == source.read(3.5)[0].energy_mj
+    e0 = source.read(4.6)[0].energy_mj
+    assert e0 == pytest.approx(600 * 4.6 * 1000, rel=0.01)
 
 
 def test_without_a_trace_gpus_read_a_steady_healthy_state() -> None:
@@ -315,12 +318,17 @@ def test_prometheus_endpoint_serves_metrics_on_loopback() -> None:
         sampler.stop()
         exporter.close()
     assert "# TYPE rigbench_gpu_power_instant_watts gauge" in text
-    assert 'rigbench_gpu_power_instant_watts{gpu="3",name="Tesla V100-SXM2-16GB"} 250.0' in text
-    assert (
-        'rigbench_gpu_throttle_active{gpu="0",name="Tesla V100-SXM2-16GB",reason="hw_thermal"} 0.0'
-        in text
+
+    # labels in prometheus-client's order: dcgm-exporter's UUID, gpu, modelName, then ours
+    def labels(gpu: int) -> str:
+        v100 = "Tesla V100-SXM2-16GB"
+        return f'UUID="GPU-[0-9a-f-]+",gpu="{gpu}",modelName="{v100}",name="{v100}"'
+
+    assert re.search(r"rigbench_gpu_power_instant_watts\{" + labels(3) + r"\} 250.0", text)
+    assert re.search(
+        r"rigbench_gpu_throttle_active\{" + labels(0) + r',reason="hw_thermal"\} 0.0', text
     )
-    assert 'rigbench_gpu_lost{gpu="3"' in text
+    assert re.search(r'rigbench_gpu_lost\{UUID="[^"]+",gpu="3"', text)
 
 
 def test_the_endpoint_port_must_be_free() -> None:
@@ -526,5 +534,70 @@ def test_nvml_source_says_why_the_vram_register_is_not_read(
         assert "\n" not in why
         source.start(time.monotonic())
         assert source.read(0.0)[0].temp_mem_c is None
+    finally:
+        source.close()
+
+
+def test_nvml_source_reads_fast_figures_every_tick_and_slow_ones_once_a_period(
+    fake_nvml: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rigbench.hw.nvml_telemetry import NvmlTelemetry
+    from rigbench.hw.telemetry import SLOW_EVERY_S
+
+    pynvml: Any = importlib.import_module("pynvml")
+    calls: dict[str, int] = {}
+
+    def counted(name: str) -> None:
+        fn = getattr(pynvml, name)
+
+        def wrapper(*a: Any) -> Any:
+            key = name if name != "nvmlDeviceGetFieldValues" else f"fields{sorted(a[1])}"
+            calls[key] = calls.get(key, 0) + 1
+            return fn(*a)
+
+        monkeypatch.setattr(pynvml, name, wrapper)
+
+    source = NvmlTelemetry()
+    try:
+        for name in ("nvmlDeviceGetTemperature", "nvmlDeviceGetFieldValues"):
+            counted(name)
+        source.start(time.monotonic())
+        ticks = int(SLOW_EVERY_S * 100)
+        for k in range(2 * ticks):  # two periods at 100 Hz; the first tick reads every figure
+            if k == ticks:
+                calls.clear()  # count the second period, in the steady state
+            b = source.read(k / 100)[1]
+            assert b.power_instant_w == 690.5 and b.temp_gpu_c == 71  # slow ones repeated
+        instant = f"fields{[pynvml.NVML_FI_DEV_POWER_INSTANT]}"
+        assert calls[instant] == ticks  # the H100's instantaneous power: every tick
+        assert calls["nvmlDeviceGetTemperature"] == 2  # one per GPU in the period
+    finally:
+        source.close()
+
+
+def test_bench_conditions_read_the_pcie_link_every_tick(
+    fake_nvml: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link trains up within milliseconds of a transfer: conditions ask for it each tick."""
+    from rigbench.hw.model import Rig
+    from rigbench.hw.nvml_telemetry import NvmlTelemetry
+    from rigbench.telemetry.conditions import ConditionsMonitor
+
+    pynvml: Any = importlib.import_module("pynvml")
+    reads: list[int] = []
+
+    def gen(h: int) -> int:
+        reads.append(h)
+        return 4
+
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetCurrPcieLinkGeneration", gen)
+    source = NvmlTelemetry()
+    try:
+        ConditionsMonitor(source, Rig(source="nvml"))
+        assert source.fast_extra == ("pcie_gen", "pcie_width")
+        reads.clear()
+        for k in range(10):
+            assert source.read(k / 100)[0].pcie_gen == 4
+        assert len(reads) == 2 * 10  # both GPUs, every tick
     finally:
         source.close()

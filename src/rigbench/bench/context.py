@@ -38,6 +38,8 @@ class BenchContext:
     pair_expected: dict[str, Expectation] = field(default_factory=dict)
     # "i-j" -> "hang" | "corrupt": faults a simulated rig plays on its CPU stand-ins
     p2p_faults: dict[str, str] = field(default_factory=dict)
+    # device label -> (offset bytes, length bytes, bit): a simulated bad VRAM range (bench.vram)
+    vram_faults: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     seed: int = 0
     # Scales problem sizes down (tests use small ones); 1.0 is the documented size.
     size_scale: float = 1.0

@@ -20,7 +20,9 @@ from rigbench.supervisor import load_module, run_steps
 DEFAULT_BENCHMARKS = ("gemm", "memory", "hostlink", "p2p", "collectives")
 # Real workloads (minutes on a GPU): run only when named, e.g. --only train,infer,nbody.
 WORKLOADS = ("train", "infer", "nbody")
-BENCHMARKS = DEFAULT_BENCHMARKS + WORKLOADS
+# Checks that take the whole GPU (nearly all free memory): run only when named.
+CHECKS = ("vram",)
+BENCHMARKS = DEFAULT_BENCHMARKS + WORKLOADS + CHECKS
 # Data-parallel workloads over 1..N devices; on a CPU-only machine they get two CPU workers.
 DATA_PARALLEL = ("train",)
 # Benchmarks that need two or more devices; on a CPU-only machine they get two CPU workers.
@@ -149,6 +151,9 @@ def build_plan(
             exp = expected_pair(link, selected[i], selected[j]) if link and live else None
             if exp:
                 pair_expected[f"{i}-{j}"] = exp
+    vram_faults = {
+        f"GPU{g.index}": rig.vram_faults[g.index] for g in selected if g.index in rig.vram_faults
+    }
     faults = {}
     for i in range(len(selected)):
         for j in range(i + 1, len(selected)):
@@ -161,6 +166,7 @@ def build_plan(
         on_gpu=live,
         pair_expected=pair_expected,
         p2p_faults=faults,
+        vram_faults=vram_faults,
         size_scale=size_scale,
         extra={"options": options} if options is not None else {},
     )

@@ -71,6 +71,9 @@ class LoadDevice:
     name: str
     gpu_index: int | None = None
     lost_at: float | None = None  # simulated: seconds after t0 when the GPU drops off
+    # simulated silent data corruption: from this many seconds after t0 on, one bit of one
+    # element of every matmul result is flipped
+    bit_flip_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,17 @@ class LoadConfig:
 def _check_lost(dev: LoadDevice, cfg: LoadConfig) -> None:
     if dev.lost_at is not None and time.monotonic() >= cfg.t0 + dev.lost_at:
         raise RuntimeError(LOST_MESSAGE)
+
+
+def _corrupt(out: Any, dev: LoadDevice, cfg: LoadConfig) -> None:
+    """A simulated GPU's silent data corruption: the lowest mantissa bit of the last
+    element flipped (far inside any float tolerance; only a bit-exact comparison sees it)."""
+    if dev.bit_flip_at is None or time.monotonic() < cfg.t0 + dev.bit_flip_at:
+        return
+    import torch
+
+    bits = out.view(torch.int16 if out.element_size() == 2 else torch.int32)
+    bits[-1, -1] = bits[-1, -1] ^ 1
 
 
 def _align(value: float, align: int) -> int:
@@ -237,6 +251,7 @@ class _Load:
         out = self.outs[0]
         out.fill_(math.nan)
         torch.mm(self.a, self.b, out=out)
+        _corrupt(out, self.dev, self.cfg)
         self._sync()
         r = min(CHECK_BLOCK, self.n)
         ref = self.a_cpu[:r].double() @ self.b_cpu[:, :r].double()
@@ -313,6 +328,7 @@ class _Load:
                 for _ in range(self.batch):
                     torch.mm(self.a, self.b, out=out)
                 took = time.perf_counter() - t0
+                _corrupt(out, self.dev, self.cfg)
                 host.copy_(checksum(out))
                 current = (None, None, None, host, took)
             if pending is not None:

@@ -80,7 +80,12 @@ class LiveState:
 
 
 def plan_devices(
-    rig: Rig, selected: list[int], *, backend_kind: str, lost_at: dict[int, float]
+    rig: Rig,
+    selected: list[int],
+    *,
+    backend_kind: str,
+    lost_at: dict[int, float],
+    bit_flip_at: dict[int, float] | None = None,
 ) -> tuple[list[LoadDevice], bool]:
     """The devices to load and whether they are GPUs (else CPU stand-ins)."""
     if backend_kind == "nvml" and selected:
@@ -117,6 +122,7 @@ def plan_devices(
                 name=g.name,
                 gpu_index=g.index,
                 lost_at=lost_at.get(g.index),
+                bit_flip_at=(bit_flip_at or {}).get(g.index),
             )
             for g in rig.gpus
             if g.index in selected
@@ -159,7 +165,10 @@ def run_burnin(
     try:
         channels = source.channels()
         lost_at = dict(getattr(source, "lost_at", {}) or {})
-        devices, on_gpu = plan_devices(rig, selected, backend_kind=backend.kind, lost_at=lost_at)
+        flips = dict(getattr(source, "bit_flip_at", {}) or {})
+        devices, on_gpu = plan_devices(
+            rig, selected, backend_kind=backend.kind, lost_at=lost_at, bit_flip_at=flips
+        )
         if not on_gpu:
             where = "simulated rig" if rig.source.startswith("simulated") else "no NVIDIA GPU here"
             notes.append(f"{where}: the load runs on CPU stand-ins at small sizes")

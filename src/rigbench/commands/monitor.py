@@ -122,11 +122,17 @@ def monitor(
     from rigbench.machine import machine_summary, software_versions
     from rigbench.records import Run
     from rigbench.report.job import finding_lines
-    from rigbench.report.telemetry import monitor_summary, monitor_view, unavailable_notes
+    from rigbench.report.telemetry import (
+        field_rates_line,
+        monitor_summary,
+        monitor_view,
+        unavailable_notes,
+    )
     from rigbench.store import Store
     from rigbench.telemetry.aggregate import Aggregator
     from rigbench.telemetry.prometheus import PrometheusExporter, render_metrics
     from rigbench.telemetry.recorder import FLUSH_EVERY_S, Recorder
+    from rigbench.telemetry.refresh import FieldRefresh
     from rigbench.telemetry.sampler import MAX_RATE_HZ, Sampler, Sink
 
     with one_line_errors():
@@ -153,7 +159,8 @@ def monitor(
 
     store = run = recorder = exporter = None
     aggregator = Aggregator(channels, 1.0 / rate)
-    sinks: list[Sink] = [aggregator.add]
+    refresh = FieldRefresh()
+    sinks: list[Sink] = [aggregator.add, refresh.add]
     try:
         with one_line_errors():
             if record:
@@ -195,7 +202,7 @@ def monitor(
     view = aggregator.view()
     vram = [f for ch in channels for f in vram_findings(ch, view.gpus.get(ch.gpu))]
     if as_json:
-        doc = monitor_summary(view, stats)
+        doc = monitor_summary(view, stats, refresh.rates(stats.achieved_hz))
         doc["findings"] = [f.to_dict() for f in vram]
         doc["run"] = run.to_dict() if run is not None else None
         doc["interrupted"] = interrupted
@@ -210,6 +217,7 @@ def monitor(
                 title=f"GPU telemetry over {stats.elapsed_s:.1f} s (peaks in brackets)",
             )
         )
+        out.print(field_rates_line(refresh.rates(stats.achieved_hz)), highlight=False)
         for line in finding_lines(vram):
             out.print(line)
         if run is not None and recorder is not None:

@@ -111,6 +111,8 @@ class Rig:
     system: SystemInfo = field(default_factory=SystemInfo)
     # Faults a simulated rig plays when benchmarks run on its CPU stand-ins, keyed "a-b".
     p2p_faults: dict[str, str] = field(default_factory=dict)
+    # A simulated bad VRAM range per GPU index: (offset bytes, length bytes, flipped bit).
+    vram_faults: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     # What a copy between the pair measured on the real rig (GB/s one way), keyed "a-b": a
     # simulated rig's stand-ins copy at CPU speed, so its file gives the real figure.
     p2p_measured_gbps: dict[str, float] = field(default_factory=dict)

@@ -6,12 +6,14 @@ Every NVML query goes through `_query`, so a figure a GPU does not expose become
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pynvml
 
+from rigbench.errors import HardwareError
 from rigbench.hw.health import HealthInfo
 from rigbench.hw.model import GpuInfo, PairLink, PcieLink, PciePath, Rig
 from rigbench.hw.system import host_system_info
@@ -209,6 +211,25 @@ class NvmlBackend:
         finally:
             pynvml.nvmlShutdown()
         return Rig(source="nvml", gpus=gpus, pairs=pairs, system=system)
+
+    def power_limit_settable(self) -> str | None:
+        """None when this process may set power limits, else why not (one line)."""
+        if os.geteuid() != 0:
+            return "setting a GPU power limit needs root (nvmlDeviceSetPowerManagementLimit)"
+        return None
+
+    def set_power_limit(self, gpu: int, watts: float) -> None:
+        """Set GPU `gpu`'s power limit (root only; the driver clamps it to the GPU's range)."""
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(gpu)
+            pynvml.nvmlDeviceSetPowerManagementLimit(handle, int(round(watts * 1000)))
+        except pynvml.NVMLError as exc:
+            raise HardwareError(
+                f"GPU {gpu}: cannot set the power limit to {watts:g} W: {exc}"
+            ) from exc
+        finally:
+            pynvml.nvmlShutdown()
 
     def health(self, rig: Rig) -> HealthInfo:
         from rigbench.hw.health import read_host_health

@@ -1,19 +1,23 @@
 """Live telemetry through NVML: one nvmlInit for the session, handles cached, the fast
-figures of each GPU read in one nvmlDeviceGetFieldValues call plus four plain queries, and
-Xid/ECC events watched through NVML's event API in a thread of their own.
+figures of each GPU read every tick and the slow ones spread over the ticks, and Xid/ECC
+events watched through NVML's event API in a thread of their own.
 
-What each tick reads, per GPU (a query the GPU refuses when sampling starts is dropped, and
-the reason kept in the channel's `unavailable`):
+What is read, per GPU (a query the GPU refuses when sampling starts is dropped, and the
+reason kept in the channel's `unavailable`):
 
-* one nvmlDeviceGetFieldValues call: instantaneous and averaged power, total energy,
-  memory temperature, PCIe replay counter, volatile ECC totals;
-* nvmlDeviceGetClockInfo (SM, memory), nvmlDeviceGetTemperature,
-  nvmlDeviceGetCurrentClocksEventReasons; nvmlDeviceGetPowerUsage only where a power field
-  is missing;
-* on GDDR6/GDDR6X cards NVML has no memory temperature: the VRAM junction register, read
-  through hw.gddr (root only; the reason is kept when it cannot be read);
-* every SLOW_EVERY_S only: fan, utilisation, memory used (NVML itself refreshes
-  utilisation every 1/6 to 1 s); between refreshes the last value is repeated.
+* every tick (hw.telemetry.FAST_FIELDS): instantaneous power (NVML_FI_DEV_POWER_INSTANT in
+  a one-field nvmlDeviceGetFieldValues call, or nvmlDeviceGetPowerUsage on GA100 and
+  older), the SM clock, the clocks event (throttle) reasons;
+* once every SLOW_EVERY_S, each read on a tick of its own (hw.telemetry.SlowSchedule):
+  averaged power, energy, memory temperature, PCIe replay counter, volatile ECC totals
+  (one field each), memory clock, GPU temperature, fan, utilisation, memory used, PCIe
+  link generation and width, the compute processes; on GDDR6/GDDR6X cards, whose memory
+  temperature NVML lacks, the VRAM junction register through hw.gddr (root only); between
+  reads the last value is repeated.
+
+NVML on the H200 VM of benchmarks/2026-11-23-h200-1gpu-monitor-burnin.md took 5.6 ms for
+a tick of every figure of one GPU, so reading everything every tick caps one GPU near
+90 Hz and eight near 20 Hz; the split keeps a tick to three reads per GPU.
 
 A GPU that answers NVML_ERROR_GPU_IS_LOST is reported once as a "lost" event and not read
 again.
@@ -34,7 +38,9 @@ import pynvml
 from rigbench.errors import HardwareError
 from rigbench.hw.gddr import SYSFS, GddrReader, GddrUnavailable, gddr_device, open_gddr_reader
 from rigbench.hw.telemetry import (
+    SLOW_EVERY_S,
     GpuChannel,
+    SlowSchedule,
     TelemetryEvent,
     TelemetrySample,
     TemperatureLimits,
@@ -42,8 +48,6 @@ from rigbench.hw.telemetry import (
     power_usage_kind,
 )
 
-SLOW_EVERY_S = 0.1
-PIDS_EVERY_S = 1.0  # the process list is a heavier query; a second is fine for "who else"
 EVENT_WAIT_MS = 200
 
 # (sample attribute, NVML field id name); fields this nvidia-ml-py lacks are skipped.
@@ -57,6 +61,17 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("ecc_uncorrected", "NVML_FI_DEV_ECC_DBE_VOL_TOTAL"),
 )
 _MILLI = {"power_instant_w", "power_avg_w"}  # NVML gives mW
+# plain queries read on the slow schedule (the fast ones are in _read_one)
+_SLOW_QUERIES = (
+    "mem_clock_mhz",
+    "temp_gpu_c",
+    "fan_pct",
+    "util",
+    "mem_used_bytes",
+    "pcie_gen",
+    "pcie_width",
+    "compute_pids",
+)
 
 _EVENT_TYPES: tuple[tuple[str, str], ...] = (
     ("xid", "nvmlEventTypeXidCriticalError"),
@@ -111,8 +126,6 @@ class _Gpu:
         self.usage_as: str | None = None  # "power_instant_w" / "power_avg_w" / None
         self.queries: dict[str, Callable[[], Any]] = {}
         self.slow: dict[str, Any] = {}
-        self.slow_at = -1e9
-        self.pids_at = -1e9
         self.lost = False
         self.gddr: GddrReader | None = None
 
@@ -136,6 +149,10 @@ class NvmlTelemetry:
         self._thread: threading.Thread | None = None
         self._event_set: Any = None
         self._t0 = time.monotonic()
+        self._slow: SlowSchedule | None = None
+        # slow queries a caller wants every tick (bench conditions: the PCIe link), set
+        # before sampling starts
+        self.fast_extra: tuple[str, ...] = ()
         self.events_unavailable: str | None = None
         self.read_errors: dict[int, int] = {}  # GPU -> ticks whose read failed (not lost)
         self.last_error: str | None = None
@@ -321,11 +338,16 @@ class NvmlTelemetry:
     def read(self, t: float) -> list[TelemetrySample]:
         out = []
         now = time.monotonic()
+        if self._slow is None:
+            self._slow = SlowSchedule(self._slow_items(), SLOW_EVERY_S)
+        slow: dict[int, set[str]] = {}
+        for gpu, name in self._slow.due(t):
+            slow.setdefault(gpu, set()).add(name)
         for g in self._gpus:
             if g.lost:
                 continue
             try:
-                out.append(self._read_one(g, t, now))
+                out.append(self._read_one(g, t, now, slow.get(g.index, set())))
             except pynvml.NVMLError as exc:
                 if _is_lost(exc):
                     self._lose(g, t, f"NVML: {exc}")
@@ -343,7 +365,20 @@ class NvmlTelemetry:
                 )
             )
 
-    def _read_one(self, g: _Gpu, t: float, now: float) -> TelemetrySample:
+    def _slow_items(self) -> list[tuple[int, str]]:
+        """(GPU, what) for every slow read, GPU by GPU."""
+        items: list[tuple[int, str]] = []
+        for g in self._gpus:
+            names = [a for a in g.field_attrs if a != "power_instant_w"]
+            if g.usage_as == "power_avg_w":
+                names.append("power_usage")
+            names += [n for n in _SLOW_QUERIES if n in g.queries and n not in self.fast_extra]
+            if g.gddr is not None:
+                names.append("gddr")
+            items += [(g.index, n) for n in names]
+        return items
+
+    def _read_one(self, g: _Gpu, t: float, now: float, slow: set[str]) -> TelemetrySample:
         ch = g.channel
         s = TelemetrySample(
             t=t,
@@ -351,50 +386,49 @@ class NvmlTelemetry:
             power_instant_kind=ch.power_instant_kind,
             power_avg_kind=ch.power_avg_kind,
         )
-        if g.field_ids:
-            values = pynvml.nvmlDeviceGetFieldValues(g.handle, g.field_ids)
-            for attr, fv in zip(g.field_attrs, values, strict=True):
-                ret = int(fv.nvmlReturn)
-                if ret == pynvml.NVML_ERROR_GPU_IS_LOST:
-                    raise pynvml.NVMLError(ret)
-                if ret != pynvml.NVML_SUCCESS:
-                    continue
-                v = _field_value(fv)
-                if v is None:
-                    continue
-                setattr(s, attr, v / 1000 if attr in _MILLI else v)
-        if g.usage_as is not None:
-            setattr(s, g.usage_as, pynvml.nvmlDeviceGetPowerUsage(g.handle) / 1000)
+        if "power_instant_w" in g.field_attrs:
+            g.slow.update(self._fields(g, ["power_instant_w"]))
+        elif g.usage_as == "power_instant_w":
+            g.slow["power_instant_w"] = pynvml.nvmlDeviceGetPowerUsage(g.handle) / 1000
         q = g.queries
-        for name in ("sm_clock_mhz", "mem_clock_mhz", "temp_gpu_c", "throttle_mask"):
-            fn = q.get(name)
-            if fn is not None:
-                setattr(s, name, self._soft(fn))
-        if now - g.slow_at >= SLOW_EVERY_S:
-            g.slow_at = now
-            for name in ("fan_pct", "util", "mem_used_bytes"):
-                fn = q.get(name)
-                if fn is not None:
-                    g.slow[name] = self._soft(fn)
-        s.fan_pct = g.slow.get("fan_pct")
-        util = g.slow.get("util")
-        if util is not None:
-            s.util_gpu_pct, s.util_mem_pct = util.gpu, util.memory
-        s.mem_used_bytes = g.slow.get("mem_used_bytes")
-        if g.gddr is not None:
-            s.temp_mem_c = g.gddr.read_c()
-        # every tick: a link trains up within milliseconds of a transfer starting and a
-        # transfer can be shorter than the slow cadence
-        for name in ("pcie_gen", "pcie_width"):
-            fn = q.get(name)
-            if fn is not None:
-                setattr(s, name, self._soft(fn))
-        fn = q.get("compute_pids")
-        if fn is not None and now - g.pids_at >= PIDS_EVERY_S:
-            g.pids_at = now
-            g.slow["compute_pids"] = self._soft(fn)
-        s.compute_pids = g.slow.get("compute_pids")
+        fast: list[str] = [n for n in ("sm_clock_mhz", "throttle_mask") if n in q]
+        for name in fast:
+            g.slow[name] = self._soft(q[name])
+        for name in self.fast_extra:
+            if name in q:
+                g.slow[name] = self._soft(q[name])
+        if fast and "power_instant_w" not in g.slow and all(g.slow[n] is None for n in fast):
+            # every fast read failed: a passing error, no sample from this GPU this tick
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
+        fields = [n for n in g.field_attrs if n in slow]
+        if fields:
+            g.slow.update(self._fields(g, fields))
+        for name in slow:
+            if name == "power_usage":
+                g.slow["power_avg_w"] = pynvml.nvmlDeviceGetPowerUsage(g.handle) / 1000
+            elif name == "gddr" and g.gddr is not None:
+                g.slow["temp_mem_c"] = g.gddr.read_c()
+            elif name in _SLOW_QUERIES and (fn := q.get(name)) is not None:
+                g.slow[name] = self._soft(fn)
+        for name, value in g.slow.items():
+            if name == "util":
+                s.util_gpu_pct, s.util_mem_pct = (value.gpu, value.memory) if value else (None,) * 2
+            else:
+                setattr(s, name, value)
         return s
+
+    @staticmethod
+    def _fields(g: _Gpu, attrs: list[str]) -> dict[str, Any]:
+        """These field values of one GPU, in one nvmlDeviceGetFieldValues call."""
+        ids = [g.field_ids[g.field_attrs.index(a)] for a in attrs]
+        got: dict[str, Any] = {}
+        for attr, fv in zip(attrs, pynvml.nvmlDeviceGetFieldValues(g.handle, ids), strict=True):
+            ret = int(fv.nvmlReturn)
+            if ret == pynvml.NVML_ERROR_GPU_IS_LOST:
+                raise pynvml.NVMLError(ret)
+            v = _field_value(fv) if ret == pynvml.NVML_SUCCESS else None
+            got[attr] = v / 1000 if v is not None and attr in _MILLI else v
+        return got
 
     @staticmethod
     def _soft(fn: Callable[[], Any]) -> Any:

@@ -19,7 +19,15 @@ steady, healthy state (the baseline below). The format (see examples/simulated/R
       processes = 1           compute processes of other programs holding the GPU
     [[telemetry.event]]       t, gpu, xid: an Xid reported at t
     [[telemetry.gpu]]         index, lost_at (drops off the bus: no readings after it),
-                              limits = { gpu_max_c, slowdown_c, shutdown_c, mem_max_c }
+                              limits = { gpu_max_c, slowdown_c, shutdown_c, mem_max_c },
+                              bit_flip_at (from then on one bit of one element of each of
+                              its burn-in matmul results is flipped: silent corruption)
+    [telemetry]
+      nvml_read_ms = 0.35     what one NVML read costs: each tick then takes as long as the
+                              reads it makes would on a real GPU (default: no cost)
+
+Reads follow the live NVML source: the fast figures (hw.telemetry.FAST_FIELDS) every tick,
+every other figure once per SLOW_EVERY_S on the same spread schedule, repeated in between.
 
 When several segments set a figure at the same time, the one that starts last wins (the
 later one in the file on a tie). The averaged power is the mean of the instantaneous power
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -40,7 +49,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from rigbench.hw.gddr import NOT_GDDR, gddr_device_by_name
 from rigbench.hw.model import GpuInfo, Rig
 from rigbench.hw.telemetry import (
+    FAST_FIELDS,
+    SLOW_EVERY_S,
     GpuChannel,
+    SlowSchedule,
     TelemetryEvent,
     TelemetrySample,
     TemperatureLimits,
@@ -50,6 +62,31 @@ from rigbench.hw.throttle import REASONS
 from rigbench.hw.xid import xid_info
 
 THROTTLE_BITS = {r.name: r.bit for r in REASONS}
+# One NVML read on the H200 VM of benchmarks/2026-11-23-h200-1gpu-monitor-burnin.md: a tick
+# read ~16 figures of one GPU in 5.6-5.9 ms (5.6 ms mean in that write-up), ~0.35 ms each.
+# Whether a field inside one nvmlDeviceGetFieldValues call costs as much as a plain query
+# was not measured; this model charges every figure read the same.
+NVML_READ_MS_H200_VM = 0.35
+# What the slow schedule reads per GPU (as hw.nvml_telemetry does); util is one query
+# for two figures, and GeForce cards have no ECC or NVML memory temperature reads.
+SLOW_READS: tuple[str, ...] = (
+    "power_avg_w",
+    "energy_mj",
+    "temp_mem_c",
+    "pcie_replay_count",
+    "ecc_corrected",
+    "ecc_uncorrected",
+    "mem_clock_mhz",
+    "temp_gpu_c",
+    "fan_pct",
+    "util",
+    "mem_used_bytes",
+    "pcie_gen",
+    "pcie_width",
+    "compute_pids",
+)
+_GEFORCE_NO_READ = {"temp_mem_c", "ecc_corrected", "ecc_uncorrected"}
+
 AVERAGE_WINDOW_S = 1.0
 AVERAGE_POINTS = 20
 SIM_PID_BASE = 1 << 23
@@ -181,6 +218,7 @@ class _Limits(_Strict):
 class _GpuFacts(_Strict):
     index: int
     lost_at: Time | None = None
+    bit_flip_at: Time | None = None
     limits: _Limits = Field(default_factory=_Limits)
 
 
@@ -188,6 +226,12 @@ class TelemetrySection(_Strict):
     """The `[telemetry]` table of a simulated rig file."""
 
     description: str | None = None
+    # ms one NVML read costs on the GPU being modelled (see NVML_READ_MS_H200_VM)
+    nvml_read_ms: Annotated[float, AfterValidator(_not_negative)] | None = None
+    # for the PSU-trip finder (burnin.psutrip): an idle GPU's draw (W) and how long a ramp's
+    # peak lasts (ms); the peak is the highest power_w of the segments
+    idle_w: Annotated[float, AfterValidator(_not_negative)] | None = None
+    spike_ms: Annotated[float, AfterValidator(_not_negative)] | None = None
     segment: list[_Segment] = Field(default_factory=list)
     event: list[_Event] = Field(default_factory=list)
     gpu: list[_GpuFacts] = Field(default_factory=list)
@@ -276,6 +320,11 @@ class SimulatedTelemetry:
             for g in selected
             if (f := self._facts.get(g.index)) is not None and f.lost_at is not None
         }
+        self.bit_flip_at: dict[int, float] = {
+            g.index: f.bit_flip_at
+            for g in selected
+            if (f := self._facts.get(g.index)) is not None and f.bit_flip_at is not None
+        }
         self._base = {g.index: _baseline(g) for g in selected}
         # Per GPU, the segments that apply to it, latest start last (file order on ties).
         order = sorted(enumerate(self._section.segment), key=lambda kv: (kv[1].t, kv[0]))
@@ -290,6 +339,18 @@ class SimulatedTelemetry:
         )
         self._events: list[TelemetryEvent] = []
         self._lock = threading.Lock()
+        self.read_ms = self._section.nvml_read_ms
+        self._slow = SlowSchedule(
+            [
+                (g.index, name)
+                for g in selected
+                for name in SLOW_READS
+                if not ("geforce" in g.name.lower() and name in _GEFORCE_NO_READ)
+            ],
+            SLOW_EVERY_S,
+        )
+        self._held: dict[int, dict[str, object]] = {g.index: {} for g in selected}
+        self.reads_last = 0  # NVML reads the last tick made (fast + slow + process list)
 
     def channels(self) -> list[GpuChannel]:
         out = []
@@ -413,8 +474,28 @@ class SimulatedTelemetry:
         s.energy_mj = int(mj)
         return s
 
+    def _hold_slow(self, s: TelemetrySample, due: set[str], t: float) -> int:
+        """Keep the slow figures not read this tick at their last read value; the reads made."""
+        held = self._held[s.gpu]
+        reads = len(FAST_FIELDS)
+        for name in SLOW_READS:
+            attrs = ("util_gpu_pct", "util_mem_pct") if name == "util" else (name,)
+            if name in due:
+                reads += 1
+                for a in attrs:
+                    held[a] = getattr(s, a)
+            for a in attrs:
+                if a in held:
+                    setattr(s, a, held[a])
+        return reads
+
     def read(self, t: float) -> list[TelemetrySample]:
+        began = time.monotonic()
         out = []
+        due: dict[int, set[str]] = {}
+        for gpu, name in self._slow.due(t):
+            due.setdefault(gpu, set()).add(name)
+        reads = 0
         for g in self._gpus:
             if g.index in self._lost:
                 continue
@@ -431,7 +512,13 @@ class SimulatedTelemetry:
                         )
                     )
                 continue
-            out.append(self._sample(g, t))
+            sample = self._sample(g, t)
+            reads += self._hold_slow(sample, due.get(g.index, set()), t)
+            out.append(sample)
+        self.reads_last = reads
+        if self.read_ms:
+            # the tick takes what its reads would cost, computing the trace included
+            time.sleep(max(0.0, began + reads * self.read_ms / 1000 - time.monotonic()))
         with self._lock:
             while self._pending and self._pending[0].t <= t:
                 e = self._pending.pop(0)
@@ -446,6 +533,31 @@ class SimulatedTelemetry:
     def events(self) -> list[TelemetryEvent]:
         with self._lock:
             out, self._events = self._events, []
+        return out
+
+    def ramp_figures(self) -> dict[int, dict[str, float]] | str:
+        """Per GPU: idle, peak and sustained W and the peak's length in ms, for the PSU-trip
+        finder; or why the trace cannot give them."""
+        sec = self._section
+        missing = [k for k in ("idle_w", "spike_ms") if getattr(sec, k) is None]
+        if missing:
+            return f"the simulated rig's [telemetry] sets no {' and no '.join(missing)}"
+        out: dict[int, dict[str, float]] = {}
+        for g in self._gpus:
+            peaks = [
+                max(s.power_w) if isinstance(s.power_w, list) else s.power_w
+                for s in self._segments[g.index]
+                if s.power_w is not None
+            ]
+            sustained = g.power_limit_w or g.power_default_limit_w
+            if not peaks or sustained is None:
+                return f"GPU {g.index}: the trace has no power_w or the rig no power limit"
+            out[g.index] = {
+                "idle_w": float(sec.idle_w or 0.0),
+                "peak_w": float(max(peaks)),
+                "sustained_w": float(min(sustained, max(peaks))),
+                "spike_ms": float(sec.spike_ms or 0.0),
+            }
         return out
 
     def close(self) -> None:

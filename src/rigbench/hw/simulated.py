@@ -274,6 +274,15 @@ class _PairEntry(_PairFields):
         return v
 
 
+class _VramFault(_Strict):
+    """A bad VRAM range `bench --only vram` finds on the GPU's CPU stand-in."""
+
+    gpu: int
+    offset_kib: Annotated[int, Field(ge=0)]
+    length_kib: Annotated[int, Field(ge=1)] = 1
+    bit: Annotated[int, Field(ge=0, le=31)] = 0
+
+
 class _RigFile(_Strict):
     rig: _RigSection
     system: _SystemSection = Field(default_factory=_SystemSection)
@@ -286,6 +295,7 @@ class _RigFile(_Strict):
     env: dict[str, str] | None = None
     # the telemetry trace monitor and burnin play (see hw.sim_telemetry)
     telemetry: TelemetrySection | None = None
+    vram_fault: list[_VramFault] = Field(default_factory=list)
 
 
 # --- turning pydantic's errors into one line --------------------------------------------------
@@ -294,7 +304,7 @@ class _RigFile(_Strict):
 _SCHEMA = FileSchema(
     root=_RigFile,
     kind="rig file",
-    array_tables=frozenset({"gpu", "pair"}),
+    array_tables=frozenset({"gpu", "pair", "vram_fault"}),
     tables=frozenset({"rig", "system", "pairs", "health", "kernel", "env"}),
 )
 
@@ -469,6 +479,9 @@ def _build(path: Path, spec: _RigFile) -> Rig:
         system=system,
         p2p_faults=faults,
         p2p_measured_gbps=measured,
+        vram_faults={
+            f.gpu: (f.offset_kib * 1024, f.length_kib * 1024, f.bit) for f in spec.vram_fault
+        },
     )
 
 
@@ -509,11 +522,23 @@ class SimulatedBackend:
             bad = check_trace(spec.telemetry, len(rig.gpus))
             if bad is not None:
                 raise _fail(path, *bad)
+        for k, fault in enumerate(spec.vram_fault):
+            if not 0 <= fault.gpu < len(rig.gpus):
+                raise _fail(path, f"vram_fault[{k}].gpu", f"GPU {fault.gpu} does not exist")
         return cls(path, spec, rig)
 
     def rig(self) -> Rig:
         # A fresh copy each time: callers may change what they are given.
         return copy.deepcopy(self._snapshot)
+
+    def power_limit_settable(self) -> str | None:
+        return None  # a simulated rig's limit lives in memory: nothing real changes
+
+    def set_power_limit(self, gpu: int, watts: float) -> None:
+        """Change the simulated GPU's limit for this process (its baseline draw follows it)."""
+        for g in self._snapshot.gpus:
+            if g.index == gpu:
+                g.power_limit_w = float(watts)
 
     def health(self, rig: Rig) -> HealthInfo:
         """What the file says for `rigbench doctor`; a fact it leaves out is None."""

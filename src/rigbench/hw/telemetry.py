@@ -42,6 +42,38 @@ def memory_temperature_unavailable(name: str, gddr_why: str | None = None) -> st
     return f"{nvml}; {gddr_why}" if gddr_why else nvml
 
 
+# Read every tick: what moves within milliseconds and what a power transient shows in.
+# Everything else in a sample is read every SLOW_EVERY_S, spread over the ticks, and
+# repeated between reads (temperatures, fans, ECC, PCIe counters and link, memory used,
+# the averaged power and the energy counter).
+FAST_FIELDS: tuple[str, ...] = ("power_instant_w", "sm_clock_mhz", "throttle_mask")
+SLOW_EVERY_S = 1.0  # 1 Hz: temperatures and fans move over seconds; ECC/PCIe are counters
+
+
+class SlowSchedule:
+    """When each slow read is due: all of them on the first tick (a sample has every figure
+    from the start), then each once per `period_s`, spread evenly over the period so that no
+    tick carries all of them (one tick of every slow read on 8 GPUs takes longer than a
+    100 Hz period)."""
+
+    def __init__(self, items: list[Any], period_s: float = SLOW_EVERY_S) -> None:
+        self.period_s = period_s
+        self.items = list(items)
+        self._due: dict[Any, float] | None = None
+
+    def due(self, t: float) -> list[Any]:
+        """The items to read at `t` (seconds); each is then due again one period later."""
+        if self._due is None:
+            n = max(1, len(self.items))
+            self._due = {item: t + self.period_s * (k + 1) / n for k, item in enumerate(self.items)}
+            return list(self.items)
+        out = [item for item, at in self._due.items() if at <= t]
+        for item in out:
+            at = self._due[item] + self.period_s
+            self._due[item] = at if at > t else t + self.period_s
+        return out
+
+
 @dataclass(kw_only=True, slots=True)
 class TelemetrySample:
     """One reading of one GPU. `t` is seconds since sampling started (monotonic clock).

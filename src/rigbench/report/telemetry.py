@@ -11,6 +11,7 @@ from rigbench.hw.telemetry import GpuChannel
 from rigbench.hw.throttle import decode
 from rigbench.tables import Table
 from rigbench.telemetry.aggregate import AggregateView, GpuAggregate
+from rigbench.telemetry.refresh import FieldRate
 from rigbench.telemetry.sampler import SamplerStats
 
 
@@ -185,7 +186,47 @@ def monitor_view(
     )
 
 
-def monitor_summary(view: AggregateView, stats: SamplerStats) -> dict[str, Any]:
+# short names for the refresh line
+_FIELD_WORDS = {
+    "power_instant_w": "power",
+    "sm_clock_mhz": "SM clock",
+    "throttle_mask": "throttle",
+    "power_avg_w": "power avg",
+    "energy_mj": "energy",
+    "mem_clock_mhz": "mem clock",
+    "temp_gpu_c": "temp",
+    "temp_mem_c": "mem temp",
+    "fan_pct": "fan",
+    "util_gpu_pct": "util",
+    "util_mem_pct": "mem util",
+    "mem_used_bytes": "mem used",
+    "pcie_replay_count": "PCIe replays",
+    "ecc_corrected": "ECC corr",
+    "ecc_uncorrected": "ECC uncorr",
+}
+
+
+def field_rates_line(rates: list[FieldRate]) -> str:
+    """Per figure: how many times a second its value changed, of how many reads."""
+
+    def hz(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3g}"
+
+    parts = [
+        f"{_FIELD_WORDS.get(r.field, r.field)} {hz(r.changes_hz)}/{hz(r.read_hz)}"
+        for r in rates
+        if r.changes_hz
+    ]
+    if not parts:
+        return "refresh: no figure changed while watched"
+    return "refresh (value changes/s of reads/s; a lower bound on the driver's rate): " + ", ".join(
+        parts
+    )
+
+
+def monitor_summary(
+    view: AggregateView, stats: SamplerStats, rates: list[FieldRate] | None = None
+) -> dict[str, Any]:
     """The monitor's --json document (without the run)."""
     gpus = []
     for ch in view.channels:
@@ -213,6 +254,7 @@ def monitor_summary(view: AggregateView, stats: SamplerStats) -> dict[str, Any]:
         )
     return {
         "sampler": stats.to_dict(),
+        "fields": {r.field: r.to_dict() for r in rates or []},
         "rig": {
             "power_peak_w": view.total_power.value,
             "power_peak_t": view.total_power.t,

@@ -200,7 +200,9 @@ class Aggregator:
             if s.energy_mj is not None:
                 if g.energy_first_mj is None:
                     g.energy_first_mj, g.energy_first_t = s.energy_mj, s.t
-                g.energy_last_mj, g.energy_last_t = s.energy_mj, s.t
+                # a slow figure repeats between reads: its time is when it last moved
+                if s.energy_mj != g.energy_last_mj:
+                    g.energy_last_mj, g.energy_last_t = s.energy_mj, s.t
             g.temp_gpu.update(s.temp_gpu_c, s.t)
             g.temp_mem.update(s.temp_mem_c, s.t)
             if s.temp_mem_c is not None:

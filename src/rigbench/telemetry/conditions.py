@@ -41,6 +41,10 @@ class ConditionsMonitor:
 
     def __init__(self, source: TelemetrySource, rig: Rig, rate_hz: float = RATE_HZ) -> None:
         self.source = source
+        # The link trains up within milliseconds of a transfer, and a transfer can be shorter
+        # than the slow cadence: a bench needs every tick's reading of it, not the last one.
+        if hasattr(source, "fast_extra"):
+            source.fast_extra = ("pcie_gen", "pcie_width")
         self.channels: dict[int, GpuChannel] = {c.gpu: c for c in source.channels()}
         self.rig = rig
         self._samples: dict[int, deque[tuple[float, TelemetrySample]]] = {

@@ -23,6 +23,7 @@ from rigbench.telemetry.aggregate import AggregateView
 
 HOST = "127.0.0.1"
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+GPU_LABELS = ("gpu", "name", "UUID", "modelName")
 
 # (metric, help, sample attribute)
 _GAUGES: tuple[tuple[str, str, str], ...] = (
@@ -54,13 +55,17 @@ class _ViewCollector:
     def collect(self) -> Iterator[Metric]:  # noqa: C901 - one family after another
         view = self.view
         names = {c.gpu: c.name for c in view.channels}
+        uuids = {c.gpu: c.uuid or "" for c in view.channels}
         gpus = sorted(view.gpus.items())
 
+        # gpu, UUID and modelName as dcgm-exporter labels its series, so its dashboards'
+        # and alerts' label matchers carry over; name kept for rigbench's own
         def gpu_family(kind: type, name: str, help_text: str, extra: Iterable[str] = ()) -> Any:
-            return kind(f"rigbench_gpu_{name}", help_text, labels=["gpu", "name", *extra])
+            return kind(f"rigbench_gpu_{name}", help_text, labels=[*GPU_LABELS, *extra])
 
         def lbl(gpu: int, *extra: str) -> list[str]:
-            return [str(gpu), names.get(gpu, "?"), *extra]
+            name = names.get(gpu, "?")
+            return [str(gpu), name, uuids.get(gpu, ""), name, *extra]
 
         for metric, help_text, attr in _GAUGES:
             fam = gpu_family(GaugeMetricFamily, metric, help_text)
@@ -136,6 +141,25 @@ class _ViewCollector:
         for gpu, agg in gpus:
             fam.add_metric(lbl(gpu), int(agg.lost_at is not None))
         yield fam
+        fam = gpu_family(GaugeMetricFamily, "power_limit_watts", "Enforced power limit (W)")
+        for ch in view.channels:
+            if ch.power_limit_w is not None:
+                fam.add_metric(lbl(ch.gpu), ch.power_limit_w)
+        yield fam
+
+        now = GaugeMetricFamily(
+            "rigbench_rig_power_watts", "Sum of the GPUs' latest power readings (W)"
+        )
+        latest = [
+            p
+            for _, agg in gpus
+            if agg.latest is not None and agg.lost_at is None
+            if (p := agg.latest.power_w) is not None
+        ]
+        if latest:
+            now.add_metric([], sum(latest))
+        yield now
+
         rig = GaugeMetricFamily(
             "rigbench_rig_power_peak_watts", "Highest sum of the GPUs' power in one tick (W)"
         )

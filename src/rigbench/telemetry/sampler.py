@@ -1,9 +1,10 @@
 """The sampler: a thread that reads every GPU of a telemetry source at a fixed rate.
 
 Ticks are scheduled at t0 + k/rate (not "sleep one period after each read"), so slow reads
-do not make the rate drift; a tick that could not be taken in time is skipped and counted
-as missed, never bunched up. What each tick read goes to the sinks, in the sampler's thread:
-they must be quick (append to a buffer, update peaks).
+do not make the rate drift; a tick that is due while the previous one is still reading
+is taken as soon as that one ends, and once a whole period behind the ticks whose time has
+passed are skipped and counted as missed, never bunched up. What each tick read goes to
+the sinks, in the sampler's thread: they must be quick (append to a buffer, update peaks).
 
 A thread, not a rigbench.supervisor worker: its sinks live in this process (the live view,
 the recorder's buffer) and NVML reads return or fail, they do not hang like a P2P copy.
@@ -104,10 +105,12 @@ class Sampler:
                     self._read_max = max(self._read_max, took)
                     self._last = before
                 k += 1
-                # Behind schedule: skip the ticks whose time has passed (counted as missed).
+                # A whole period behind schedule: skip the ticks whose time has passed
+                # (counted as missed). Less late, the next tick is taken at once: a read
+                # that takes a little over a period costs a little of the rate, not half.
                 late = time.monotonic() - (self.t0 + k * self.period)
-                if late > 0:
-                    skip = int(late / self.period) + 1
+                if late >= self.period:
+                    skip = int(late / self.period)
                     k += skip
                     with self._lock:
                         self._missed += skip

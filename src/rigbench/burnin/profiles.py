@@ -1,0 +1,112 @@
+"""Acceptance profiles for `burnin --profile`: how long, what runs, which thresholds, and the
+gate a script reads from the JSON.
+
+The profiles differ in length, not in rules: every profile runs the same load (checked
+matmuls compared bit for bit across GPUs of one model, memory traffic, all_reduce, idle->full
+steps on all GPUs at once) and judges it with the same thresholds (burnin.verdict), because
+a threshold that healthy hardware meets in 2 minutes it meets in 12 hours; what a longer run
+adds is time for slow faults to show (heat soak, clocks sagging, ECC errors, an Xid after
+hours). Lengths follow NVIDIA DCGM's diagnostic levels: level 2 "medium validation, normally
+lasting approximately two minutes", level 3 "long hardware diagnostics, normally lasting
+approximately 15 minutes", level 4 "extended, longer-running"
+(https://docs.nvidia.com/datacenter/dcgm/latest/reference/command-line-reference/dcgmi/dcgmi-diag.html).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rigbench.burnin import verdict as v
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    minutes: float
+    purpose: str
+    like: str  # the published practice it stands for
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="quick",
+            minutes=2.0,
+            purpose="after a change (a new card, a riser, a driver): does every GPU compute "
+            "right and hold its clocks under a full-rig power step",
+            like="DCGM diagnostic level 2, about two minutes",
+        ),
+        Profile(
+            name="accept",
+            minutes=15.0,
+            purpose="accepting a new or second-hand rig: long enough for the coolers to "
+            "reach a steady temperature and the power steps to repeat many times",
+            like="DCGM diagnostic level 3, about 15 minutes",
+        ),
+        Profile(
+            name="soak",
+            minutes=12 * 60.0,
+            purpose="before leaving a rig to train unattended: slow faults (heat soak, "
+            "clocks sagging, ECC errors, an Xid after hours)",
+            like="DCGM diagnostic level 4 (extended), a night of load",
+        ),
+    )
+}
+
+RUNS = (
+    "checked matmuls on every GPU (the same seeded inputs everywhere: results compared bit "
+    "for bit across GPUs of one model, the first product against a float64 reference), "
+    "memory traffic, all_reduce across the GPUs and idle->full steps on all GPUs at once"
+)
+
+
+def thresholds() -> dict[str, Any]:
+    """The thresholds every profile judges with (from burnin.verdict), by name."""
+    return {
+        "matmul_slower_than_peers_max": v.SLOWER_LIMIT,
+        "thermal_or_brake_throttle_max_s": v.THROTTLE_FAIL_S,
+        "capped_clock_gap_max": v.CLOCK_GAP_LIMIT,
+        "sm_clock_fall_max": v.CLOCK_FALL_LIMIT,
+        "temperature_warn_margin_c": v.TEMP_MARGIN_C,
+        "checksums_across_same_model": "identical",
+        "xid_events_max": 0,
+        "ecc_errors_rise_max": 0,
+    }
+
+
+def help_text() -> str:
+    """The profiles and thresholds in words, for --help."""
+    lines = [f"{p.name}: {p.minutes:g} min, like {p.like}; {p.purpose}." for p in PROFILES.values()]
+    t = thresholds()
+    lines.append(
+        f"Every profile runs {RUNS}, and fails a GPU on: an Xid, falling off the bus, a "
+        "result differing from its peers', a matmul rate more than "
+        f"{t['matmul_slower_than_peers_max']:.0%} below the best GPU of its model, thermal or "
+        f"power-brake slowdown for {t['thermal_or_brake_throttle_max_s']:g} s or more, SM "
+        f"clocks falling more than {t['sm_clock_fall_max']:.0%} over the run, a temperature at "
+        "its reported limit, ECC errors rising. --minutes overrides the length."
+    )
+    return " ".join(lines)
+
+
+def gate(
+    profile: str | None, minutes: float, verdict: dict[str, Any], exit_code: int
+) -> dict[str, Any]:
+    """What a script gates on: `pass` is true only for a pass verdict; `failed` and
+    `warnings` are the reason codes (rig and GPUs) behind it."""
+    reasons = list(verdict.get("reasons", []))
+    for g in verdict.get("gpus", []):
+        reasons += [{**r, "gpu": g.get("label")} for r in g.get("reasons", [])]
+    return {
+        "profile": profile,
+        "minutes": minutes,
+        "full_length": profile is None or minutes >= PROFILES[profile].minutes,
+        "pass": verdict.get("verdict") == "pass",
+        "verdict": verdict.get("verdict"),
+        "exit_code": exit_code,
+        "failed": sorted({r["code"] for r in reasons if r["severity"] == "fail"}),
+        "warnings": sorted({r["code"] for r in reasons if r["severity"] == "warn"}),
+        "thresholds": thresholds(),
+    }
