@@ -468,11 +468,12 @@ def _measure_sustained(
     late: list[float] = []
     settled = None
     while True:
+        chunk_t0 = time.monotonic()
         seconds = time_iterations(prob.step, tdev, warmup=0, repeats=chunk)
         now = time.monotonic()
         if now >= half:
             if settled is None:
-                settled = now
+                settled = chunk_t0  # the window covers every call the median is over
             late += seconds
         if now - start >= duration_s and late:
             break
