@@ -17,15 +17,17 @@ return none.
 
 A node that dies: the process group's timeout (`timeout_s`) bounds how long a rank waits
 in a collective; a heartbeat thread in every rank counts in the rendezvous store, and
-rank 0, once a collective failed, names the nodes whose ranks stopped counting. The other
-ranks keep their heartbeat until rank 0 has said so (a "done" key), so a live node is
-never named lost.
+rank 0, once a collective failed, names the nodes whose ranks stopped counting. Another
+rank that sees the failure says so in the store (alive, not the cause) and exits at once:
+its closed connections free a rank 0 blocked on it without waiting for the timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
 import socket
 import threading
 import time
@@ -43,7 +45,6 @@ CLUSTER_BENCHMARKS = ("collectives", "train")
 DEFAULT_TIMEOUT_S = 60.0  # a collective that waits longer names the node it waits for
 HEARTBEAT_S = 0.5
 LOST_AFTER_S = 2.5  # a rank whose heartbeat did not move for this long is lost
-DONE_WAIT_S = 60.0  # how long a rank waits for rank 0's verdict after a failure
 CPU_TARGET_S = 0.05  # time a size for about this long on CPU ranks (tests, CI)
 
 
@@ -148,6 +149,9 @@ class Cluster:
             self.device = f"cuda:{env.local_rank}"
             torch.cuda.set_device(self.device)
             os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off
+            # A timed-out NCCL op aborts its communicator and raises (2, "clean up only"),
+            # rather than the watchdog ending the process before rank 0 has written.
+            os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2")
         else:
             self.device = "cpu"
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, env.local_world_size)))
@@ -158,7 +162,11 @@ class Cluster:
         self._prefix = f"rigbench/{env.run_id}/{env.restart}"
         self._beats = 0
         self._stop = threading.Event()
+        # Two clients of the rendezvous store: one blocks in `wait` while the other beats.
         self.store: Any = dist.TCPStore(
+            env.master_addr, env.master_port, is_master=False, timeout=timedelta(seconds=10)
+        )
+        self._beat_store: Any = dist.TCPStore(
             env.master_addr, env.master_port, is_master=False, timeout=timedelta(seconds=10)
         )
         self._thread = threading.Thread(target=self._beat, name="rigbench-heartbeat", daemon=True)
@@ -198,7 +206,7 @@ class Cluster:
         key = self._key(f"beat/{self.rank}")
         while not self._stop.wait(HEARTBEAT_S):
             with contextlib.suppress(Exception):
-                self.store.add(key, 1)
+                self._beat_store.add(key, 1)
 
     def lost_nodes(self) -> list[Node]:
         """The nodes some of whose ranks' heartbeats stopped (rank 0, after a failure)."""
@@ -215,25 +223,29 @@ class Cluster:
         before = counts()
         time.sleep(LOST_AFTER_S)
         after = counts()
-        lost = {r for r in after if r != self.rank and (after[r] == before[r] or after[r] < 0)}
+        lost = {
+            r
+            for r in after
+            if r != self.rank and (after[r] == before[r] or after[r] < 0) and not self._reported(r)
+        }
         return [n for n in self.nodes if lost & set(n.ranks)]
 
-    def finish(self, failed: bool) -> None:
-        """After a failure rank 0 says it is done; the others keep beating until then."""
-        if self.rank == 0:
-            with contextlib.suppress(Exception):
-                self.store.set(self._key("done"), "1")
-        elif failed:
-            with contextlib.suppress(Exception):
-                self.store.wait([self._key("done")], timedelta(seconds=DONE_WAIT_S))
-        self._stop.set()
+    def report_failure(self) -> None:
+        with contextlib.suppress(Exception):
+            self.store.set(self._key(f"failed/{self.rank}"), "1")
+
+    def _reported(self, rank: int) -> bool:
+        try:
+            return bool(self.store.check([self._key(f"failed/{rank}")]))
+        except Exception:
+            return False
 
     def shutdown(self) -> None:
         import torch.distributed as dist
 
         self._stop.set()
         self._thread.join(timeout=5 * HEARTBEAT_S)
-        self.store = None
+        self.store = self._beat_store = None
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
 
@@ -413,6 +425,19 @@ class ClusterOutcome:
     error: str | None = None
 
 
+def short_error(exc: BaseException) -> str:
+    """The first sentence of a collective's error, without gloo's source location."""
+    text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", str(exc).strip())
+    text = re.split(r"(?<=[a-z0-9\]])\. ", text, maxsplit=1)[0]
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else one_line(exc)
+
+
+def hold_signals() -> None:
+    """Ignore SIGTERM and SIGINT from here on (this process is about to write and exit)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def run_cluster(
     cluster: Cluster,
     ctx: Any,
@@ -445,13 +470,21 @@ def run_cluster(
                     on_result(r)
         if "train" in only:
             _train_results(cluster, ctx, on_result)
-    except Exception as exc:
-        outcome.error = one_line(exc)
-        if cluster.rank == 0:
-            outcome.lost = cluster.lost_nodes()
-        cluster.finish(failed=True)
+    except (Exception, KeyboardInterrupt) as exc:
+        if cluster.rank != 0:
+            # Said before this rank exits (which frees a rank 0 blocked on it at once):
+            # alive, and not what failed.
+            cluster.report_failure()
+            outcome.error = short_error(exc)
+            return outcome
+        # torchrun's agent ends rank 0 (SIGTERM, then SIGKILL 30 s later) once another
+        # local rank has exited: rank 0 names the lost nodes and writes first.
+        hold_signals()
+        outcome.lost = cluster.lost_nodes()
+        if isinstance(exc, KeyboardInterrupt) and not outcome.lost:
+            raise  # an interrupt, no node lost
+        outcome.error = "interrupted" if isinstance(exc, KeyboardInterrupt) else short_error(exc)
         return outcome
-    cluster.finish(failed=False)
     return outcome
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Annotated
 
@@ -271,6 +272,7 @@ def _bench_cluster(
             options=options,
         )
         store = Store.open(db) if env.rank == 0 else None  # type: ignore[arg-type]
+    interrupt_on_signals()
     cluster = Cluster(env, on_gpu=on_gpu, timeout_s=timeout or DEFAULT_TIMEOUT_S)
     run = Run(
         command="bench",
@@ -299,10 +301,25 @@ def _bench_cluster(
                 highlight=False,
             )
 
-    outcome = run_cluster(cluster, ctx, names, on_result)
-    cluster.shutdown()
+    try:
+        outcome = run_cluster(cluster, ctx, names, on_result)
+    except KeyboardInterrupt:  # SIGTERM from torchrun's agent, or Ctrl-C
+        if store is None or run_id is None:
+            os._exit(EXIT_INTERRUPTED)
+        store.finish_run(run, "incomplete")
+        err.print(
+            f"interrupted: {len(results)} results kept in run #{run_id} "
+            f"({store.path}), marked incomplete"
+        )
+        os._exit(EXIT_INTERRUPTED)
+    if outcome.error and env.rank != 0:
+        # Out at once: closing this rank's connections frees a rank 0 blocked on it (a
+        # process-group teardown here could wait on the lost peers).
+        os._exit(EXIT_ERROR)
+    if not outcome.error:
+        cluster.shutdown()
     if store is None or run_id is None:
-        raise typer.Exit(EXIT_ERROR if outcome.error else 0)
+        return
     if outcome.error:
         store.finish_run(run, "incomplete")
         lost = "; ".join(n.name for n in outcome.lost) or "no node named (every heartbeat moved)"
@@ -312,7 +329,8 @@ def _bench_cluster(
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(EXIT_ERROR)
+        sys.stderr.flush()
+        os._exit(EXIT_ERROR)  # no process-group teardown: it could wait on the lost node
     store.finish_run(run, "complete")
     if as_json:
         print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
