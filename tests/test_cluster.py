@@ -22,6 +22,7 @@ from rigbench.bench.cluster import DistEnv, node_scaling, short_error, torchrun_
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 SBATCH = ROOT / "examples" / "slurm" / "rigbench-cluster.sbatch"
+SIM = ROOT / "examples" / "simulated" / "h100-8x-nvswitch.toml"
 BENCH = ["-m", "rigbench", "bench", "--only", "collectives,train", "--scale", "0.05"]
 
 
@@ -79,9 +80,12 @@ def _two_agents(tmp: Path, extra: list[str] | None = None) -> list[subprocess.Po
 def _rows(db: Path) -> tuple[str, list[dict]]:
     with sqlite3.connect(db) as con:
         (status,) = con.execute("SELECT status FROM runs").fetchone()
-        rows = con.execute("SELECT benchmark, metric, status, params FROM results").fetchall()
+        rows = con.execute(
+            "SELECT benchmark, metric, status, params, expected, basis FROM results"
+        ).fetchall()
     return status, [
-        {"benchmark": b, "metric": m, "status": s, **json.loads(p)} for b, m, s, p in rows
+        {"benchmark": b, "metric": m, "status": s, **json.loads(p), "expected": e, "basis": bs}
+        for b, m, s, p, e, bs in rows
     ]
 
 
@@ -138,7 +142,9 @@ def test_short_error_drops_gloo_location_and_advice() -> None:
 
 
 def test_two_nodes_one_run_with_intra_inter_node_rows_and_scaling(tmp_path: Path) -> None:
-    agents = _two_agents(tmp_path)
+    # The simulated rig gives each node its NICs (eno1 up at 25 Gb/s; InfiniBand ports that
+    # gloo does not use): the inter-node rows expect 25 Gb/s / 8 per direction.
+    agents = _two_agents(tmp_path, ["--simulate", str(SIM)])
     codes = [a.wait(timeout=240) for a in agents]
     logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
     assert codes == [0, 0], logs
@@ -152,7 +158,11 @@ def test_two_nodes_one_run_with_intra_inter_node_rows_and_scaling(tmp_path: Path
     assert scopes == {("cluster", None), ("node", 0), ("node", 1), ("inter-node", None)}
     for r in busbw:
         assert r["world_size"] == {"cluster": 4, "node": 2, "inter-node": 2}[r["scope"]]
-    assert {r["op"] for r in busbw if r["scope"] == "inter-node"} >= {"all_reduce", "all_gather"}
+    inter = [r for r in busbw if r["scope"] == "inter-node"]
+    assert {r["op"] for r in inter} >= {"all_reduce", "all_gather"}
+    assert {r["expected"] for r in inter} == {25.0 / 8}
+    assert all("eno1" in r["basis"] for r in inter)
+    assert all(r["expected"] is None for r in busbw if r["scope"] != "inter-node")
     sizes = {r["bytes"] for r in busbw if r["scope"] == "cluster" and r["op"] == "all_reduce"}
     assert len(sizes) >= 3  # all_reduce busbw against message size
     train = {(r["metric"], r["scope"]) for r in rows if r["benchmark"] == "train"}

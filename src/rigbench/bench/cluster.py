@@ -29,6 +29,7 @@ import os
 import re
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,12 +37,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from rigbench.bench.network import NodeNet, expected_inter_node, nccl_transport
 from rigbench.errors import one_line
+from rigbench.hw.health import NetPort
 from rigbench.records import Result
 
 # torchrun sets all of these in every worker (torch.distributed.elastic's agent).
 TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR")
 CLUSTER_BENCHMARKS = ("collectives", "train")
+# What picks the NIC between nodes (recorded for each node).
+NET_ENV = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_IB_DISABLE", "NCCL_IB_HCA")
 DEFAULT_TIMEOUT_S = 60.0  # a collective that waits longer names the node it waits for
 HEARTBEAT_S = 0.5
 LOST_AFTER_S = 2.5  # a rank whose heartbeat did not move for this long is lost
@@ -98,6 +103,8 @@ class Member:
     node_rank: int
     host: str
     device: str
+    ports: tuple[NetPort, ...] | None = None  # this node's NICs (hw/), None: unknown
+    net_env: tuple[tuple[str, str], ...] = ()  # NET_ENV variables that are set
 
     @property
     def label(self) -> str:
@@ -130,6 +137,7 @@ class Scope:
     ranks: list[int]
     group: Any
     node: Node | None = None
+    transport: dict[str, Any] | None = None  # node -> what NCCL said it uses
 
     def label(self) -> str:
         if self.kind == "node" and self.node is not None:
@@ -140,12 +148,21 @@ class Scope:
 class Cluster:
     """This rank's handle on the job: the process group, the nodes, the heartbeat."""
 
-    def __init__(self, env: DistEnv, *, on_gpu: bool, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(
+        self,
+        env: DistEnv,
+        *,
+        on_gpu: bool,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        ports: list[NetPort] | None = None,
+        simulated: bool = False,
+    ):
         import torch
         import torch.distributed as dist
 
         self.env = env
         self.on_gpu = on_gpu
+        self.nccl_log: str | None = None
         self.backend = "nccl" if on_gpu else "gloo"
         if on_gpu:
             self.device = f"cuda:{env.local_rank}"
@@ -154,10 +171,20 @@ class Cluster:
             # A timed-out NCCL op aborts its communicator and raises (2, "clean up only"),
             # rather than the watchdog ending the process before rank 0 has written.
             os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2")
+            if "NCCL_DEBUG" not in os.environ:  # the transport NCCL picks, into a file we read
+                self.nccl_log = os.path.join(
+                    tempfile.mkdtemp(prefix="rigbench-nccl-"), f"rank{env.rank}.log"
+                )
+                os.environ.update(
+                    NCCL_DEBUG="INFO", NCCL_DEBUG_SUBSYS="INIT,NET", NCCL_DEBUG_FILE=self.nccl_log
+                )
         else:
             self.device = "cpu"
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, env.local_world_size)))
         self.timeout = timedelta(seconds=timeout_s)
+        # Nodes on one host (tests, a rehearsal) talk over loopback: no NIC to expect, unless
+        # the NICs are a simulated rig's (what the user asked to see).
+        self.simulated = simulated
         dist.init_process_group(self.backend, timeout=self.timeout)
         # Replies travel over gloo whatever carries the data (objects, not GPU tensors).
         self.control = dist.new_group(backend="gloo", timeout=self.timeout) if on_gpu else None
@@ -173,7 +200,15 @@ class Cluster:
         )
         self._thread = threading.Thread(target=self._beat, name="rigbench-heartbeat", daemon=True)
         self._thread.start()
-        me = Member(env.rank, env.local_rank, env.node_rank, socket.gethostname(), self.device)
+        me = Member(
+            env.rank,
+            env.local_rank,
+            env.node_rank,
+            socket.gethostname(),
+            self.device,
+            tuple(ports) if ports is not None else None,
+            tuple((k, os.environ[k]) for k in NET_ENV if os.environ.get(k)),
+        )
         self.members: list[Member] = self.all_gather(me)
         nodes: dict[int, Node] = {}
         for m in self.members:
@@ -193,6 +228,28 @@ class Cluster:
     @property
     def rank(self) -> int:
         return self.env.rank
+
+    def transport(self) -> dict[str, object] | None:
+        """What NCCL said it uses for the network (this rank's NCCL_DEBUG_FILE)."""
+        if not self.nccl_log:
+            return None
+        try:
+            with open(self.nccl_log, errors="replace") as f:
+                return nccl_transport(f)
+        except OSError:
+            return None
+
+    def expected_inter_node(self) -> tuple[float, str] | None:
+        hosts = {n.host for n in self.nodes}
+        if len(hosts) < len(self.nodes) and not self.simulated:
+            return None  # a NIC unknown, or two "nodes" on one host (loopback)
+        nets = []
+        for node in self.nodes:
+            head = self.members[node.ranks[0]]
+            if head.ports is None:
+                return None
+            nets.append(NodeNet(node.name, head.ports, dict(head.net_env)))
+        return expected_inter_node(nets, self.backend)
 
     def all_gather(self, obj: Any) -> list[Any]:
         import torch.distributed as dist
@@ -293,6 +350,7 @@ def _collectives(
         handler = col._Rank(me, len(scope.ranks), cluster.device, scope.group) if me >= 0 else None
         pool = GroupPool(cluster, scope, handler)
         try:
+            scope.transport = _scope_transport(cluster, scope)
             for op in col.OPS:
                 for count in sizes_of(op, len(scope.ranks)):
                     try:
@@ -303,12 +361,34 @@ def _collectives(
             pool.close()
 
 
+def _scope_transport(cluster: Cluster, scope: Scope) -> dict[str, Any] | None:
+    """NCCL's network per node of the scope, read once its communicator is up (a one-element
+    all_reduce sets it up); None on gloo or where NCCL_DEBUG was the user's."""
+    if not cluster.on_gpu:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    if cluster.rank in scope.ranks:
+        t = torch.ones(1, device=cluster.device)
+        dist.all_reduce(t, group=scope.group)
+        torch.cuda.synchronize(cluster.device)
+    seen = cluster.all_gather(cluster.transport() if cluster.rank in scope.ranks else None)
+    out: dict[str, Any] = {}
+    for r in scope.ranks:
+        if seen[r] is not None:
+            out.setdefault(f"node{cluster.members[r].node_rank}", seen[r])
+    return out or None
+
+
 def _scope_params(cluster: Cluster, scope: Scope) -> dict[str, Any]:
     nodes = sorted({cluster.members[r].node_rank for r in scope.ranks})
     params: dict[str, Any] = {"scope": scope.kind, "nodes": len(nodes)}
     if scope.node is not None:
         params["node"] = scope.node.node_rank
         params["host"] = scope.node.host
+    if scope.transport:
+        params["nccl_transport"] = scope.transport
     return params
 
 
@@ -316,7 +396,8 @@ def _collective_results(cluster: Cluster, scope: Scope, m: Any, smallest: bool) 
     from rigbench.bench import collectives as col
 
     labels = [cluster.members[r].label for r in scope.ranks]
-    out = col.results_for(m, labels, None, latency=smallest)
+    expected = cluster.expected_inter_node() if scope.kind == "inter-node" else None
+    out = col.results_for(m, labels, expected, latency=smallest)
     for r in out:
         r.params.update(_scope_params(cluster, scope))
     return out

@@ -273,7 +273,15 @@ def _bench_cluster(
         )
         store = Store.open(db) if env.rank == 0 else None  # type: ignore[arg-type]
     interrupt_on_signals()
-    cluster = Cluster(env, on_gpu=on_gpu, timeout_s=timeout or DEFAULT_TIMEOUT_S)
+    with one_line_errors():
+        ports = backend.health(rig).host.net_ports  # type: ignore[attr-defined]
+    cluster = Cluster(
+        env,
+        on_gpu=on_gpu,
+        timeout_s=timeout or DEFAULT_TIMEOUT_S,
+        ports=ports,
+        simulated=backend.kind == "simulated",  # type: ignore[attr-defined]
+    )
     run = Run(
         command="bench",
         argv=sys.argv[1:],
