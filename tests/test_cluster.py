@@ -40,30 +40,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _agent(port: int, db: Path, log: Path, extra: list[str] | None = None) -> subprocess.Popen:
+def _agent(
+    port: int,
+    db: Path,
+    log: Path,
+    extra: list[str] | None = None,
+    *,
+    command: list[str] = BENCH,
+    ranks: int = 2,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     cmd = [
         *TORCHRUN,
-        "--nnodes", "2", "--nproc-per-node", "2",
+        "--nnodes", "2", "--nproc-per-node", str(ranks),
         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
         "--rdzv-id", f"t{port}",
-        *BENCH, "--db", str(db), *(extra or []),
+        *command, "--db", str(db), *(extra or []),
     ]  # fmt: skip
     with log.open("w") as err:  # the child keeps its own descriptor
         return subprocess.Popen(
             cmd,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            env=_env(),
+            env={**_env(), **(env or {})},
             cwd=log.parent,
             start_new_session=True,
         )
 
 
-def _two_agents(tmp: Path, extra: list[str] | None = None) -> list[subprocess.Popen]:
+def _two_agents(
+    tmp: Path, extra: list[str] | None = None, per_node: list[dict] | None = None
+) -> list[subprocess.Popen]:
     """Agent 0 first (it hosts the rendezvous store, as the --rdzv-endpoint host does),
-    then agent 1 once the store listens."""
+    then agent 1 once the store listens. `per_node`: _agent's keywords for each."""
     port = _free_port()
-    first = _agent(port, tmp / "db0.db", tmp / "err0.txt", extra)
+    kw = per_node or [{}, {}]
+    first = _agent(port, tmp / "db0.db", tmp / "err0.txt", extra, **kw[0])
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -74,7 +86,7 @@ def _two_agents(tmp: Path, extra: list[str] | None = None) -> list[subprocess.Po
                 first.kill()
                 pytest.fail((tmp / "err0.txt").read_text()[-2000:])
             time.sleep(0.1)
-    return [first, _agent(port, tmp / "db1.db", tmp / "err1.txt", extra)]
+    return [first, _agent(port, tmp / "db1.db", tmp / "err1.txt", extra, **kw[1])]
 
 
 def _rows(db: Path) -> tuple[str, list[dict]]:
@@ -243,3 +255,31 @@ def test_sbatch_script_names_only_options_torchrun_has() -> None:
         assert opt in helptext, f"torchrun has no option {opt}"
     assert words[module + 1 : module + 3] == ["rigbench", "bench"]
     assert "collectives,train" in words
+
+
+def test_doctor_across_nodes_finds_a_version_mismatch_and_a_wrong_ifname(tmp_path: Path) -> None:
+    other = tmp_path / "other-driver.toml"
+    text = SIM.read_text()
+    assert 'driver_version = "550.54.15"' in text
+    other.write_text(text.replace('driver_version = "550.54.15"', 'driver_version = "535.104.05"'))
+    doctor = ["-m", "rigbench", "doctor", "--json"]
+    node = [
+        {"command": [*doctor, "--simulate", str(SIM)], "ranks": 1,
+         "env": {"NCCL_SOCKET_IFNAME": "eno1"}},
+        {"command": [*doctor, "--simulate", str(other)], "ranks": 1,
+         "env": {"NCCL_SOCKET_IFNAME": "ens9f1"}},
+    ]  # fmt: skip
+    agents = _two_agents(tmp_path, per_node=node)
+    codes = [a.wait(timeout=120) for a in agents]
+    logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
+    zero = next(i for i in range(2) if (tmp_path / f"db{i}.db").exists())
+    assert codes[zero] != 0, logs
+    with sqlite3.connect(tmp_path / f"db{zero}.db") as con:
+        rows = con.execute("SELECT finding, severity, title FROM findings").fetchall()
+    by_id = {i: (sev, title) for i, sev, title in rows}
+    assert by_id["cluster.versions.driver"][0] == "error"
+    assert "node" in by_id["cluster.versions.driver"][1]
+    sev, title = by_id["cluster.nccl_socket_ifname"]
+    assert sev == "error" and "ens9f1" in title and "(node " in title
+    assert [i for i in by_id if i == "cluster.nccl_socket_ifname"] == ["cluster.nccl_socket_ifname"]
+    assert by_id["cluster.clock_skew"][0] == "info"

@@ -594,3 +594,32 @@ def cluster_context(
         size_scale=size_scale,
         extra={"options": options} if options is not None else {},
     )
+
+
+def gather_facts(
+    env: DistEnv, facts: Any, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> tuple[list[Any], float | None]:
+    """Every node's `facts` (from its local rank 0) on rank 0, in node order, with
+    `time.time()` read on each right after a barrier (set as `facts.clock_s`); also the
+    longest barrier any rank saw, which bounds how far apart those reads are. Gloo only:
+    no GPU is touched. Other ranks get ([], None)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
+    try:
+        dist.barrier()
+        now = time.time()
+        t0 = time.perf_counter()
+        dist.barrier()
+        took = time.perf_counter() - t0
+        if facts is not None and env.local_rank == 0:
+            facts.clock_s = now
+        mine = (env.node_rank, facts if env.local_rank == 0 else None, took)
+        out: list[Any] = [None] * env.world_size
+        dist.all_gather_object(out, mine)
+    finally:
+        dist.destroy_process_group()
+    if env.rank != 0:
+        return [], None
+    heads = sorted((n, f) for n, f, _ in out if f is not None)
+    return [f for _n, f in heads], max(t for _n, _f, t in out)

@@ -11,7 +11,7 @@ goodput: headers take a few per cent. No port with a known rate on a node: no ex
 
 NCCL's transport: with NCCL_DEBUG=INFO it logs `NET/IB : Using [0]mlx5_0:1/IB ...` or
 `NET/Socket : Using [0]eth0:10.0.0.1<0>` and `Using network IB|Socket` at communicator
-set-up (NCCL's init.cc / net.cc); `nccl_transport` reads those lines.
+set-up (as in the logs of github.com/NVIDIA/nccl/issues/726); `nccl_transport` reads them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class NodeNet:
     env: Mapping[str, str]
 
 
-def _matches_ifname(spec: str, name: str) -> bool:
+def matches_ifname(spec: str, name: str) -> bool:
     """NCCL_SOCKET_IFNAME: comma-separated prefixes; '=' exact names; '^' excludes."""
     exclude = spec.startswith("^")
     spec = spec.lstrip("^")
@@ -51,7 +51,7 @@ def node_port(net: NodeNet, backend: str) -> NetPort | None:
     ifname = net.env.get("NCCL_SOCKET_IFNAME") or net.env.get("GLOO_SOCKET_IFNAME")
     eth = [p for p in net.ports if p.kind == "ethernet" and (p.state or "").lower() == "up"]
     if ifname:
-        named = [p for p in net.ports if "/" not in p.name and _matches_ifname(ifname, p.name)]
+        named = [p for p in net.ports if "/" not in p.name and matches_ifname(ifname, p.name)]
         named = [p for p in named if _rate(p)]
         return max(named, key=lambda p: _rate(p) or 0.0, default=None)
     if backend == "nccl" and net.env.get("NCCL_IB_DISABLE", "0") != "1":
