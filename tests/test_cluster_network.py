@@ -60,3 +60,30 @@ def test_nccl_transport_from_debug_lines() -> None:
     ]
     assert nccl_transport(sock) == {"network": "Socket", "devices": ["eno1"]}
     assert nccl_transport(["gpu-a NCCL INFO Bootstrap : Using eno1:10.0.0.1<0>"]) is None
+
+
+def test_cluster_doctor_quiet_when_nodes_agree_and_names_a_missing_hca() -> None:
+    from rigbench.doctor.cluster import NodeFacts, cluster_findings
+
+    versions = {"driver": "550.54.15", "torch": "2.13.0", "nccl": "2.27.5"}
+    same = [
+        NodeFacts(node=f"n{i} (node {i})", versions=dict(versions), env={}, ports=[IB, ETH25])
+        for i in range(2)
+    ]
+    found = cluster_findings(same)
+    assert {f.severity for f in found} == {"ok"}, found
+    bad = [
+        NodeFacts(node="a (node 0)", versions=versions, env={"NCCL_IB_HCA": "mlx5_0"}, ports=[IB]),
+        NodeFacts(node="b (node 1)", versions=versions, env={"NCCL_IB_HCA": "mlx5_4"}, ports=[IB]),
+    ]
+    errors = [f for f in cluster_findings(bad) if f.severity == "error"]
+    assert [(f.id, f.evidence["node"]) for f in errors] == [("cluster.nccl_ib_hca", "b (node 1)")]
+    skew = cluster_findings(
+        [
+            NodeFacts(node="a", versions=versions, clock_s=100.0),
+            NodeFacts(node="b", versions=versions, clock_s=100.25),
+        ],
+        0.002,
+    )
+    (clock,) = [f for f in skew if f.id == "cluster.clock_skew"]
+    assert clock.severity == "info" and clock.evidence["skew_ms"] == 250.0
