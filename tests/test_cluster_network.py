@@ -85,5 +85,15 @@ def test_cluster_doctor_quiet_when_nodes_agree_and_names_a_missing_hca() -> None
         ],
         0.002,
     )
+    rdma = cluster_findings(
+        [
+            NodeFacts(node="a", versions=versions, ports=[IB], memlock_bytes=-1),
+            NodeFacts(node="b", versions=versions, ports=[IB], memlock_bytes=64 << 10),
+            NodeFacts(node="c", versions=versions, ports=[IB], env={"NCCL_IB_DISABLE": "1"}),
+            NodeFacts(node="d", versions=versions, ports=[ETH25], memlock_bytes=64 << 10),
+        ]
+    )
+    warned = sorted((f.id, f.evidence["node"]) for f in rdma if f.severity == "warning")
+    assert warned == [("cluster.ib_disabled", "c"), ("cluster.memlock", "b")]
     (clock,) = [f for f in skew if f.id == "cluster.clock_skew"]
     assert clock.severity == "info" and clock.evidence["skew_ms"] == 250.0

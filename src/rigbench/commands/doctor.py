@@ -169,6 +169,7 @@ def _doctor_cluster(
                 versions=software_versions(rig),
                 env={k: os.environ[k] for k in NET_ENV if os.environ.get(k)},
                 ports=host.net_ports,
+                memlock_bytes=host.memlock_bytes,
             )
         store = Store.open(db) if env.rank == 0 else None  # type: ignore[arg-type]
     nodes, bound = gather_facts(env, facts, timeout or DEFAULT_TIMEOUT_S)

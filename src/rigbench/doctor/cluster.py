@@ -11,6 +11,9 @@ gathers them (bench.cluster.gather_facts) and judges them here:
 * NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME name an interface that exists and is up on each
   node, NCCL_IB_HCA an HCA that exists: a name that matches nothing makes NCCL fail at
   set-up ("no socket interface found") or fall back to another network.
+* RDMA on each node: active InfiniBand/RoCE ports with a limited memlock (RDMA registers
+  pinned memory under it), or with NCCL_IB_DISABLE=1 (NCCL then crosses nodes over
+  sockets), are warnings naming the node.
 * clock skew between nodes, measured after a barrier: reported (info) with its bound; no
   threshold is known to matter for NCCL or torch, so none is invented.
 """
@@ -40,6 +43,7 @@ class NodeFacts:
     env: dict[str, str] = field(default_factory=dict)
     ports: list[NetPort] | None = None
     clock_s: float | None = None  # time.time() right after a barrier
+    memlock_bytes: int | None = None  # soft RLIMIT_MEMLOCK; -1 unlimited
 
 
 def check_versions_equal(facts: list[NodeFacts]) -> list[Finding]:
@@ -145,6 +149,60 @@ def check_interfaces(facts: list[NodeFacts]) -> list[Finding]:
     return out
 
 
+MEMLOCK_SOURCE = (
+    "InfiniBand registers pinned memory under this limit ('NET/IB/OFI Unable to register "
+    "memory': https://github.com/NVIDIA/nccl/issues/563); NCCL networking troubleshooting, "
+    "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/troubleshooting/"
+    "networking_troubleshooting.html"
+)
+
+
+def _rdma_ports(f: NodeFacts) -> list[str]:
+    return [
+        p.name
+        for p in f.ports or []
+        if p.kind in ("infiniband", "roce") and (p.state or "").upper() == "ACTIVE"
+    ]
+
+
+def check_rdma(facts: list[NodeFacts]) -> list[Finding]:
+    out = []
+    for f in facts:
+        rdma = _rdma_ports(f)
+        if not rdma:
+            continue
+        if f.env.get("NCCL_IB_DISABLE") == "1":
+            out.append(
+                Finding(
+                    id="cluster.ib_disabled",
+                    severity="warning",
+                    title=f"{f.node} has active InfiniBand/RoCE ports but NCCL_IB_DISABLE=1",
+                    evidence={"node": f.node, "rdma_ports": rdma, "NCCL_IB_DISABLE": "1"},
+                    why="NCCL then crosses nodes over TCP sockets, at a fraction of the "
+                    "ports' rate",
+                    fix=f"unset NCCL_IB_DISABLE on {f.node}",
+                    source=NCCL_ENV_SOURCE,
+                    origin="reading",
+                )
+            )
+        if f.memlock_bytes is not None and f.memlock_bytes >= 0:
+            out.append(
+                Finding(
+                    id="cluster.memlock",
+                    severity="warning",
+                    title=f"{f.node}: locked memory limited to "
+                    f"{f.memlock_bytes / 2**20:g} MiB with RDMA ports",
+                    evidence={"node": f.node, "memlock_bytes": f.memlock_bytes, "rdma_ports": rdma},
+                    why="RDMA for multi-node NCCL registers pinned memory under this limit",
+                    fix="ulimit -l unlimited on every node (limits.conf memlock; Slurm: "
+                    "PropagateResourceLimits; docker --ulimit memlock=-1)",
+                    source=MEMLOCK_SOURCE,
+                    origin="reading",
+                )
+            )
+    return out
+
+
 def check_clock_skew(facts: list[NodeFacts], bound_s: float | None) -> list[Finding]:
     clocks: Mapping[str, float] = {f.node: f.clock_s for f in facts if f.clock_s is not None}
     if len(clocks) < 2:
@@ -174,5 +232,6 @@ def cluster_findings(facts: list[NodeFacts], clock_bound_s: float | None = None)
     return (
         check_versions_equal(facts)
         + check_interfaces(facts)
+        + check_rdma(facts)
         + check_clock_skew(facts, clock_bound_s)
     )
