@@ -345,6 +345,10 @@ def _bench_cluster(
     else:
         render_results(results, out)
         out.print(f"[dim]run #{run_id} (complete) saved to {store.path}[/dim]")
+    # Not judged against references yet (none sourced for links between nodes): a failed
+    # measurement (wrong data, a loss that did not fall) is what makes the exit code.
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()
