@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -307,6 +308,8 @@ class Cluster:
         self.store = self._beat_store = None
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
+        if self.nccl_log:
+            shutil.rmtree(os.path.dirname(self.nccl_log), ignore_errors=True)
 
 
 class GroupPool:
