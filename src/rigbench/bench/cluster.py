@@ -128,10 +128,6 @@ def _span(ranks: list[int]) -> str:
     return f"{ranks[0]}-{ranks[-1]}" if len(ranks) > 1 else str(ranks[0])
 
 
-class NodeLost(Exception):
-    """A collective failed because one or more nodes stopped answering."""
-
-
 @dataclass(slots=True)
 class Scope:
     kind: str  # "cluster", "node", "inter-node", "device"
@@ -190,9 +186,9 @@ class Cluster:
         # Replies travel over gloo whatever carries the data (objects, not GPU tensors).
         self.control = dist.new_group(backend="gloo", timeout=self.timeout) if on_gpu else None
         self._prefix = f"rigbench/{env.run_id}/{env.restart}"
-        self._beats = 0
         self._stop = threading.Event()
-        # Two clients of the rendezvous store: one blocks in `wait` while the other beats.
+        # Two clients of the rendezvous store: the heartbeat thread's own, so that it never
+        # waits behind this thread's reads (a client serves one call at a time).
         self.store: Any = dist.TCPStore(
             env.master_addr, env.master_port, is_master=False, timeout=timedelta(seconds=10)
         )

@@ -330,9 +330,10 @@ def _bench_cluster(
         return
     if outcome.error:
         store.finish_run(run, "incomplete")
-        lost = "; ".join(n.name for n in outcome.lost) or "no node named (every heartbeat moved)"
+        lost = "; ".join(n.name for n in outcome.lost)
+        what = f"lost node {lost}" if lost else "the run stopped (every node still answers)"
         err.print(
-            f"[red]error:[/red] lost node {escape(lost)}: {escape(outcome.error)}; "
+            f"[red]error:[/red] {escape(what)}: {escape(outcome.error)}; "
             f"{len(results)} results kept in run #{run_id} ({store.path}), marked incomplete",
             highlight=False,
             soft_wrap=True,
