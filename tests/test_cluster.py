@@ -177,9 +177,13 @@ def test_two_nodes_one_run_with_intra_inter_node_rows_and_scaling(tmp_path: Path
     assert all(r["expected"] is None for r in busbw if r["scope"] != "inter-node")
     sizes = {r["bytes"] for r in busbw if r["scope"] == "cluster" and r["op"] == "all_reduce"}
     assert len(sizes) >= 3  # all_reduce busbw against message size
-    train = {(r["metric"], r["scope"]) for r in rows if r["benchmark"] == "train"}
-    assert {("tokens_per_s", "device"), ("tokens_per_s", "node")} <= train
-    assert {("tokens_per_s", "cluster"), ("node_scaling_efficiency", "cluster")} <= train
+    train = {(r["metric"], r["scope"], r.get("node")) for r in rows if r["benchmark"] == "train"}
+    assert {("tokens_per_s", "device", None), ("tokens_per_s", "node", 0)} <= train
+    assert ("tokens_per_s", "node", 1) in train  # each node alone: a slow node shows
+    assert {
+        ("tokens_per_s", "cluster", None),
+        ("node_scaling_efficiency", "cluster", None),
+    } <= train
 
 
 def test_a_killed_node_is_named_and_what_was_measured_is_kept(tmp_path: Path) -> None:

@@ -429,7 +429,9 @@ def _train_results(cluster: Cluster, ctx: Any, on_result: Callable[[Result], Non
     from rigbench.stats import summarize
 
     base = train.plan(ctx)[0]  # its model size and micro-batch; here DDP, eager
-    runs = [cluster.scopes["device"], cluster.scopes[f"node{cluster.nodes[0].node_rank}"]]
+    # One device; each node alone (a slow node shows as its own row); every node.
+    runs = [cluster.scopes["device"]]
+    runs += [cluster.scopes[f"node{n.node_rank}"] for n in cluster.nodes]
     if len(cluster.nodes) > 1:
         runs.append(cluster.scopes["cluster"])
     one_node: float | None = None
@@ -472,7 +474,10 @@ def _train_results(cluster: Cluster, ctx: Any, on_result: Callable[[Result], Non
         tps = next((r for r in results if r.metric == "tokens_per_s" and r.status == "ok"), None)
         if tps is None or tps.value is None:
             continue
-        if scope.kind == "node" or (scope.kind == "device" and len(runs[1].ranks) == 1):
+        first_node = cluster.nodes[0]
+        if (scope.kind == "node" and scope.node is first_node) or (
+            scope.kind == "device" and len(first_node.ranks) == 1
+        ):
             one_node = tps.value  # node 0's rate (one device a node: the device run)
         if scope.kind == "cluster" and one_node:
             nodes = len(cluster.nodes)
