@@ -4,7 +4,9 @@
 #   1. without torchrun (rigbench's own ranks)          -> plain.json
 #   2. torchrun --nnodes 1 --nproc-per-node G (c10d)     -> torchrun.json
 #   3. torchrun on 2 GPUs as two one-GPU "nodes" on localhost (NCCL across a process
-#      boundary; inter-node and per-node rows, node scaling) -> two-nodes.json
+#      boundary; inter-node and per-node rows, node scaling, params.nccl_transport)
+#      -> two-nodes.json
+#   4. doctor under torchrun: versions / interfaces / clock findings -> doctor.json
 # What to look for in summary.txt: steps 1 and 2 give the same (metric, op, bytes,
 # world_size) rows and busbw within run-to-run spread (a few %); step 2 exits 0 and one
 # database only is written; step 3 has scope=inter-node rows. No GPU setting is changed.
@@ -63,6 +65,13 @@ else
   note "skipped: needs 2 GPUs"
 fi
 
+note "== 4. doctor under torchrun (cross-node checks on one node)"
+python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
+  --rdzv-endpoint 127.0.0.1:29519 -m rigbench doctor --json --db "$work/doctor.db" \
+  > "$work/doctor.out" 2>> "$log"
+note "exit $?"
+json_of "$work/doctor.out" > "$out/doctor.json"
+
 python - "$out" <<'PY' | tee -a "$sum"
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
@@ -91,4 +100,10 @@ for name, res in (("plain", plain), ("torchrun", tr)):
                   f"scope={r['params'].get('scope', '-')}: {r.get('value')}")
 two = load("two-nodes.json")
 print("two nodes:", sorted({(r["params"].get("scope"), r["metric"]) for r in two if r["status"] == "ok"}))
+print("two nodes, NCCL transport:", sorted({str(r["params"].get("nccl_transport")) for r in two}))
+try:
+    doc = json.loads((out / "doctor.json").read_text())
+    print("doctor:", [(f["id"], f["severity"]) for f in doc.get("findings", [])])
+except (OSError, ValueError) as exc:
+    print("doctor: no JSON", exc)
 PY
