@@ -69,7 +69,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -390,10 +390,11 @@ class _Rank:
     the pool) or "failed" (the other commands: nobody is inside a collective). The first
     command, ("fault", faults by rank), sets the simulated fault this rank plays."""
 
-    def __init__(self, rank: int, world_size: int, device: str) -> None:
-        self.rank = rank
+    def __init__(self, rank: int, world_size: int, device: str, group: Any = None) -> None:
+        self.rank = rank  # within `group` (None: the default, whole-world group)
         self.world = world_size
         self.device = torch.device(device)
+        self.group = group
         self.fault: str | None = None
         self._clear()
 
@@ -453,14 +454,15 @@ class _Rank:
         fn = _collective(op)
         if fn is None:
             raise NotImplementedError(f"torch {torch.__version__} has no {op} collective")
+        group = self.group
         if op == "all_reduce":
-            fn(out, op=dist.ReduceOp.SUM)
-        elif op == "broadcast":
-            fn(out, src=ROOT)
+            fn(out, op=dist.ReduceOp.SUM, group=group)
+        elif op == "broadcast":  # src is a global rank: the group's first member
+            fn(out, src=ROOT if group is None else dist.get_global_rank(group, ROOT), group=group)
         elif op == "reduce_scatter":
-            fn(out, self.inp, op=dist.ReduceOp.SUM)
+            fn(out, self.inp, op=dist.ReduceOp.SUM, group=group)
         else:
-            fn(out, self.inp)
+            fn(out, self.inp, group=group)
         if self.fault == "corrupt":
             out.view(-1)[out.numel() // 2] += 1.0
         elif self.fault == "hang":
@@ -650,7 +652,16 @@ def _skipped(op: str, ctx: BenchContext, backend: str, why: str) -> Result:
     )
 
 
-def _measure(pool: RankPool, op: str, count: int) -> Measured:
+class CommandPool(Protocol):
+    """What `_measure` drives: a RankPool, or bench.cluster's group of torchrun ranks."""
+
+    world: int
+    backend: str
+
+    def command(self, *cmd: Any) -> list[tuple[Any, ...]]: ...
+
+
+def _measure(pool: CommandPool, op: str, count: int, target_s: float = TARGET_S) -> Measured:
     m = Measured(op=op, nbytes=count * ELEM, world_size=pool.world, backend=pool.backend)
     replies = pool.command("prepare", op, count)
     errors = [r[1] for r in replies if r[0] != "ok"]
@@ -667,7 +678,7 @@ def _measure(pool: RankPool, op: str, count: int) -> Measured:
         raise _Unsupported(unsupported[0]) if unsupported else RuntimeError("; ".join(errors))
     problems = [r[1] for r in replies if r[1]]
     estimate = max(r[2] for r in replies)
-    replies = pool.command("time", iterations_for(estimate), estimate)
+    replies = pool.command("time", iterations_for(estimate, target_s), estimate)
     errors = [r[1] for r in replies if r[0] != "ok"]
     if errors:
         raise RuntimeError("; ".join(errors))

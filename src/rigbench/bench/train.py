@@ -219,8 +219,9 @@ def _micro_batch(cfg: Any, n_params: int, device: Any, world: int, parallel: str
 class TrainRank:
     """One rank of a training run (rigbench.bench.rankpool handler)."""
 
-    def __init__(self, rank: int, world: int, device: str) -> None:
+    def __init__(self, rank: int, world: int, device: str, group: Any = None) -> None:
         self.rank, self.world, self.device = rank, world, device
+        self.group = group  # None: the default, whole-world group
 
     def close(self) -> None:
         import gc
@@ -266,7 +267,8 @@ class TrainRank:
         if not batch:
             batch = _micro_batch(cfg, n_params, dev, self.world, parallel) if on_cuda else 8
             t = torch.tensor([batch], device=dev)
-            dist.all_reduce(t, op=dist.ReduceOp.MIN)  # every rank runs the same batch
+            # every rank runs the same batch
+            dist.all_reduce(t, op=dist.ReduceOp.MIN, group=self.group)
             batch = int(t.item())
         if parallel == "fsdp":
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -293,7 +295,11 @@ class TrainRank:
             if spec["compile"]:
                 model = torch.compile(model)  # compiled, then wrapped (as nanoGPT)
             if self.world > 1:  # one device is the plain model: the baseline of scaling
-                model = DDP(model, device_ids=[dev.index] if on_cuda else None)
+                model = DDP(
+                    model,
+                    device_ids=[dev.index] if on_cuda else None,
+                    process_group=self.group,
+                )
             inner = model
 
         def set_sync(on: bool) -> None:
@@ -357,7 +363,7 @@ class TrainRank:
                 opt.step()
             opt.zero_grad(set_to_none=True)
             if not on_cuda:
-                dist.barrier()  # gloo: a step ends when every rank's has
+                dist.barrier(group=self.group)  # gloo: a step ends when every rank's has
             t2 = clock()
             if i >= warm:
                 marks.append((t0, t1, t2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Annotated
 
@@ -118,6 +119,14 @@ def bench(
         options = parse_sets(settings)
         backend = select_backend(simulate)
         rig = backend.rig()
+        from rigbench.bench.cluster import torchrun_env
+
+        dist_env = torchrun_env()
+        if dist_env is not None:
+            _bench_cluster(
+                dist_env, backend, rig, names, full, scale, timeout, options, db, as_json
+            )
+            return
         selected = parse_gpus(gpus, rig)
         store = Store.open(db)
         cuda = False
@@ -213,6 +222,135 @@ def bench(
     code = exit_code_for(r.judgement.severity for r in results if r.judgement is not None)
     if code:
         raise typer.Exit(code)
+
+
+def _bench_cluster(
+    env: object,
+    backend: object,
+    rig: object,
+    names: list[str],
+    full: bool,
+    scale: float,
+    timeout: float | None,
+    options: object,
+    db: object,
+    as_json: bool,
+) -> None:
+    """`bench` in one rank of a torchrun job: rank 0 stores and shows the one run, the
+    other ranks measure and print nothing (a lost node: one line on rank 0)."""
+    from rigbench.bench.cluster import (
+        CLUSTER_BENCHMARKS,
+        DEFAULT_TIMEOUT_S,
+        Cluster,
+        DistEnv,
+        cluster_context,
+        run_cluster,
+    )
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.records import Result, Run
+    from rigbench.report.results import render_results
+    from rigbench.store import Store
+
+    assert isinstance(env, DistEnv)
+    with one_line_errors():
+        other = [n for n in names if n not in CLUSTER_BENCHMARKS]
+        if other:
+            raise BadInput(
+                f"under torchrun, bench runs {' and '.join(CLUSTER_BENCHMARKS)} "
+                f"(--only {','.join(CLUSTER_BENCHMARKS)}); run {', '.join(other)} without it"
+            )
+        on_gpu = False
+        if rig.source == "nvml":  # type: ignore[attr-defined]
+            import torch
+
+            on_gpu = torch.cuda.is_available() and env.local_rank < torch.cuda.device_count()
+        ctx = cluster_context(
+            rig,
+            env,
+            on_gpu=on_gpu,
+            mode="full" if full else "quick",
+            size_scale=scale,
+            options=options,
+        )
+        store = Store.open(db) if env.rank == 0 else None  # type: ignore[arg-type]
+    interrupt_on_signals()
+    with one_line_errors():
+        ports = backend.health(rig).host.net_ports  # type: ignore[attr-defined]
+    cluster = Cluster(
+        env,
+        on_gpu=on_gpu,
+        timeout_s=timeout or DEFAULT_TIMEOUT_S,
+        ports=ports,
+        simulated=backend.kind == "simulated",  # type: ignore[attr-defined]
+    )
+    run = Run(
+        command="bench",
+        argv=sys.argv[1:],
+        backend=backend.kind,  # type: ignore[attr-defined]
+        machine=machine_summary(rig),  # type: ignore[arg-type]
+        versions=software_versions(rig),  # type: ignore[arg-type]
+    )
+    results: list[Result] = []
+    run_id = store.start_run(run) if store is not None else None
+    if store is not None and not as_json:
+        err.print(
+            f"torchrun: {len(cluster.nodes)} node(s), {env.world_size} ranks "
+            f"({cluster.backend}); rank 0 on {cluster.nodes[0].host}",
+            highlight=False,
+        )
+
+    def on_result(r: Result) -> None:
+        assert store is not None and run_id is not None
+        store.add_result(run_id, r)
+        results.append(r)
+        if not as_json:
+            err.print(
+                f"  {r.benchmark} {r.metric} {r.params.get('scope', '')} "
+                f"{r.params.get('op', '')} {r.params.get('bytes', '')}",
+                highlight=False,
+            )
+
+    try:
+        outcome = run_cluster(cluster, ctx, names, on_result)
+    except KeyboardInterrupt:  # SIGTERM from torchrun's agent, or Ctrl-C
+        if store is None or run_id is None:
+            os._exit(EXIT_INTERRUPTED)
+        store.finish_run(run, "incomplete")
+        err.print(
+            f"interrupted: {len(results)} results kept in run #{run_id} "
+            f"({store.path}), marked incomplete"
+        )
+        os._exit(EXIT_INTERRUPTED)
+    if outcome.error and env.rank != 0:
+        # Out at once: closing this rank's connections frees a rank 0 blocked on it (a
+        # process-group teardown here could wait on the lost peers).
+        os._exit(EXIT_ERROR)
+    if not outcome.error:
+        cluster.shutdown()
+    if store is None or run_id is None:
+        return
+    if outcome.error:
+        store.finish_run(run, "incomplete")
+        lost = "; ".join(n.name for n in outcome.lost)
+        what = f"lost node {lost}" if lost else "the run stopped (every node still answers)"
+        err.print(
+            f"[red]error:[/red] {escape(what)}: {escape(outcome.error)}; "
+            f"{len(results)} results kept in run #{run_id} ({store.path}), marked incomplete",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.stderr.flush()
+        os._exit(EXIT_ERROR)  # no process-group teardown: it could wait on the lost node
+    store.finish_run(run, "complete")
+    if as_json:
+        print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
+    else:
+        render_results(results, out)
+        out.print(f"[dim]run #{run_id} (complete) saved to {store.path}[/dim]")
+    # Not judged against references yet (none sourced for links between nodes): a failed
+    # measurement (wrong data, a loss that did not fall) is what makes the exit code.
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()

@@ -65,6 +65,12 @@ def doctor(
             raise BadInput(f"--timeout must be a positive number of seconds (got {timeout:g})")
         checks = parse_checks(only)
         backend = select_backend(simulate)
+        from rigbench.bench.cluster import torchrun_env
+
+        dist_env = torchrun_env()
+        if dist_env is not None:
+            _doctor_cluster(dist_env, backend, timeout, db, as_json)
+            return
         store = Store.open(db)
     sampler = None
     if backend.kind == "nvml":
@@ -132,5 +138,67 @@ def doctor(
             + f", {report.seconds:.1f} s"
         )
         render_findings(report.findings, out, header=header, exit_code=code)
+    if code:
+        raise typer.Exit(code)
+
+
+def _doctor_cluster(
+    env: object, backend: object, timeout: float | None, db: object, as_json: bool
+) -> None:
+    """`doctor` in one rank of a torchrun job: each node's local rank 0 reads its facts,
+    rank 0 judges them across nodes, stores and shows the findings."""
+    import os
+    import socket
+
+    from rigbench.bench.cluster import DEFAULT_TIMEOUT_S, NET_ENV, DistEnv, gather_facts
+    from rigbench.doctor.cluster import NodeFacts, cluster_findings
+    from rigbench.judge import exit_code_for
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.records import Run
+    from rigbench.report.findings import render_findings
+    from rigbench.store import Store
+
+    assert isinstance(env, DistEnv)
+    facts = None
+    with one_line_errors():
+        rig = backend.rig()  # type: ignore[attr-defined]
+        if env.local_rank == 0:
+            host = backend.health(rig).host  # type: ignore[attr-defined]
+            facts = NodeFacts(
+                node=f"{socket.gethostname()} (node {env.node_rank})",
+                versions=software_versions(rig),
+                env={k: os.environ[k] for k in NET_ENV if os.environ.get(k)},
+                ports=host.net_ports,
+                memlock_bytes=host.memlock_bytes,
+            )
+        store = Store.open(db) if env.rank == 0 else None  # type: ignore[arg-type]
+    nodes, bound = gather_facts(env, facts, timeout or DEFAULT_TIMEOUT_S)
+    if store is None:
+        return
+    findings = cluster_findings(nodes, bound)
+    run = Run(
+        command="doctor",
+        argv=sys.argv[1:],
+        backend=backend.kind,  # type: ignore[attr-defined]
+        machine=machine_summary(rig),
+        versions=software_versions(rig),
+    )
+    with one_line_errors():
+        store.start_run(run)
+        for finding in findings:
+            store.add_finding(run.id, finding)  # type: ignore[arg-type]
+        store.finish_run(run, "complete")
+    code = exit_code_for(findings)
+    if as_json:
+        print_json(
+            {
+                "run": run.to_dict(),
+                "findings": [f.to_dict() for f in findings],
+                "summary": {"exit_code": code, "nodes": [n.node for n in nodes]},
+            }
+        )
+    else:
+        header = f"rigbench doctor across {len(nodes)} node(s) (torchrun)"
+        render_findings(findings, out, header=header, exit_code=code)
     if code:
         raise typer.Exit(code)

@@ -1,0 +1,237 @@
+"""Checks across the nodes of a torchrun job: what must be equal or present on every node
+for a multi-node run to start and to use the network it should.
+
+Each node's local rank 0 reads its facts (`NodeFacts`, through hw/ and machine.py); rank 0
+gathers them (bench.cluster.gather_facts) and judges them here:
+
+* versions: driver, CUDA, torch, NCCL, rigbench, Python equal on every node. A mismatch
+  is an error: ranks of different NCCL versions failed to connect in NVIDIA/nccl#1267 (fixed
+  by one version on every node), and NCCL's maintainer reads such errors as "a version or
+  configuration mismatch between two ranks" (NVIDIA/nccl#1328).
+* NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME name an interface that exists and is up on each
+  node, NCCL_IB_HCA an HCA that exists: a name that matches nothing makes NCCL fail at
+  set-up ("no socket interface found") or fall back to another network.
+* RDMA on each node: active InfiniBand/RoCE ports with a limited memlock (RDMA registers
+  pinned memory under it), or with NCCL_IB_DISABLE=1 (NCCL then crosses nodes over
+  sockets), are warnings naming the node.
+* clock skew between nodes, measured after a barrier: reported (info) with its bound; no
+  threshold is known to matter for NCCL or torch, so none is invented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rigbench.bench.network import matches_ifname
+from rigbench.hw.health import NetPort
+from rigbench.records import Finding
+
+VERSION_KEYS = ("driver", "cuda_driver", "torch", "torch_cuda", "nccl", "rigbench", "python")
+NCCL_ENV_SOURCE = "NCCL documentation, Environment Variables (NCCL_SOCKET_IFNAME, NCCL_IB_HCA)"
+VERSION_SOURCE = (
+    "github.com/NVIDIA/nccl/issues/1267 (nodes on different NCCL versions could not "
+    "connect); github.com/NVIDIA/nccl/issues/1328 (version mismatch between ranks)"
+)
+
+
+@dataclass(kw_only=True, slots=True)
+class NodeFacts:
+    node: str  # "gpu-b (node 1)"
+    versions: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    ports: list[NetPort] | None = None
+    clock_s: float | None = None  # time.time() right after a barrier
+    memlock_bytes: int | None = None  # soft RLIMIT_MEMLOCK; -1 unlimited
+
+
+def check_versions_equal(facts: list[NodeFacts]) -> list[Finding]:
+    differ = {}
+    for key in VERSION_KEYS:
+        values = {f.node: f.versions.get(key) for f in facts}
+        if len({v for v in values.values() if v is not None}) > 1:
+            differ[key] = values
+    if not differ:
+        return [
+            Finding(
+                id="cluster.versions.ok",
+                severity="ok",
+                title=f"versions equal on all {len(facts)} nodes",
+                evidence={k: facts[0].versions.get(k) for k in VERSION_KEYS},
+                source=VERSION_SOURCE,
+                origin="reading",
+            )
+        ]
+    out = []
+    for key, values in differ.items():
+        counts: dict[Any, int] = {}
+        for v in values.values():
+            counts[v] = counts.get(v, 0) + 1
+        common = max(counts, key=lambda v: counts[v])
+        odd = [n for n, v in values.items() if v != common]
+        out.append(
+            Finding(
+                id=f"cluster.versions.{key}",
+                severity="error",
+                title=f"{key} differs between nodes: {', '.join(odd)} not {common}",
+                evidence={f"{key} on {n}": v for n, v in values.items()},
+                why="ranks built against different versions can fail to connect, hang in a "
+                "collective or compute differently",
+                fix=f"install the same {key} on every node (one container image or one "
+                "environment for the job)",
+                source=VERSION_SOURCE,
+                origin="reading",
+            )
+        )
+    return out
+
+
+def check_interfaces(facts: list[NodeFacts]) -> list[Finding]:
+    out = []
+    for f in facts:
+        if f.ports is None:
+            continue
+        sockets = [p for p in f.ports if "/" not in p.name]
+        for var in ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"):
+            spec = f.env.get(var)
+            if not spec:
+                continue
+            named = [p for p in sockets if matches_ifname(spec, p.name)]
+            up = [p for p in named if (p.state or "").lower() == "up"]
+            if up:
+                continue
+            have = ", ".join(f"{p.name} ({p.state or '?'})" for p in sockets) or "none"
+            out.append(
+                Finding(
+                    id=f"cluster.{var.lower()}",
+                    severity="error",
+                    title=f"{var}={spec} on {f.node} names no interface that is up",
+                    evidence={"node": f.node, var: spec, "interfaces": have},
+                    why="NCCL/gloo on that node then finds no socket interface and the job "
+                    "fails at set-up, or uses another network",
+                    fix=f"set {var} to the data-network interface of {f.node} (one of: {have})",
+                    source=NCCL_ENV_SOURCE,
+                    origin="reading",
+                )
+            )
+        hca = f.env.get("NCCL_IB_HCA")
+        if hca:
+            devs = {p.name.split("/")[0] for p in f.ports if "/" in p.name}
+            wanted = [h.split(":")[0] for h in hca.lstrip("^=").split(",") if h]
+            if not hca.startswith("^") and not any(
+                d.startswith(w) if not hca.startswith("=") else d == w for w in wanted for d in devs
+            ):
+                out.append(
+                    Finding(
+                        id="cluster.nccl_ib_hca",
+                        severity="error",
+                        title=f"NCCL_IB_HCA={hca} on {f.node} names no HCA there",
+                        evidence={"node": f.node, "NCCL_IB_HCA": hca, "hcas": sorted(devs)},
+                        why="NCCL then uses no InfiniBand device on that node (socket "
+                        "fallback, a fraction of the rate) or fails",
+                        fix=f"set NCCL_IB_HCA to HCAs of {f.node}: {', '.join(sorted(devs))}",
+                        source=NCCL_ENV_SOURCE,
+                        origin="reading",
+                    )
+                )
+    if not out and any(f.env for f in facts):
+        out.append(
+            Finding(
+                id="cluster.interfaces.ok",
+                severity="ok",
+                title="network variables name interfaces that are up on every node",
+                evidence={f.node: dict(f.env) for f in facts},
+                source=NCCL_ENV_SOURCE,
+                origin="reading",
+            )
+        )
+    return out
+
+
+MEMLOCK_SOURCE = (
+    "InfiniBand registers pinned memory under this limit ('NET/IB/OFI Unable to register "
+    "memory': https://github.com/NVIDIA/nccl/issues/563); NCCL networking troubleshooting, "
+    "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/troubleshooting/"
+    "networking_troubleshooting.html"
+)
+
+
+def _rdma_ports(f: NodeFacts) -> list[str]:
+    return [
+        p.name
+        for p in f.ports or []
+        if p.kind in ("infiniband", "roce") and (p.state or "").upper() == "ACTIVE"
+    ]
+
+
+def check_rdma(facts: list[NodeFacts]) -> list[Finding]:
+    out = []
+    for f in facts:
+        rdma = _rdma_ports(f)
+        if not rdma:
+            continue
+        if f.env.get("NCCL_IB_DISABLE") == "1":
+            out.append(
+                Finding(
+                    id="cluster.ib_disabled",
+                    severity="warning",
+                    title=f"{f.node} has active InfiniBand/RoCE ports but NCCL_IB_DISABLE=1",
+                    evidence={"node": f.node, "rdma_ports": rdma, "NCCL_IB_DISABLE": "1"},
+                    why="NCCL then crosses nodes over TCP sockets, at a fraction of the "
+                    "ports' rate",
+                    fix=f"unset NCCL_IB_DISABLE on {f.node}",
+                    source=NCCL_ENV_SOURCE,
+                    origin="reading",
+                )
+            )
+        if f.memlock_bytes is not None and f.memlock_bytes >= 0:
+            out.append(
+                Finding(
+                    id="cluster.memlock",
+                    severity="warning",
+                    title=f"{f.node}: locked memory limited to "
+                    f"{f.memlock_bytes / 2**20:g} MiB with RDMA ports",
+                    evidence={"node": f.node, "memlock_bytes": f.memlock_bytes, "rdma_ports": rdma},
+                    why="RDMA for multi-node NCCL registers pinned memory under this limit",
+                    fix="ulimit -l unlimited on every node (limits.conf memlock; Slurm: "
+                    "PropagateResourceLimits; docker --ulimit memlock=-1)",
+                    source=MEMLOCK_SOURCE,
+                    origin="reading",
+                )
+            )
+    return out
+
+
+def check_clock_skew(facts: list[NodeFacts], bound_s: float | None) -> list[Finding]:
+    clocks: Mapping[str, float] = {f.node: f.clock_s for f in facts if f.clock_s is not None}
+    if len(clocks) < 2:
+        return []
+    skew = max(clocks.values()) - min(clocks.values())
+    return [
+        Finding(
+            id="cluster.clock_skew",
+            severity="info",
+            title=f"clocks differ by {skew * 1e3:.0f} ms between nodes",
+            evidence={
+                "skew_ms": round(skew * 1e3, 1),
+                "measurement_bound_ms": round(bound_s * 1e3, 1) if bound_s else None,
+                **{f"offset_ms {n}": round((t - min(clocks.values())) * 1e3, 1)
+                   for n, t in clocks.items()},
+            },
+            why="logs and telemetry of different nodes line up only as well as their clocks; "
+            "no skew threshold is known to matter for NCCL or torch (none is applied)",
+            fix="run chrony or NTP against one server on every node",
+            source="measured: time.time() on each node after a barrier",
+            origin="measurement",
+        )
+    ]  # fmt: skip
+
+
+def cluster_findings(facts: list[NodeFacts], clock_bound_s: float | None = None) -> list[Finding]:
+    return (
+        check_versions_equal(facts)
+        + check_interfaces(facts)
+        + check_rdma(facts)
+        + check_clock_skew(facts, clock_bound_s)
+    )

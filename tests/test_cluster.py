@@ -1,0 +1,289 @@
+"""`bench` under torchrun: two torchrun agents on localhost as two "nodes" of two gloo ranks
+each, a node killed mid-run, one node against no torchrun, and the sbatch script's line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rigbench.bench.cluster import DistEnv, node_scaling, short_error, torchrun_env
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+SBATCH = ROOT / "examples" / "slurm" / "rigbench-cluster.sbatch"
+SIM = ROOT / "examples" / "simulated" / "h100-8x-nvswitch.toml"
+BENCH = ["-m", "rigbench", "bench", "--only", "collectives,train", "--scale", "0.05"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR"):
+        env.pop(k, None)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _agent(
+    port: int,
+    db: Path,
+    log: Path,
+    extra: list[str] | None = None,
+    *,
+    command: list[str] = BENCH,
+    ranks: int = 2,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    cmd = [
+        *TORCHRUN,
+        "--nnodes", "2", "--nproc-per-node", str(ranks),
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+        "--rdzv-id", f"t{port}",
+        *command, "--db", str(db), *(extra or []),
+    ]  # fmt: skip
+    with log.open("w") as err:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**_env(), **(env or {})},
+            cwd=log.parent,
+            start_new_session=True,
+        )
+
+
+def _two_agents(
+    tmp: Path, extra: list[str] | None = None, per_node: list[dict] | None = None
+) -> list[subprocess.Popen]:
+    """Agent 0 first (it hosts the rendezvous store, as the --rdzv-endpoint host does),
+    then agent 1 once the store listens. `per_node`: _agent's keywords for each."""
+    port = _free_port()
+    kw = per_node or [{}, {}]
+    first = _agent(port, tmp / "db0.db", tmp / "err0.txt", extra, **kw[0])
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if first.poll() is not None or time.monotonic() > deadline:
+                first.kill()
+                pytest.fail((tmp / "err0.txt").read_text()[-2000:])
+            time.sleep(0.1)
+    return [first, _agent(port, tmp / "db1.db", tmp / "err1.txt", extra, **kw[1])]
+
+
+def _rows(db: Path) -> tuple[str, list[dict]]:
+    with sqlite3.connect(db) as con:
+        (status,) = con.execute("SELECT status FROM runs").fetchone()
+        rows = con.execute(
+            "SELECT benchmark, metric, status, params, expected, basis FROM results"
+        ).fetchall()
+    return status, [
+        {"benchmark": b, "metric": m, "status": s, **json.loads(p), "expected": e, "basis": bs}
+        for b, m, s, p, e, bs in rows
+    ]
+
+
+def _kill_tree(pid: int) -> None:
+    """The agent and its workers (torchrun starts each worker in a session of its own)."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d))
+    for p in [pid, *kids]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+def test_torchrun_env_is_detected_only_under_torchrun() -> None:
+    assert torchrun_env({}) is None
+    assert torchrun_env({"RANK": "0", "WORLD_SIZE": "4"}) is None  # not torchrun's full set
+    env = torchrun_env(
+        {
+            "RANK": "3",
+            "LOCAL_RANK": "1",
+            "WORLD_SIZE": "4",
+            "LOCAL_WORLD_SIZE": "2",
+            "GROUP_RANK": "1",
+            "MASTER_ADDR": "node-a",
+            "MASTER_PORT": "29400",
+        }
+    )
+    assert env == DistEnv(
+        rank=3,
+        local_rank=1,
+        world_size=4,
+        local_world_size=2,
+        node_rank=1,
+        master_addr="node-a",
+        master_port=29400,
+        run_id="none",
+        restart=0,
+    )
+    assert node_scaling(150.0, 2, 100.0) == pytest.approx(75.0)
+
+
+def test_short_error_drops_gloo_location_and_advice() -> None:
+    exc = RuntimeError(
+        "[/x/gloo/transport/tcp/pair.cc:537] Read error [10.0.0.2]:16792: Connection reset"
+        " by peer. This is typically caused by a remote worker hanging"
+    )
+    assert short_error(exc) == "RuntimeError: Read error [10.0.0.2]:16792: Connection reset by peer"
+
+
+def test_two_nodes_one_run_with_intra_inter_node_rows_and_scaling(tmp_path: Path) -> None:
+    # The simulated rig gives each node its NICs (eno1 up at 25 Gb/s; InfiniBand ports that
+    # gloo does not use): the inter-node rows expect 25 Gb/s / 8 per direction.
+    agents = _two_agents(tmp_path, ["--simulate", str(SIM)])
+    codes = [a.wait(timeout=240) for a in agents]
+    logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
+    assert codes == [0, 0], logs
+    dbs = [tmp_path / f"db{i}.db" for i in range(2)]
+    written = [db for db in dbs if db.exists()]
+    assert len(written) == 1, "rank 0 alone writes the run"
+    status, rows = _rows(written[0])
+    assert status == "complete"
+    busbw = [r for r in rows if r["metric"] == "busbw" and r["status"] == "ok"]
+    scopes = {(r["scope"], r.get("node")) for r in busbw}
+    assert scopes == {("cluster", None), ("node", 0), ("node", 1), ("inter-node", None)}
+    for r in busbw:
+        assert r["world_size"] == {"cluster": 4, "node": 2, "inter-node": 2}[r["scope"]]
+    inter = [r for r in busbw if r["scope"] == "inter-node"]
+    assert {r["op"] for r in inter} >= {"all_reduce", "all_gather"}
+    assert {r["expected"] for r in inter} == {25.0 / 8}
+    assert all("eno1" in r["basis"] for r in inter)
+    assert all(r["expected"] is None for r in busbw if r["scope"] != "inter-node")
+    sizes = {r["bytes"] for r in busbw if r["scope"] == "cluster" and r["op"] == "all_reduce"}
+    assert len(sizes) >= 3  # all_reduce busbw against message size
+    train = {(r["metric"], r["scope"], r.get("node")) for r in rows if r["benchmark"] == "train"}
+    assert {("tokens_per_s", "device", None), ("tokens_per_s", "node", 0)} <= train
+    assert ("tokens_per_s", "node", 1) in train  # each node alone: a slow node shows
+    assert {
+        ("tokens_per_s", "cluster", None),
+        ("node_scaling_efficiency", "cluster", None),
+    } <= train
+
+
+def test_a_killed_node_is_named_and_what_was_measured_is_kept(tmp_path: Path) -> None:
+    agents = _two_agents(tmp_path)
+    zero = None
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:  # rank 0's banner, then a few results
+            logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
+            if zero is None:
+                zero = next((i for i in range(2) if "torchrun:" in logs[i]), None)
+            if zero is not None and logs[zero].count("  collectives") >= 8:
+                break
+            assert all(a.poll() is None for a in agents), logs
+            time.sleep(0.1)
+        assert zero is not None
+        _kill_tree(agents[1 - zero].pid)
+        code = agents[zero].wait(timeout=60)
+    finally:
+        for a in agents:
+            if a.poll() is None:
+                _kill_tree(a.pid)
+    log = (tmp_path / f"err{zero}.txt").read_text()
+    assert code != 0
+    lost = [line for line in log.splitlines() if line.startswith("error: lost node")]
+    assert len(lost) == 1, log[-3000:]
+    assert f"(node {1 - zero}, ranks" in lost[0] and f"(node {zero}," not in lost[0]
+    status, rows = _rows(tmp_path / f"db{zero}.db")
+    assert status == "incomplete"
+    assert len(rows) >= 8 and f"{len(rows)} results kept" in lost[0]
+
+
+def test_one_node_under_torchrun_gives_the_rows_of_a_run_without_it(tmp_path: Path) -> None:
+    args = ["-m", "rigbench", "bench", "--only", "collectives", "--scale", "0.05", "--json"]
+    plain = subprocess.run(
+        [sys.executable, *args, "--db", str(tmp_path / "a.db")],
+        capture_output=True, text=True, env=_env(), timeout=240, check=False,
+    )  # fmt: skip
+    port = _free_port()
+    launched = subprocess.run(
+        [
+            *TORCHRUN, "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", f"127.0.0.1:{port}", *args, "--db", str(tmp_path / "b.db"),
+        ],
+        capture_output=True, text=True, env=_env(), timeout=240, check=False,
+    )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+
+    def keys(stdout: str) -> set[tuple]:
+        res = json.loads(stdout[stdout.index("{") :])["results"]
+        return {
+            (r["metric"], r["status"], r["params"]["op"], r["params"]["bytes"],
+             r["params"]["world_size"], r["params"]["backend"])
+            for r in res
+        }  # fmt: skip
+
+    assert keys(launched.stdout) == keys(plain.stdout)
+
+
+def test_sbatch_script_names_only_options_torchrun_has() -> None:
+    text = SBATCH.read_text()
+    joined = text.replace("\\\n", " ")
+    line = next(ln for ln in joined.splitlines() if "torchrun" in ln and "srun" in ln)
+    words = shlex.split(line)
+    start = words.index("torchrun") + 1
+    module = words.index("-m", start)
+    options = [w.split("=")[0] for w in words[start:module] if w.startswith("--")]
+    assert {"--nnodes", "--nproc-per-node", "--rdzv-backend", "--rdzv-endpoint"} <= set(options)
+    helptext = subprocess.run(
+        [*TORCHRUN, "--help"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    for opt in options:
+        assert opt in helptext, f"torchrun has no option {opt}"
+    assert words[module + 1 : module + 3] == ["rigbench", "bench"]
+    assert "collectives,train" in words
+
+
+def test_doctor_across_nodes_finds_a_version_mismatch_and_a_wrong_ifname(tmp_path: Path) -> None:
+    other = tmp_path / "other-driver.toml"
+    text = SIM.read_text()
+    assert 'driver_version = "550.54.15"' in text
+    other.write_text(text.replace('driver_version = "550.54.15"', 'driver_version = "535.104.05"'))
+    doctor = ["-m", "rigbench", "doctor", "--json"]
+    node = [
+        {"command": [*doctor, "--simulate", str(SIM)], "ranks": 1,
+         "env": {"NCCL_SOCKET_IFNAME": "eno1"}},
+        {"command": [*doctor, "--simulate", str(other)], "ranks": 1,
+         "env": {"NCCL_SOCKET_IFNAME": "ens9f1"}},
+    ]  # fmt: skip
+    agents = _two_agents(tmp_path, per_node=node)
+    codes = [a.wait(timeout=120) for a in agents]
+    logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
+    zero = next(i for i in range(2) if (tmp_path / f"db{i}.db").exists())
+    assert codes[zero] != 0, logs
+    with sqlite3.connect(tmp_path / f"db{zero}.db") as con:
+        rows = con.execute("SELECT finding, severity, title FROM findings").fetchall()
+    by_id = {i: (sev, title) for i, sev, title in rows}
+    assert by_id["cluster.versions.driver"][0] == "error"
+    assert "node" in by_id["cluster.versions.driver"][1]
+    sev, title = by_id["cluster.nccl_socket_ifname"]
+    assert sev == "error" and "ens9f1" in title and "(node " in title
+    assert [i for i in by_id if i == "cluster.nccl_socket_ifname"] == ["cluster.nccl_socket_ifname"]
+    assert by_id["cluster.clock_skew"][0] == "info"

@@ -1,0 +1,99 @@
+"""Which NIC carries traffic between nodes, what it should give, and what NCCL said."""
+
+from __future__ import annotations
+
+import pytest
+
+from rigbench.bench.network import NodeNet, expected_inter_node, nccl_transport, node_port
+from rigbench.hw.health import NetPort
+
+ETH25 = NetPort(name="eno1", kind="ethernet", state="up", rate_gbps=25.0)
+ETH100 = NetPort(name="ens1f0", kind="ethernet", state="up", rate_gbps=100.0)
+IB = NetPort(name="mlx5_0/1", kind="infiniband", state="ACTIVE", rate_gbps=400.0)
+IB_SLOW = NetPort(
+    name="mlx5_0/1", kind="infiniband", state="ACTIVE", rate_gbps=100.0, max_rate_gbps=400.0
+)
+
+
+def _node(name: str, *ports: NetPort, **env: str) -> NodeNet:
+    return NodeNet(node=name, ports=ports, env=env)
+
+
+def test_port_follows_nccl_settings() -> None:
+    both = _node("a", ETH25, ETH100, IB)
+    assert node_port(both, "nccl") == IB
+    assert node_port(both, "gloo") == ETH100  # gloo does not use InfiniBand verbs
+    assert node_port(_node("a", ETH25, ETH100, IB, NCCL_IB_DISABLE="1"), "nccl") == ETH100
+    assert node_port(_node("a", ETH25, ETH100, IB, NCCL_SOCKET_IFNAME="eno"), "nccl") == ETH25
+    assert node_port(_node("a", ETH25, ETH100, NCCL_SOCKET_IFNAME="^eno"), "gloo") == ETH100
+    assert node_port(_node("a", ETH25, NCCL_SOCKET_IFNAME="=eno"), "gloo") is None  # no such name
+    down = NetPort(name="ens1f0", kind="ethernet", state="down", rate_gbps=100.0)
+    assert node_port(_node("a", ETH25, down), "gloo") == ETH25
+
+
+def test_slowest_node_sets_the_expectation_and_a_trained_down_port_shows() -> None:
+    exp = expected_inter_node([_node("a (node 0)", IB), _node("b (node 1)", IB_SLOW)], "nccl")
+    assert exp is not None
+    value, basis = exp
+    assert value == pytest.approx(400 / 8)  # what the port can do, not what it trained to
+    assert "b (node 1) mlx5_0/1" not in basis or "trained at 100 Gb/s" in basis
+    exp = expected_inter_node([_node("a (node 0)", ETH100), _node("b (node 1)", IB_SLOW)], "nccl")
+    assert exp is not None
+    assert exp[0] == pytest.approx(100 / 8) and "a (node 0) ens1f0" in exp[1]
+    slow_only = expected_inter_node([_node("a", IB_SLOW), _node("b", IB_SLOW)], "nccl")
+    assert slow_only is not None and "400 Gb/s, trained at 100 Gb/s" in slow_only[1]
+    unknown = NetPort(name="eth0", kind="ethernet", state="up")  # a VM: no speed in sysfs
+    assert expected_inter_node([_node("a", ETH25), _node("b", unknown)], "gloo") is None
+    assert expected_inter_node([_node("a", ETH25)], "gloo") is None
+
+
+def test_nccl_transport_from_debug_lines() -> None:
+    ib = [
+        "gpu-a:12:12 [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB [1]mlx5_1:1/RoCE [RO]; "
+        "OOB ens1f0:10.0.0.1<0>",
+        "gpu-a:12:12 [0] NCCL INFO Using network IB",
+    ]
+    assert nccl_transport(ib) == {"network": "IB", "devices": ["mlx5_0:1", "mlx5_1:1"]}
+    sock = [
+        "gpu-a:12:12 [0] NCCL INFO NET/Socket : Using [0]eno1:10.0.0.1<0>",
+        "gpu-a:12:12 [0] NCCL INFO Using network Socket",
+    ]
+    assert nccl_transport(sock) == {"network": "Socket", "devices": ["eno1"]}
+    assert nccl_transport(["gpu-a NCCL INFO Bootstrap : Using eno1:10.0.0.1<0>"]) is None
+
+
+def test_cluster_doctor_quiet_when_nodes_agree_and_names_a_missing_hca() -> None:
+    from rigbench.doctor.cluster import NodeFacts, cluster_findings
+
+    versions = {"driver": "550.54.15", "torch": "2.13.0", "nccl": "2.27.5"}
+    same = [
+        NodeFacts(node=f"n{i} (node {i})", versions=dict(versions), env={}, ports=[IB, ETH25])
+        for i in range(2)
+    ]
+    found = cluster_findings(same)
+    assert {f.severity for f in found} == {"ok"}, found
+    bad = [
+        NodeFacts(node="a (node 0)", versions=versions, env={"NCCL_IB_HCA": "mlx5_0"}, ports=[IB]),
+        NodeFacts(node="b (node 1)", versions=versions, env={"NCCL_IB_HCA": "mlx5_4"}, ports=[IB]),
+    ]
+    errors = [f for f in cluster_findings(bad) if f.severity == "error"]
+    assert [(f.id, f.evidence["node"]) for f in errors] == [("cluster.nccl_ib_hca", "b (node 1)")]
+    skew = cluster_findings(
+        [
+            NodeFacts(node="a", versions=versions, clock_s=100.0),
+            NodeFacts(node="b", versions=versions, clock_s=100.25),
+        ],
+        0.002,
+    )
+    rdma = cluster_findings(
+        [
+            NodeFacts(node="a", versions=versions, ports=[IB], memlock_bytes=-1),
+            NodeFacts(node="b", versions=versions, ports=[IB], memlock_bytes=64 << 10),
+            NodeFacts(node="c", versions=versions, ports=[IB], env={"NCCL_IB_DISABLE": "1"}),
+            NodeFacts(node="d", versions=versions, ports=[ETH25], memlock_bytes=64 << 10),
+        ]
+    )
+    warned = sorted((f.id, f.evidence["node"]) for f in rdma if f.severity == "warning")
+    assert warned == [("cluster.ib_disabled", "c"), ("cluster.memlock", "b")]
+    (clock,) = [f for f in skew if f.id == "cluster.clock_skew"]
+    assert clock.severity == "info" and clock.evidence["skew_ms"] == 250.0
