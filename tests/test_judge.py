@@ -46,3 +46,14 @@ def test_finding_json_round_trip_keeps_every_field() -> None:
     d = f.to_dict()
     assert d["evidence"] == {"peak_w": 1234.5679, "gpus": [0, 1]}
     assert Finding.from_dict(d).to_dict() == d
+
+
+def test_burnin_reasons_are_findings_on_the_one_scale() -> None:
+    from rigbench.burnin.verdict import Reason
+
+    f = Reason(code="thermal", severity="fail", message="GPU 1: thermal slowdown").to_finding([1])
+    assert (f.id, f.severity, f.gpus, f.origin) == ("burnin.thermal", "error", [1], "measurement")
+    assert Reason(code="power_cap", severity="info", message="capped").to_finding().severity == (
+        "info"
+    )
+    assert Reason(code="vram", severity="warn", message="hot").to_finding().severity == "warning"

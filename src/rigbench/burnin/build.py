@@ -22,7 +22,6 @@ from typing import Any
 
 from rigbench.burnin.verdict import Reason, Severity
 from rigbench.records import Finding
-from rigbench.records import Severity as FindingSeverity
 
 PSU_WARN_SHARE = 0.8
 ATX3_10MS_SHARE = 1.6
@@ -133,18 +132,12 @@ def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int
     return out
 
 
-_FINDING_SEVERITY: dict[str, FindingSeverity] = {"fail": "error", "warn": "warning", "info": "info"}
-
-
 def findings(build: Any, ticks: Any, gpus: list[int]) -> list[Finding]:
     """The PSU and circuit reasons as findings (for `monitor -- CMD --build`)."""
-    return [
-        Finding(
-            id=f"build.{r.code}",
-            severity=_FINDING_SEVERITY.get(r.severity, "info"),
-            title=r.message,
-            source="the build file's PSU groups and circuits (rigbench plan)",
-            origin="measurement",
-        )
-        for r in reasons(build, ticks, gpus)
-    ]
+    out = []
+    for r in reasons(build, ticks, gpus):
+        f = r.to_finding()
+        f.id = f"build.{r.code}"
+        f.source = "the build file's PSU groups and circuits (rigbench plan)"
+        out.append(f)
+    return out

@@ -26,6 +26,8 @@ from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
 from rigbench.hw.throttle import REASONS
 from rigbench.hw.xid import xid_info
 from rigbench.judge.vram import vram_findings
+from rigbench.records import Finding
+from rigbench.records import Severity as FindingSeverity
 from rigbench.telemetry.aggregate import GpuAggregate
 
 Severity = Literal["fail", "warn", "info"]
@@ -54,6 +56,20 @@ class Reason:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_finding(self, gpus: list[int] | None = None) -> Finding:
+        """The same reason in the judgement layer's one type (the --json `findings`)."""
+        return Finding(
+            id=f"burnin.{self.code}",
+            severity=FINDING_SEVERITY[self.severity],
+            title=self.message,
+            origin="measurement",
+            gpus=gpus or [],
+        )
+
+
+# A burn-in's fail / warn / info on the one severity scale of rigbench.judge.
+FINDING_SEVERITY: dict[str, FindingSeverity] = {"fail": "error", "warn": "warning", "info": "info"}
 
 
 @dataclass(kw_only=True, slots=True)
@@ -104,8 +120,13 @@ class DeviceVerdict:
             "gpu": self.gpu,
             "verdict": self.verdict,
             "reasons": [r.to_dict() for r in self.reasons],
+            "findings": [r.to_finding(self.gpus).to_dict() for r in self.reasons],
             "figures": self.figures,
         }
+
+    @property
+    def gpus(self) -> list[int]:
+        return [self.gpu] if self.gpu is not None else []
 
 
 @dataclass(kw_only=True, slots=True)
@@ -119,6 +140,8 @@ class RigVerdict:
         return {
             "verdict": self.verdict,
             "reasons": [r.to_dict() for r in self.reasons],
+            "findings": [r.to_finding().to_dict() for r in self.reasons]
+            + [r.to_finding(d.gpus).to_dict() for d in self.devices for r in d.reasons],
             "gpus": [d.to_dict() for d in self.devices],
             "totals": self.totals,
         }
