@@ -43,7 +43,7 @@ STARTUP_TIMEOUT_S = 120.0
 # A step that starts ranks (processes and a communicator) before its first measurement.
 RANKS_STARTUP_S = 180.0
 # Imported once in the fork server; every worker forked from it has them already.
-PRELOAD = ["torch", "torch.distributed"]
+PRELOAD = ["rigbench.forkserver_signals", "torch", "torch.distributed"]
 
 _CONTEXT: Any = None
 

@@ -396,8 +396,9 @@ class Coordinator:
             if w.status in ("starting", "ready", "running"):
                 self._fail(w, "did not stop when asked, worker killed")
             kill_group(w.proc)
-            with contextlib.suppress(OSError):
-                w.conn.close()
+            if w.conn is not None:  # a Ctrl-C while it was starting left it without one
+                with contextlib.suppress(OSError):
+                    w.conn.close()
         c = self._crew
         if c is not None:
             pending = [
