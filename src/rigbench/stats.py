@@ -58,3 +58,22 @@ def summarize(values: Sequence[float]) -> Spread:
         mean=mean,
         stdev=math.sqrt(var),
     )
+
+
+def thin(
+    ts: Sequence[float], vs: Sequence[float], keep_max: bool, limit: int
+) -> tuple[list[float], list[float]]:
+    """A series cut to at most `limit` points for a plot: each bucket's maximum (keep_max,
+    so power peaks survive) or its middle sample."""
+    n = len(ts)
+    if n <= limit:
+        return list(ts), list(vs)
+    step = n / limit
+    out_t, out_v = [], []
+    for k in range(limit):
+        lo, hi = int(k * step), max(int((k + 1) * step), int(k * step) + 1)
+        chunk = vs[lo:hi]
+        j = max(range(len(chunk)), key=chunk.__getitem__) if keep_max else len(chunk) // 2
+        out_t.append(ts[lo + j])
+        out_v.append(chunk[j])
+    return out_t, out_v

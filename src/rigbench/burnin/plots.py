@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rigbench.hw.telemetry import TelemetryEvent
+from rigbench.stats import thin
 
 MAX_POINTS = 4000
 PHASE_COLOURS = {
@@ -23,18 +24,7 @@ PHASE_COLOURS = {
 
 
 def _thin(ts: list[float], vs: list[float], keep_max: bool) -> tuple[list[float], list[float]]:
-    n = len(ts)
-    if n <= MAX_POINTS:
-        return ts, vs
-    step = n / MAX_POINTS
-    out_t, out_v = [], []
-    for k in range(MAX_POINTS):
-        lo, hi = int(k * step), max(int((k + 1) * step), int(k * step) + 1)
-        chunk = vs[lo:hi]
-        j = max(range(len(chunk)), key=chunk.__getitem__) if keep_max else len(chunk) // 2
-        out_t.append(ts[lo + j])
-        out_v.append(chunk[j])
-    return out_t, out_v
+    return thin(ts, vs, keep_max, MAX_POINTS)
 
 
 def save_plot(

@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from rigbench import stats
+
 MAX_POINTS = 1500
 PHASE_COLOURS = {
     "gemm": "#d9e8f5",
@@ -45,18 +47,7 @@ def thin(
     ts: Sequence[float], vs: Sequence[float], keep_max: bool, limit: int = MAX_POINTS
 ) -> tuple[list[float], list[float]]:
     """At most `limit` points: each bucket's maximum (keep_max) or its middle sample."""
-    n = len(ts)
-    if n <= limit:
-        return list(ts), list(vs)
-    step = n / limit
-    out_t, out_v = [], []
-    for k in range(limit):
-        lo, hi = int(k * step), max(int((k + 1) * step), int(k * step) + 1)
-        chunk = vs[lo:hi]
-        j = max(range(len(chunk)), key=chunk.__getitem__) if keep_max else len(chunk) // 2
-        out_t.append(ts[lo + j])
-        out_v.append(chunk[j])
-    return out_t, out_v
+    return stats.thin(ts, vs, keep_max, limit)
 
 
 def bars(
