@@ -313,3 +313,23 @@ def test_job_options_without_a_job_and_watch_options_with_one_are_bad_input(
     assert res.exit_code == 2 and "--metric: only with a command" in res.stderr
     res = runner.invoke(app, ["monitor", "--simulate", rig, "--seconds", "1", "--", "true"])
     assert res.exit_code == 2 and "--seconds: not with -- CMD" in res.stderr
+
+
+def test_compare_sets_two_jobs_side_by_side(tmp_path: Path, examples: Path) -> None:
+    rig = examples / "iva-2x3090-vram-104.toml"
+    ids = []
+    for rate in ("13.33", "9.50"):
+        script = f"import time; time.sleep(0.6); print('eval rate: {rate} tokens/s')"
+        code, doc, err = _job(tmp_path, rig, PY, "-c", script, opts=("--rate", "50"))
+        assert code == 0, err
+        ids.append(doc["run"]["id"])
+    res = runner.invoke(
+        app, ["compare", str(ids[0]), str(ids[1]), "--json", "--db", str(tmp_path / "r.db")]
+    )
+    rows = {(r["metric"], tuple(r["devices"])): r for r in json.loads(res.stdout)["rows"]}
+    metric = rows[("metric", ())]
+    assert (metric["a"], metric["b"], metric["unit"]) == (13.33, 9.5, "tokens/s")
+    assert metric["beyond_noise"] is True
+    per_j = rows[("metric_per_joule", ())]
+    assert per_j["unit"] == "tokens/J" and per_j["a"] > per_j["b"] > 0
+    assert {("power_mean", ("GPU0",)), ("energy", ("GPU1",)), ("duration", ())} <= set(rows)

@@ -38,7 +38,7 @@ def monitor_job(
     from rigbench.report.job import job_view
     from rigbench.report.telemetry import monitor_view, unavailable_notes
     from rigbench.store import Store
-    from rigbench.telemetry.job import watch_job
+    from rigbench.telemetry.job import job_results, watch_job
     from rigbench.telemetry.metric import MetricParser
     from rigbench.telemetry.sampler import MAX_RATE_HZ
 
@@ -109,6 +109,8 @@ def monitor_job(
             if run.id is not None:
                 for f in findings:
                     store.add_finding(run.id, f)
+                for r in job_results(report):  # what `rigbench compare` sets side by side
+                    store.add_result(run.id, r)
                 store.finish_run(run, "complete")
     finally:
         source.close()

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from rigbench.errors import RigbenchError
 from rigbench.hw.telemetry import GpuChannel, TelemetryEvent, TelemetrySample, TelemetrySource
-from rigbench.records import Run
+from rigbench.records import Result, Run
 from rigbench.store import Store
 from rigbench.telemetry.aggregate import AggregateView, Aggregator, GpuAggregate
 from rigbench.telemetry.metric import MetricParser, MetricResult
@@ -389,3 +389,41 @@ def watch_job(
         report.samples_written = recorder.written
         _store_job(store, run.id, report)
     return report, view, series
+
+
+def job_results(report: JobReport) -> list[Result]:
+    """The job's figures as results (benchmark "job"), stored with its run so that
+    `rigbench compare` sets two jobs side by side: per GPU mean and peak power, energy,
+    median SM clock, and for the whole job its duration, energy and the metric parsed from
+    its output with that metric per joule. None of them has a spread: one job is one sample."""
+    out: list[Result] = []
+
+    def add(metric: str, value: float | None, unit: str, devices: list[str], **params: Any) -> None:
+        if value is not None:
+            out.append(
+                Result(
+                    benchmark="job",
+                    metric=metric,
+                    value=float(value),
+                    unit=unit,
+                    devices=devices,
+                    params=params,
+                )  # fmt: skip
+            )
+
+    for g in report.gpus:
+        dev = [f"GPU{g.gpu}"]
+        add("power_mean", g.power_mean_w, "W", dev)
+        add("power_peak", g.power_peak_w, "W", dev, kind=g.power_peak_kind)
+        add("energy", g.energy_j, "J", dev)
+        add("sm_clock_median", g.sm_clock_median_mhz, "MHz", dev)
+    add("duration", report.duration_s, "s", [])
+    add("energy", report.energy_j, "J", [])
+    add("power_mean", report.power_mean_w, "W", [])
+    m = report.metric
+    if m is not None and m.value is not None:
+        unit = m.unit or ""
+        add("metric", m.value, unit, [], name=m.name)
+        per = unit.removesuffix("/s") if m.is_rate else unit
+        add("metric_per_joule", m.per_joule, f"{per}/J".strip("/"), [], name=m.name)
+    return out
