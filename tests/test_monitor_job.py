@@ -333,3 +333,13 @@ def test_compare_sets_two_jobs_side_by_side(tmp_path: Path, examples: Path) -> N
     per_j = rows[("metric_per_joule", ())]
     assert per_j["unit"] == "tokens/J" and per_j["a"] > per_j["b"] > 0
     assert {("power_mean", ("GPU0",)), ("energy", ("GPU1",)), ("duration", ())} <= set(rows)
+
+
+def test_bench_conditions_carry_the_vram_temperature(tmp_path: Path, examples: Path) -> None:
+    res = runner.invoke(
+        app,
+        ["bench", "--only", "memory", "--json", "--db", str(tmp_path / "b.db"),
+         "--simulate", str(examples / "iva-2x3090-vram-104.toml")],
+    )  # fmt: skip
+    (g, *_) = json.loads(res.stdout)["results"][0]["conditions"]["gpus"]
+    assert (g["temp_mem_max_c"], g["temp_max_c"]) == (104, 68)

@@ -78,6 +78,8 @@ class GpuConditions:
     power_default_limit_w: float | None = None
     energy_j: float | None = None
     temp_max_c: float | None = None
+    # VRAM: HBM from NVML, GDDR6/6X from the BAR0 register where rigbench can read it
+    temp_mem_max_c: float | None = None
     throttle: dict[str, float] = field(default_factory=dict)
     pcie_gen: int | None = None
     pcie_width: int | None = None

@@ -177,6 +177,8 @@ def _conditions_text(c: Any) -> str:
             bits.append(f"{num(g['power_mean_w'])} W" + (f" of {num(limit)} W" if limit else ""))
         if g.get("temp_max_c") is not None:
             bits.append(f"{num(g['temp_max_c'])} °C")
+        if g.get("temp_mem_max_c") is not None:
+            bits.append(f"VRAM {num(g['temp_mem_max_c'])} °C")
         if g.get("pcie_gen") is not None:
             bits.append(f"PCIe Gen{g['pcie_gen']} x{g.get('pcie_width', '?')}")
         throttled = [k for k, v in (g.get("throttle") or {}).items() if v]

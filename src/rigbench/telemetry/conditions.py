@@ -152,6 +152,7 @@ def summarize(
     mem = [float(s.mem_clock_mhz) for s in busy if s.mem_clock_mhz is not None]
     power = [p for s in samples if (p := s.power_w) is not None]
     temps = [s.temp_gpu_c for s in samples if s.temp_gpu_c is not None]
+    mem_temps = [s.temp_mem_c for s in samples if s.temp_mem_c is not None]
     throttle: dict[str, float] = {}
     for r in REASONS:
         hits = sum(1 for s in busy if (s.throttle_mask or 0) & r.bit)
@@ -176,6 +177,7 @@ def summarize(
         power_default_limit_w=channel.power_default_limit_w,
         energy_j=mean_power * seconds if mean_power is not None and seconds > 0 else None,
         temp_max_c=max(temps) if temps else None,
+        temp_mem_max_c=max(mem_temps) if mem_temps else None,
         throttle=throttle,
         pcie_gen=max(gens) if gens else None,
         pcie_width=max(widths) if widths else None,
