@@ -1,10 +1,36 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+# rigbench's consoles are made at import and keep a COLUMNS they find then (pytest-xdist's
+# workers have COLUMNS=80): the tests give each command its width through CliRunner's env.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "simulated"
+
+
+# Under pytest-xdist (`-n 2`), each of these modules runs whole on one worker: their
+# module-scoped fixtures (real runs, a browser) are then made once, not once per worker.
+ONE_WORKER_MODULES = {"tests/test_report_html.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Every other test is its own unit of work, handed to whichever worker is free; the
+    largest units (the modules above) are handed out first."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return Scheduling(config, log)
 
 
 @pytest.fixture(autouse=True)

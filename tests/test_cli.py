@@ -105,7 +105,7 @@ def test_simulated_hang_is_a_fault_and_exit_2(tmp_path: Path, examples: Path) ->
     db = tmp_path / "r.db"
     code, out, _ = _invoke(
         "bench", "--only", "p2p", "--gpus", "0,1", "--simulate", str(rig), "--db", str(db),
-        "--scale", "0.02", "--timeout", "5", "--json",
+        "--scale", "0.02", "--timeout", "2", "--json",
     )  # fmt: skip
     assert code == 2  # a hang is a fault: judge.exit_code_for maps it to 2
     doc = json.loads(out)

@@ -34,17 +34,17 @@ def test_readme_commands_are_what_ci_runs() -> None:
     commands = [line for line in block.splitlines() if line and not line.startswith("#")]
     assert commands == [
         "pip install torch==2.13.0 -e . && rigbench bench --quick",
-        "pip install torch==2.13.0 -e '.[dev]' && python -m pytest -q",
+        "pip install torch==2.13.0 -e '.[dev]' && python -m pytest -q -n 2",
     ]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install -q torch==2.13.0 -e '.[dev]'\n" in ci
-    assert "python -m pytest -q" in ci
+    assert "python -m pytest -q -n 2" in ci
 
 
 def test_dev_extra_holds_what_the_tests_import() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     dev = _requirement_names(project["optional-dependencies"]["dev"])
-    assert {"pytest", "ruff", "mypy", "jsonschema", "import-linter"} <= dev
+    assert {"pytest", "pytest-xdist", "ruff", "mypy", "jsonschema", "import-linter"} <= dev
 
 
 def test_without_torch_measuring_commands_say_how_to_install_it(

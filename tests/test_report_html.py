@@ -7,12 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from rigbench.cli import app
 from rigbench.hw.telemetry import GpuChannel, TelemetrySample
 from rigbench.records import Result, Run
 from rigbench.report.build import build_document
@@ -39,15 +40,13 @@ CHROMIUM_ARGS = [
 
 
 def _cli(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "rigbench", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    # In this process: its workers fork from the one fork server the suite shares, which
+    # imported torch once, instead of a fresh Python and torch for every command.
+    argv = [*map(str, args)]
+    res = CliRunner().invoke(app, argv)
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception  # a traceback, where the command line would have printed one
+    proc = subprocess.CompletedProcess(argv, res.exit_code, res.stdout, res.stderr)
     if check and proc.returncode not in (0, 1):
         raise AssertionError(f"rigbench {args}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     return proc

@@ -195,11 +195,17 @@ class _SlowSource:
 def test_sampler_keeps_its_rate_without_drift() -> None:
     source = _SlowSource(0.002)
     sampler = Sampler(source, 100.0, [])
+    before_start = time.monotonic()
     sampler.start()
-    time.sleep(1.0)
+    started = time.monotonic()
+    time.sleep(1.0)  # on a busy machine this sleep itself may run long: measured below
+    stopping = time.monotonic()
     stats = sampler.stop()
-    # every tick is either taken or counted missed (CI machines are busy): the schedule holds
-    assert stats.ticks + stats.missed == pytest.approx(100, abs=3)
+    stopped = time.monotonic()
+    # every tick is either taken or counted missed (CI machines are busy): the schedule holds,
+    # one tick per 10 ms of the time the sampler ran
+    slots = stats.ticks + stats.missed
+    assert (stopping - started) * 100 - 3 <= slots <= (stopped - before_start) * 100 + 3
     assert stats.achieved_hz is not None and stats.achieved_hz > 70
     # tick k is due at k/rate: the last tick is still on the grid after a second of reads
     last = source.times[-1]
