@@ -12,23 +12,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from rigbench import stats
+from rigbench.telemetry.plot import pyplot, telemetry_figure
 
 MAX_POINTS = 1500
-PHASE_COLOURS = {
-    "gemm": "#d9e8f5",
-    "memory": "#e3f2d9",
-    "allreduce": "#f5e6d9",
-    "full": "#f0f0f0",
-}
 
 
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     plt.rcParams["svg.hashsalt"] = "rigbench"  # the same run gives the same file
     plt.rcParams["svg.fonttype"] = "path"
     return plt
@@ -41,13 +31,6 @@ def _svg(fig: Any) -> bytes:
     fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     return buf.getvalue()
-
-
-def thin(
-    ts: Sequence[float], vs: Sequence[float], keep_max: bool, limit: int = MAX_POINTS
-) -> tuple[list[float], list[float]]:
-    """At most `limit` points: each bucket's maximum (keep_max) or its middle sample."""
-    return stats.thin(ts, vs, keep_max, limit)
 
 
 def bars(
@@ -190,62 +173,9 @@ def telemetry(
     title: str,
     limits: dict[str, float] | None = None,
 ) -> bytes:
-    """Power, SM clock and temperatures over time: one line per GPU (`series[label]` has
-    lists "t", "power_w", "sm_clock_mhz", "temp_gpu_c", "temp_mem_c"), load phases shaded
-    (kind, start s, end s), events marked, power limits drawn as dotted lines."""
-    plt = _plt()
-    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
-    rows = (
-        ("power_w", "power (W)", True),
-        ("sm_clock_mhz", "SM clock (MHz)", False),
-        ("temp_gpu_c", "temperature (°C)", False),
+    """Power, SM clock and temperatures over time (rigbench.telemetry.plot), power limits
+    drawn as dotted lines."""
+    fig = telemetry_figure(
+        series, phases, events, title, limits=limits, max_points=MAX_POINTS, figsize=(11, 8)
     )
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (key, label, keep_max) in zip(axes, rows, strict=True):
-        for kind, start, end in phases:
-            colour = PHASE_COLOURS.get(kind)
-            if colour:
-                ax.axvspan(start, end, color=colour, lw=0, zorder=0)
-        for k, (name, cols) in enumerate(series.items()):
-            colour = colours[k % len(colours)]
-            pts = [(t, v) for t, v in zip(cols["t"], cols[key], strict=True) if v is not None]
-            if pts:
-                ts, vs = thin([p[0] for p in pts], [float(p[1]) for p in pts], keep_max)
-                ax.plot(ts, vs, lw=0.8, color=colour, label=name)
-            if key == "temp_gpu_c":
-                mem = [(t, v) for t, v in zip(cols["t"], cols["temp_mem_c"], strict=True) if v]
-                if mem:
-                    ts, vs = thin([p[0] for p in mem], [float(p[1]) for p in mem], False)
-                    ax.plot(ts, vs, lw=0.8, ls="--", color=colour, label=f"{name} memory")
-        for t, _ in events:
-            ax.axvline(t, color="red", lw=1, ls=":")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    for name, watts in (limits or {}).items():
-        axes[0].axhline(watts, ls=":", lw=1, color="#b00020")
-        axes[0].annotate(
-            name,
-            (0.01, watts),
-            xycoords=("axes fraction", "data"),
-            fontsize=7,
-            color="#b00020",
-            va="bottom",
-        )
-    for t, what in events:
-        axes[0].annotate(
-            what,
-            (t, 1.0),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            va="top",
-            fontsize=7,
-            color="red",
-        )
-    if series:
-        axes[0].legend(loc="upper right", fontsize=7, ncol=2)
-    axes[-1].set_xlabel(
-        "seconds since sampling began (shaded: blue matmul, green memory, orange all_reduce, "
-        "grey full-load steps)"
-    )
-    axes[0].set_title(title, fontsize=10)
     return _svg(fig)
