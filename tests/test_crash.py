@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from procs import descendants
 from rigbench.cli import app
 
 KILLS = 10
@@ -44,22 +45,6 @@ def _stored(db: Path) -> dict[int, tuple[str, int, int]]:
             )
             for rid, status in runs
         }
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def _stored_count(db: Path) -> int:
@@ -102,7 +87,7 @@ def test_kill_9_leaves_a_crashed_run_that_show_shows_in_full(
                 time.sleep(0.1)
             time.sleep(rng.uniform(0.0, 1.0))
         assert proc.poll() is None, f"{command} ended before it was killed"
-        workers = _descendants(proc.pid)
+        workers = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         for pid in workers:  # workers' own fate is the supervisor's business, not this test's

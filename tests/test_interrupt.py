@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from procs import alive, descendants
+
 
 def _count(db: Path, sql: str) -> int:
     if not db.exists():
@@ -20,32 +22,6 @@ def _count(db: Path, sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
     except sqlite3.OperationalError:
         return 0  # schema not created yet
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, whatever session it moved to (read from /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples: Path) -> None:
@@ -69,7 +45,7 @@ def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples:
         workers: set[int] = set()
         until = time.monotonic() + 2.0
         while time.monotonic() < until:
-            workers |= set(_descendants(proc.pid))
+            workers |= set(descendants(proc.pid))
             time.sleep(0.1)
         assert workers, "bench started no worker processes"
         proc.send_signal(signal.SIGINT)
@@ -93,10 +69,10 @@ def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples:
     assert _with_env(entry) == []
 
     # the hung worker ran in its own session: it must be gone with the run
-    alive = sorted(pid for pid in workers if _alive(pid))
-    for pid in alive:  # a failed test leaves nothing behind either
+    survivors = sorted(pid for pid in workers if alive(pid))
+    for pid in survivors:  # a failed test leaves nothing behind either
         os.kill(pid, signal.SIGKILL)
-    assert alive == [], "workers outlived the interrupted run"
+    assert survivors == [], "workers outlived the interrupted run"
 
 
 def _with_env(entry: str) -> list[int]:
