@@ -420,3 +420,13 @@ def test_report_against_another_run(tmp_path: Path) -> None:
     page = html.read_text()
     assert "run #1 against run #2: 1 of 1 figures differ beyond noise" in page
     assert "-20.0%" in page
+
+
+def test_import_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "export.json"
+    os.mkfifo(fifo)  # nobody writes to it: reading would block forever
+    res = CliRunner().invoke(app, ["import", str(fifo), "--db", str(tmp_path / "r.db")])
+    assert res.exit_code == 2
+    assert "FIFO" in res.stderr and len(res.stderr.strip().splitlines()) == 1

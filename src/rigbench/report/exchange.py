@@ -48,6 +48,7 @@ from rigbench.records import (
 )
 from rigbench.store import Store
 from rigbench.telemetry.recorder import load_columns, load_events, load_gpus
+from rigbench.userfile import NotReadable, read_bytes_limited
 
 FORMAT = "rigbench-export"
 FORMAT_VERSION = 1
@@ -313,10 +314,16 @@ def export_runs(store: Store, run_ids: list[int], *, include_ids: bool = False) 
 # --- import -----------------------------------------------------------------------------------
 
 
+# An export holds thinned telemetry (at most 2,000 rows per GPU per run): a few MB a run.
+MAX_IMPORT_BYTES = 256 << 20
+
+
 def read_export(path: Path) -> ExportFile:
     """Parse and validate an export file; BadInput (one line) for anything wrong."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_bytes_limited(path, MAX_IMPORT_BYTES).decode("utf-8"))
+    except NotReadable as exc:
+        raise BadInput(f"{path}: {exc}") from exc
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
