@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One GPU-machine call (under 10 minutes on one H100/H200) running the checks of issues 17
+# and 18 that had not yet run on a real GPU, then the decode workload whose bandwidth probe
+# was changed after the last GPU run. Changes no GPU setting.
+#   1. benchmarks/burnin_profiles_gpu_check.sh  -> OUTDIR/profiles/summary.txt
+#   2. benchmarks/multinode_gpu_check.sh (1 GPU) -> OUTDIR/multinode/summary.txt
+#   3. bench --only infer --json                -> OUTDIR/infer.json
+# Usage: benchmarks/session9_gpu_check.sh OUTDIR
+set -uo pipefail
+out=${1:?usage: benchmarks/session9_gpu_check.sh OUTDIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.." || exit 2
+export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+python3 -c 'import torch; print("torch", torch.__version__)' > "$out/env.txt" 2>&1
+nvidia-smi >> "$out/env.txt" 2>&1
+timeout 330 bash benchmarks/burnin_profiles_gpu_check.sh "$out/profiles" > "$out/profiles.log" 2>&1
+echo "profiles exit $?" >> "$out/env.txt"
+timeout 150 bash benchmarks/multinode_gpu_check.sh "$out/multinode" 1 > "$out/multinode.log" 2>&1
+echo "multinode exit $?" >> "$out/env.txt"
+timeout 90 python3 -m rigbench bench --only infer --json --db "$out/infer.db" \
+  > "$out/infer.json" 2> "$out/infer.err"
+echo "infer exit $?" >> "$out/env.txt"
