@@ -88,3 +88,68 @@ def _with_env(entry: str) -> list[int]:
         if entry.encode() in env and state != "Z":
             found.append(int(proc.name))
     return found
+
+
+_IMPORT_INTERRUPTED = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "rigbench.cli":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["rigbench", "info"]
+from rigbench.__main__ import run
+run()
+"""
+
+
+def test_ctrl_c_while_the_command_imports_exits_130_without_a_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORT_INTERRUPTED], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 130
+    assert "Traceback" not in proc.stderr
+
+
+_WORKER_START_AFTER_PARENT_STOPPED = """
+import sys, time
+from multiprocessing import synchronize, util
+from rigbench import supervisor
+
+class Slow:  # unpickled in the worker before the semaphore: the parent unlinks it meanwhile
+    def __reduce__(self):
+        return (time.sleep, (1.0,))
+
+class Broken:
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+ctx = supervisor.context()
+sem = ctx.Semaphore(1)
+args = (Slow(), sem) if sys.argv[1] == "lost" else (Slow(), Broken())
+worker = supervisor.start(time.sleep, args, name="w")  # never called: start-up fails
+if sys.argv[1] == "lost":
+    for f in list(util._finalizer_registry.values()):  # what a stopping parent runs
+        if f._callback is synchronize.SemLock._cleanup:
+            f()
+worker.proc.join(30)
+print("worker exit", worker.proc.exitcode)
+"""
+
+
+def test_a_worker_started_as_its_parent_stops_prints_no_traceback() -> None:
+    """A Ctrl-C during a burn-in's start-up printed a forked worker's bootstrap traceback
+    (its semaphore unlinked by the stopping parent) under rigbench's own lines."""
+    lost = subprocess.run(
+        [sys.executable, "-c", _WORKER_START_AFTER_PARENT_STOPPED, "lost"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "worker exit 1" in lost.stdout
+    assert "Traceback" not in lost.stderr, lost.stderr
+    # any other failure while a worker starts still shows
+    broken = subprocess.run(
+        [sys.executable, "-c", _WORKER_START_AFTER_PARENT_STOPPED, "broken"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "worker exit 1" in broken.stdout
+    assert "ValueError" in broken.stderr
