@@ -93,9 +93,12 @@ def burnin(
         str | None,
         typer.Option(
             "--sweep-power",
-            help="Measure the sustained GEMM rate and mean power at each power limit from LO "
-            "to HI watts in STEP steps (e.g. 150:350:25), then put the limits back. Needs root "
-            "to set limits: without it, measures at the current limit only and says so.",
+            help="At each power limit from LO to HI watts in STEP steps (e.g. 150:350:25), "
+            "per GPU: the sustained GEMM rate and a short training run's tokens/s (GPT-124M on "
+            "one GPU, tiny on a CPU stand-in), each per watt of the mean power over its own "
+            "window; then the limits are put back. Prints the best limit per watt and saves "
+            "the curve as a PNG beside the database. Needs root to set limits: without it, "
+            "measures at the current limit only and says so.",
             metavar="LO:HI:STEP",
         ),
     ] = None,
@@ -129,7 +132,7 @@ def burnin(
         _find_trip(build, stagger, simulate, as_json, find_trip)
         return
     if sweep_power is not None:
-        _sweep(sweep_power, gpus, simulate, as_json)
+        _sweep(sweep_power, gpus, simulate, as_json, db)
         return
     with one_line_errors():
         if profile is not None and profile not in PROFILES:
@@ -256,29 +259,67 @@ def _find_trip(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _sweep(spec: str, gpus: str | None, simulate: Path | None, as_json: bool) -> None:
+def _sweep(
+    spec: str, gpus: str | None, simulate: Path | None, as_json: bool, db: Path | None
+) -> None:
     from rigbench.bench.suite import parse_gpus
-    from rigbench.burnin.sweep import parse_sweep, run_sweep
+    from rigbench.burnin.plots import save_sweep_plot, sweep_plot_path
+    from rigbench.burnin.sweep import SweepPoint, parse_sweep, results_of, run_sweep
+    from rigbench.errors import one_line
     from rigbench.hw.backend import select_backend
+    from rigbench.machine import machine_summary, software_versions
     from rigbench.needs import require_torch
+    from rigbench.records import Run
     from rigbench.report.sweep import point_line, render_sweep
+    from rigbench.store import Store
 
     with one_line_errors():
         limits = parse_sweep(spec)
         require_torch("burnin")
         backend = select_backend(simulate)
-        selected = parse_gpus(gpus, backend.rig())
+        rig = backend.rig()
+        selected = parse_gpus(gpus, rig)
         if not selected:
-            raise BadInput("--sweep-power: no GPU to sweep")
+            raise BadInput("--sweep-power: no GPU to sweep (it measures GPUs at power limits)")
+        store = Store.open(db)
+        run = Run(
+            command="burnin",
+            argv=sys.argv[1:],
+            backend=backend.kind,
+            machine=machine_summary(rig),
+            versions=software_versions(rig),
+        )
+        store.start_run(run)
+    assert run.id is not None
+    run_id = run.id
 
-    def progress(p: object) -> None:
+    def progress(p: SweepPoint) -> None:
+        for r in results_of([p]):  # stored as measured: a crash loses none
+            store.add_result(run_id, r)
         if not as_json:
-            err.print(point_line(p), highlight=False)  # type: ignore[arg-type]
+            err.print(point_line(p), highlight=False)
 
     interrupt_on_signals()
-    with one_line_errors():
-        report = run_sweep(backend, limits, selected, on_point=progress)
+    try:
+        with one_line_errors():
+            report = run_sweep(backend, limits, selected, on_point=progress)
+    except BaseException as exc:
+        store.finish_run(run, "incomplete" if isinstance(exc, KeyboardInterrupt) else "failed")
+        raise
+    path = sweep_plot_path(store, run_id)
+    sim = " (simulated rig: CPU stand-in rates)" if report.simulated else ""
+    if path is not None and report.points:
+        try:
+            report.plot = str(
+                save_sweep_plot(path, report.points, f"rigbench power sweep, run #{run_id}{sim}")
+            )
+        except ImportError:
+            report.notes.append("plot not saved: matplotlib is not installed")
+        except (OSError, ValueError, RuntimeError) as exc:
+            report.notes.append(f"plot not saved: {one_line(exc)}")
+    store.finish_run(run, "complete")
     if as_json:
-        print_json(report.to_dict())
+        print_json({"run_id": run_id, **report.to_dict()})
     else:
         render_sweep(report, out)
+        out.print(f"[dim]run #{run_id} saved to {store.path}[/dim]")
