@@ -64,6 +64,15 @@ def burnin(
             metavar="BUILD.toml",
         ),
     ] = None,
+    vram: Annotated[
+        bool | None,
+        typer.Option(
+            "--vram/--no-vram",
+            help="Run the VRAM pattern test on every GPU after the load (default: on with "
+            "--profile, off without).",
+            show_default=False,
+        ),
+    ] = None,
     rate: Annotated[
         float,
         typer.Option(
@@ -199,6 +208,7 @@ def burnin(
                 rate_hz=rate,
                 build=build_obj,
                 build_note=build_note,
+                vram=PROFILES[profile].vram if vram is None and profile is not None else bool(vram),
                 on_live=on_live,
             )
     except BaseException:
