@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from rigbench.commands.common import (
     print_json,
 )
 from rigbench.errors import BadInput
+
+if TYPE_CHECKING:
+    from rigbench.burnin.psutrip import TripReport
 
 app = typer.Typer()
 DEFAULT_MINUTES = 10.0
@@ -85,8 +88,11 @@ def burnin(
             "--find-trip",
             help="With --build: step the number of GPUs ramping idle->full together (1..N) "
             "and say at which step the combined spike goes past what the PSU groups carry "
-            "for milliseconds (a trip, or a 12 V bus sag that drops GPUs). Simulated rigs only "
-            "in this version. Exit 1 when a step trips.",
+            "for milliseconds (a trip, or a 12 V bus sag that drops GPUs). On real GPUs each "
+            "step is run and its spike measured from the instantaneous power at 100 Hz, saved "
+            "as it is measured, stopping where a GPU falls off the bus or a load dies (a real "
+            "trip can power the machine off); on a simulated rig the trace's figures are "
+            "stepped through the model. Exit 1 when a step trips.",
         ),
     ] = False,
     stagger: Annotated[
@@ -138,7 +144,7 @@ def burnin(
         if (find_trip or sweep_power is not None) and profile is not None:
             raise BadInput("--profile: a burn-in's, not with --find-trip or --sweep-power")
     if find_trip or stagger is not None:
-        _find_trip(build, stagger, simulate, as_json, find_trip)
+        _find_trip(build, stagger, simulate, as_json, find_trip, gpus, db)
         return
     if sweep_power is not None:
         _sweep(sweep_power, gpus, simulate, as_json, db)
@@ -239,7 +245,13 @@ def burnin(
 
 
 def _find_trip(
-    build: Path | None, stagger: float | None, simulate: Path | None, as_json: bool, asked: bool
+    build: Path | None,
+    stagger: float | None,
+    simulate: Path | None,
+    as_json: bool,
+    asked: bool,
+    gpus: str | None,
+    db: Path | None,
 ) -> None:
     from rigbench.burnin import build as build_check
     from rigbench.burnin.psutrip import run_finder
@@ -256,17 +268,72 @@ def _find_trip(
         build_obj, note = build_check.load(build)
         if build_obj is None:
             raise BadInput(note or "--build: cannot be read")
-        source = select_backend(simulate).telemetry()
-        try:
-            report = run_finder(source, build_obj, stagger)
-        finally:
-            source.close()
+        backend = select_backend(simulate)
+        if backend.kind == "nvml":
+            report = _find_trip_live(backend, build_obj, stagger, gpus, db, as_json)
+        else:
+            source = backend.telemetry()
+            try:
+                report = run_finder(source, build_obj, stagger)
+            finally:
+                source.close()
     if as_json:
         print_json(report.to_dict())
     else:
         render_trip(report, out)
+    if not report.simultaneous and not report.staggered:
+        raise typer.Exit(EXIT_ERROR)  # nothing measured: neither holds nor trips
     if report.trips:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _find_trip_live(
+    backend: Any, build_obj: Any, stagger: float | None, gpus: str | None,
+    db: Path | None, as_json: bool,
+) -> TripReport:  # fmt: skip
+    """Ramp the real GPUs (burnin.psutrip_live), each step stored as it is measured."""
+    from rigbench.bench.suite import parse_gpus
+    from rigbench.burnin.psutrip import TripStep
+    from rigbench.burnin.psutrip_live import WARNING, run_live_finder
+    from rigbench.burnin.run import plan_devices
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.needs import require_torch
+    from rigbench.records import Run
+    from rigbench.report.psutrip import step_line
+    from rigbench.store import Store
+
+    require_torch("burnin")
+    rig = backend.rig()
+    selected = parse_gpus(gpus, rig)
+    if not selected:
+        raise BadInput("--find-trip needs NVIDIA GPUs to ramp (none here), or --simulate FILE")
+    devices, on_gpu = plan_devices(rig, selected, backend_kind="nvml", lost_at={})
+    store = Store.open(db)
+    run = Run(
+        command="burnin",
+        argv=sys.argv[1:],
+        backend="nvml",
+        machine=machine_summary(rig),
+        versions=software_versions(rig),
+    )
+    store.start_run(run)
+    assert run.id is not None
+    err.print(WARNING.format(n=len(devices), db=store.path), highlight=False)
+
+    def progress(step: TripStep, state: str) -> None:
+        if not as_json:
+            err.print(step_line(step), highlight=False)
+
+    interrupt_on_signals()
+    try:
+        report = run_live_finder(
+            backend, devices, on_gpu, build_obj, stagger, store, run.id, on_step=progress
+        )
+    except BaseException:
+        store.finish_run(run, "failed")
+        raise
+    store.finish_run(run, "incomplete" if report.stopped else "complete")
+    return report
 
 
 def _sweep(
