@@ -12,11 +12,12 @@ GPU's. Every limit changed is put back as it was, whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rigbench.errors import BadInput
+from rigbench.errors import BadInput, HardwareError, one_line
 from rigbench.records import Result
 
 MAX_POINTS = 41
@@ -218,6 +219,20 @@ def run_sweep(
         now = ", ".join(f"GPU {g} {w:g} W" for g, w in original.items() if w is not None)
         report.notes.append(f"{why}: measuring at the current limit only ({now or 'unknown'})")
         plan_limits = [None]
+    if why is None and limits:
+        # root may still be refused (a cloud VM's GPUs): then it is the current limit only
+        try:
+            for g in gpus:
+                backend.set_power_limit(g, limits[0])
+        except HardwareError as exc:
+            why = f"cannot set power limits here ({one_line(exc)})"
+            for g, w in original.items():
+                with contextlib.suppress(HardwareError):
+                    if w is not None:
+                        backend.set_power_limit(g, w)
+            now = ", ".join(f"GPU {g} {w:g} W" for g, w in original.items() if w is not None)
+            report.notes.append(f"{why}: measuring at the current limit only ({now})")
+            plan_limits = [None]
     report.limits_set = why is None
     if report.simulated:
         report.notes.append(
