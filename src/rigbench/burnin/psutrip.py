@@ -190,6 +190,7 @@ class TripReport:
     staggered: list[TripStep] | None
     ramps: list[GpuRamp]
     stopped: str | None = None  # measured: why the finder ended before its last step
+    interrupted: bool = False  # measured: stopped with Ctrl-C (or SIGTERM)
 
     @property
     def trips(self) -> bool:

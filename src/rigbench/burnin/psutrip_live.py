@@ -207,6 +207,7 @@ def run_live_finder(
     simultaneous: list[TripStep] = []
     staggered: list[TripStep] = []
     stopped: str | None = None
+    interrupted = False
     idle: dict[int, float] = {}
     coord: Coordinator | None = None
     try:
@@ -227,7 +228,7 @@ def run_live_finder(
         before = observed(*news.take(first), labels)
         if before:  # not the finder's doing: nothing had ramped yet
             stopped = f"{before} before the first ramp: not a PSU trip; fix that first"
-            return _report(build, simultaneous, staggered, idle, stopped, ticks, gpus)
+            return _report(build, simultaneous, staggered, idle, stopped, gpus)
         idle_rows = ticks.window(idle_from, first)
         idle = {
             g: sum(r[g] for r in idle_rows if g in r) / max(1, sum(1 for r in idle_rows if g in r))
@@ -258,7 +259,7 @@ def run_live_finder(
                 stopped = f"stopped at {planned.ramping} GPU(s) ramping: {step.observed}"
                 break
     except KeyboardInterrupt:
-        stopped = "stopped with Ctrl-C"
+        stopped, interrupted = "stopped with Ctrl-C", True
     finally:
         if coord is not None:
             try:
@@ -268,7 +269,9 @@ def run_live_finder(
         sampler.stop()
         recorder.flush()
         source.close()
-    return _report(build, simultaneous, staggered, idle, stopped, ticks, gpus)
+    report = _report(build, simultaneous, staggered, idle, stopped, gpus)
+    report.interrupted = interrupted
+    return report
 
 
 def _report(
@@ -277,7 +280,6 @@ def _report(
     staggered: list[TripStep],
     idle: dict[int, float],
     stopped: str | None,
-    ticks: _Ticks | None = None,
     gpus: list[int] | None = None,
 ) -> TripReport:
     """The measured ramps (idle, highest single reading, settled draw with all ramping)."""

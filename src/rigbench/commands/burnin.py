@@ -281,6 +281,8 @@ def _find_trip(
         print_json(report.to_dict())
     else:
         render_trip(report, out)
+    if report.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
     if not report.simultaneous and not report.staggered:
         raise typer.Exit(EXIT_ERROR)  # nothing measured: neither holds nor trips
     if report.trips:
