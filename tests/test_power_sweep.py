@@ -63,6 +63,8 @@ def test_best_limit_per_watt_is_taken_per_figure() -> None:
     assert report.to_dict()["best_per_watt"] == {
         "0": {"tflops_per_w_at_w": 300, "tokens_per_s_per_w_at_w": 250}
     }
+    # the current limit only (no root): one point is no "best"
+    assert SweepReport(points=[_pt(250, 0.9, 30.0)]).to_dict()["best_per_watt"] == {}
 
 
 def test_sweep_command_stores_each_point_and_saves_the_curve(

@@ -65,9 +65,12 @@ class SweepReport:
     plot: str | None = None
 
     def best(self) -> dict[int, dict[str, float | None]]:
-        """Per GPU, the limit with the most GEMM work and the most training tokens per W."""
+        """Per GPU swept over two limits or more, the limit with the most GEMM work and the
+        most training tokens per W (one limit measured has no "best")."""
         out: dict[int, dict[str, float | None]] = {}
         for gpu in sorted({p.gpu for p in self.points}):
+            if len({p.enforced_limit_w for p in self.points if p.gpu == gpu}) < 2:
+                continue
             g = best_per_watt(self, gpu)
             t = best_per_watt(self, gpu, "tokens_per_s_per_w")
             out[gpu] = {
