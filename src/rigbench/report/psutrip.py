@@ -93,10 +93,14 @@ def render_trip(report: TripReport, console: Console) -> None:
             console.print(f"[yellow]{f.title}[/yellow]")
     if report.stopped:
         console.print(f"finder {report.stopped}", highlight=False)
-    for c in report.simultaneous[-1].circuits if report.simultaneous else []:
+    if not report.simultaneous:
+        return
+    last = report.simultaneous[-1]
+    for c in last.circuits:
         over = " (over its continuous rating)" if c["over"] else ""
         console.print(
-            f"circuit {c['circuit']}: all GPUs loaded, about {c['wall_sustained_w']:.0f} W at the "
+            f"circuit {c['circuit']}: {last.ramping} GPU(s) loaded, about "
+            f"{c['wall_sustained_w']:.0f} W at the "
             f"wall sustained, continuous rating {c['continuous_w']:.0f} W{over}",
             highlight=False,
         )
