@@ -192,6 +192,7 @@ def test_profiles_say_what_they_run_and_their_thresholds_in_help() -> None:
         (["--build", "no-such-build.toml"], "no-such-build.toml"),
         (["--profile", "weekly"], "--profile must be one of quick, accept, soak"),
         (["--find-trip", "--sweep-power", "1:2:1"], "one at a time"),
+        (["--sweep-power", "1:2:1", "--vram"], "--vram: a burn-in's"),
         (["--stagger", "10"], "--stagger: only with --find-trip"),
     ],
 )

@@ -143,6 +143,8 @@ def burnin(
             raise BadInput("--find-trip and --sweep-power: one at a time")
         if (find_trip or sweep_power is not None) and profile is not None:
             raise BadInput("--profile: a burn-in's, not with --find-trip or --sweep-power")
+        if (find_trip or sweep_power is not None) and vram is not None:
+            raise BadInput("--vram: a burn-in's, not with --find-trip or --sweep-power")
     if find_trip or stagger is not None:
         _find_trip(build, stagger, simulate, as_json, find_trip, gpus, db)
         return
