@@ -48,14 +48,18 @@ def test_what_ends_the_finder_a_lost_gpu_first_then_an_xid_then_a_dead_worker() 
     lost = TelemetryEvent(t=1.0, gpu=3, kind="lost")
     xid = TelemetryEvent(t=1.0, gpu=0, kind="xid", code=79)
     assert observed([], {}, labels) is None
-    assert observed([xid, lost], {"GPU0": "x"}, labels) == "GPU3 fell off the bus"
-    assert observed([xid], {"GPU0": "x"}, labels) == "GPU0 Xid 79"
+    assert observed([xid, lost], {"GPU0": "x"}, labels) == "GPU0, GPU3 fell off the bus (Xid 79)"
+    assert observed([lost], {"GPU0": "x"}, labels) == "GPU3 fell off the bus"
+    xid48 = TelemetryEvent(t=1.0, gpu=0, kind="xid", code=48)
+    assert observed([xid48], {"GPU0": "x"}, labels) == "GPU0 Xid 48"
     assert observed([], {"GPU0": "worker died (exit code -9)"}, labels) == (
         "GPU0 load worker died (exit code -9)"
     )
 
 
-def _live(rig: Path, build: str, stagger: float | None, db: Path) -> tuple[object, list[dict]]:
+def _live(
+    rig: Path, build: str, stagger: float | None, db: Path, hold_s: float = 0.6, rest_s: float = 0.4
+) -> tuple[object, list[dict]]:
     from rigbench.burnin.psutrip_live import run_live_finder
     from rigbench.burnin.run import plan_devices
     from rigbench.hw.simulated import SimulatedBackend
@@ -77,7 +81,7 @@ def _live(rig: Path, build: str, stagger: float | None, db: Path) -> tuple[objec
     assert run.id is not None
     report = run_live_finder(
         backend, devices, on_gpu, load_build(BUILDS / build), stagger, store, run.id,
-        hold_s=0.6, rest_s=0.4,
+        hold_s=hold_s, rest_s=rest_s,
     )  # fmt: skip
     return report, [x.params for x in store.results(run.id)]
 
@@ -109,10 +113,36 @@ def test_a_healthy_rig_is_stepped_and_every_step_is_stored_as_measured(
 def test_a_gpu_lost_before_any_ramp_is_not_called_a_trip(tmp_path: Path, examples: Path) -> None:
     text = (examples / "v100-sxm2-server-transients.toml").read_text()
     rig = tmp_path / "lost-at-once.toml"
-    rig.write_text(text.replace("lost_at = 2.5", "lost_at = 0.0"))
+    rig.write_text(
+        text.replace("lost_at = 2.5", "lost_at = 0.0").replace("t = 2.5\ngpu", "t = 0.0\ngpu")
+    )
     report, stored = _live(rig, "v100-sxm2-server.toml", None, tmp_path / "r.db")
     doc = report.to_dict()  # type: ignore[attr-defined]
     assert doc["simultaneous"] == [] and stored == []
-    assert "GPU3 fell off the bus before the first ramp" in doc["stopped"]
+    assert "GPU3 fell off the bus (Xid 79) before the first ramp" in doc["stopped"]
     (f,) = doc["findings"]
     assert f["id"] == "psu.trip_finder.not_run" and "not a PSU trip" in f["title"]
+
+
+def test_the_finder_stops_at_the_step_a_gpu_falls_off_and_keeps_what_came_before(
+    tmp_path: Path, examples: Path
+) -> None:
+    text = (examples / "v100-sxm2-server-transients.toml").read_text()
+    rig = tmp_path / "lost-later.toml"
+    rig.write_text(text.replace("2.5", "9.0"))  # the Xid 79 and the loss, later
+    report, stored = _live(rig, "v100-sxm2-server.toml", None, tmp_path / "r.db", 2.0, 1.0)
+    doc = report.to_dict()  # type: ignore[attr-defined]
+    steps = doc["simultaneous"]
+    if not steps:  # the stand-ins took over 9 s to start: lost before any ramp
+        assert "before the first ramp" in doc["stopped"]
+        return
+    # nothing dropped in the steps before the loss (the trace's pulses put them at_risk on the
+    # two-unit bus, measured, not tripped); the step the GPU was lost in ends the finder,
+    # and nothing runs after it
+    *before, last = steps
+    assert last["observed"] == "GPU3 fell off the bus (Xid 79)" and last["outcome"] == "trips"
+    assert all(s["observed"] is None and s["outcome"] != "trips" for s in before)
+    assert len(steps) < 4
+    assert doc["stopped"] == f"stopped at {last['ramping']} GPU(s) ramping: {last['observed']}"
+    assert [p["state"] for p in stored] == ["started", "measured"] * len(steps)
+    assert doc["first_trip"]["simultaneous"] == last["ramping"]

@@ -131,9 +131,11 @@ def observed(
 ) -> str | None:
     """What went wrong: a GPU lost, an Xid, a load worker failed (`failed`: label -> error);
     None when nothing did."""
-    lost = sorted({e.gpu for e in events if e.kind in ("lost", "unavailable")})
+    xid79 = {e.gpu for e in events if e.kind == "xid" and e.code == 79}  # "fallen off the bus"
+    lost = sorted({e.gpu for e in events if e.kind in ("lost", "unavailable")} | xid79)
     if lost:
-        return f"{', '.join(labels.get(g, f'GPU{g}') for g in lost)} fell off the bus"
+        names = ", ".join(labels.get(g, f"GPU{g}") for g in lost)
+        return f"{names} fell off the bus" + (" (Xid 79)" if xid79 else "")
     xids = sorted({(e.gpu, e.code or 0) for e in events if e.kind == "xid"})
     if xids:
         return ", ".join(f"{labels.get(g, f'GPU{g}')} Xid {c}" for g, c in xids)
