@@ -53,6 +53,7 @@ def test_healthy_rig_passes_and_exits_0(tmp_path: Path, examples: Path) -> None:
         f = g["figures"]
         assert f["gemm_batches"] > 0 and f["checks"] > 0 and f["load_status"] == "done"
         assert f["power_peak_w"] == pytest.approx(0.85 * 350) and f["samples"] > 100
+        assert f["vram"]["status"] == "ok" and f["vram"]["bad_words"] == 0  # the profile's
     # the same inputs gave the same output on both stand-ins
     assert _gpu(doc, "GPU0")["figures"]["checksum"] == _gpu(doc, "GPU1")["figures"]["checksum"]
     tot = doc["totals"]
@@ -128,11 +129,44 @@ def test_a_power_cap_that_throttles_fails_the_capped_gpu(tmp_path: Path, example
 
 
 def test_no_gpu_runs_on_cpu_stand_ins(tmp_path: Path, examples: Path) -> None:
-    code, doc, _ = _burnin(tmp_path, "--simulate", str(examples / "cpu-only.toml"))
+    code, doc, _ = _burnin(tmp_path, "--simulate", str(examples / "cpu-only.toml"), "--vram")
     assert code == 0
     assert [g["label"] for g in doc["gpus"]] == ["cpu0", "cpu1"]
+    # the VRAM step's code path on host memory, at the reduced CPU size
+    assert doc["gpus"][0]["figures"]["vram"]["bytes_tested"] == 16 << 20
     assert doc["plot"] is None
     assert any("no GPU telemetry" in n for n in doc["notes"])
+
+
+def test_a_profile_runs_the_vram_test_and_fails_the_bad_range_by_address(
+    tmp_path: Path, examples: Path
+) -> None:
+    code, doc, err = _burnin(
+        tmp_path, "--simulate", str(examples / "iva-2x3090-bad-vram.toml"), "--profile", "soak"
+    )
+    assert code == 1, err
+    bad, good = _gpu(doc, "GPU1"), _gpu(doc, "GPU0")
+    assert _codes(bad) == {"vram"} and good["verdict"] == "pass"
+    assert "16384 bad words" in bad["reasons"][0]["message"]
+    gate = doc["gate"]
+    assert gate["pass"] is False and "vram" in gate["failed"]
+    assert gate["vram"]["GPU0"]["bad_words"] == 0 and gate["vram"]["GPU0"]["status"] == "ok"
+    (r,) = gate["vram"]["GPU1"]["bad_ranges"]
+    assert (r["offset_hex"], r["length"]) == ("0x400000", 64 * 1024)  # the file's range
+    assert bad["figures"]["vram"]["bytes_tested"] == 16 << 20
+
+
+def test_without_a_profile_the_vram_test_runs_only_when_asked(
+    tmp_path: Path, examples: Path
+) -> None:
+    rig = str(examples / "iva-2x3090-bad-vram.toml")
+    code, doc, _ = _burnin(tmp_path, "--simulate", rig, "--gpus", "1")
+    assert code == 0 and "vram" not in doc["gpus"][0]["figures"]
+    code, doc, _ = _burnin(tmp_path, "--simulate", rig, "--gpus", "1", "--vram")
+    assert code == 1 and _codes(doc["gpus"][0]) == {"vram"}
+    code, doc, _ = _burnin(tmp_path, "--simulate", rig, "--gpus", "1", "--profile", "quick",
+                           "--no-vram")  # fmt: skip
+    assert code == 0 and doc["gate"]["vram"] == {}
 
 
 def test_profiles_say_what_they_run_and_their_thresholds_in_help() -> None:
@@ -143,8 +177,10 @@ def test_profiles_say_what_they_run_and_their_thresholds_in_help() -> None:
     assert [(p.name, p.minutes) for p in PROFILES.values()] == [
         ("quick", 2.0), ("accept", 15.0), ("soak", 720.0),
     ]  # fmt: skip
-    for words in ("quick: 2 min", "accept: 15 min", "soak: 720 min", "10% below", "bit for bit"):
-        assert words in res.stdout
+    text = " ".join(res.stdout.split())  # the help may wrap at any width
+    for words in ("quick: 2 min", "accept: 15 min", "soak: 720 min", "10% below", "bit for bit",
+                  "VRAM test", "bad VRAM word"):  # fmt: skip
+        assert words in text
 
 
 @pytest.mark.parametrize(
@@ -157,6 +193,7 @@ def test_profiles_say_what_they_run_and_their_thresholds_in_help() -> None:
         (["--build", "no-such-build.toml"], "no-such-build.toml"),
         (["--profile", "weekly"], "--profile must be one of quick, accept, soak"),
         (["--find-trip", "--sweep-power", "1:2:1"], "one at a time"),
+        (["--sweep-power", "1:2:1", "--vram"], "--vram: a burn-in's"),
         (["--stagger", "10"], "--stagger: only with --find-trip"),
     ],
 )

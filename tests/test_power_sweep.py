@@ -1,13 +1,18 @@
 """`burnin --sweep-power`: its spec, and a sweep on a simulated rig that sets the limits in
-memory, measures at each, and puts the limit back (no real GPU setting is touched)."""
+memory, measures GEMM and training at each with the power over each one's window, plots the
+curve and puts the limit back (no real GPU setting is touched)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from rigbench.burnin.sweep import parse_sweep, run_sweep
+from rigbench.burnin.sweep import SweepPoint, SweepReport, best_per_watt, parse_sweep, run_sweep
+from rigbench.cli import app
 from rigbench.errors import BadInput
 from rigbench.hw.simulated import SimulatedBackend
 
@@ -24,9 +29,73 @@ def test_simulated_sweep_measures_each_limit_and_restores_it(examples: Path) -> 
     backend = SimulatedBackend.from_file(examples / "h200-x1.toml")
     before = backend.rig().gpus[0].power_limit_w
     report = run_sweep(backend, [300.0, 500.0], [0], size_scale=0.25)
-    assert report.simulated and any("simulated rig" in n for n in report.notes)
+    assert report.simulated and report.limits_set
+    assert any("simulated rig" in n for n in report.notes)
     assert [p.limit_w for p in report.points] == [300.0, 500.0]
-    # the traced draw follows the limit (85 % of it, the healthy baseline); the rate is measured
+    assert [p.enforced_limit_w for p in report.points] == [300.0, 500.0]
+    # the traced draw follows the limit (85 % of it, the healthy baseline), read over the
+    # GEMM's and the training's own windows; the rates are measured on the CPU stand-in
     assert [p.power_mean_w for p in report.points] == [pytest.approx(255), pytest.approx(425)]
-    assert all(p.tflops and p.tflops_per_w for p in report.points)
+    assert [p.train_power_mean_w for p in report.points] == [
+        pytest.approx(255),
+        pytest.approx(425),
+    ]
+    for p in report.points:
+        assert p.tflops and p.tflops_per_w == pytest.approx(p.tflops / p.power_mean_w)
+        assert p.train_size == "tiny" and p.tokens_per_s
+        assert p.tokens_per_s_per_w == pytest.approx(p.tokens_per_s / p.train_power_mean_w)
     assert backend.rig().gpus[0].power_limit_w == before
+
+
+def _pt(limit: float, tflops_w: float | None, tokens_w: float | None) -> SweepPoint:
+    return SweepPoint(
+        limit_w=limit, enforced_limit_w=limit, gpu=0, tflops=1.0, dtype="bf16",
+        power_mean_w=limit, tflops_per_w=tflops_w, tokens_per_s_per_w=tokens_w,
+    )  # fmt: skip
+
+
+def test_best_limit_per_watt_is_taken_per_figure() -> None:
+    report = SweepReport(
+        points=[_pt(250, 0.9, 30.0), _pt(300, 1.0, 29.0), _pt(350, 0.8, None)], limits_set=True
+    )
+    assert best_per_watt(report, 0).limit_w == 300  # type: ignore[union-attr]
+    assert best_per_watt(report, 0, "tokens_per_s_per_w").limit_w == 250  # type: ignore[union-attr]
+    assert report.to_dict()["best_per_watt"] == {
+        "0": {"tflops_per_w_at_w": 300, "tokens_per_s_per_w_at_w": 250}
+    }
+    # the current limit only (no root): one point is no "best"
+    assert SweepReport(points=[_pt(250, 0.9, 30.0)]).to_dict()["best_per_watt"] == {}
+
+
+def test_sweep_command_stores_each_point_and_saves_the_curve(
+    tmp_path: Path, examples: Path
+) -> None:
+    db = tmp_path / "r.db"
+    res = CliRunner().invoke(
+        app,
+        ["burnin", "--sweep-power", "300:500:200", "--json", "--db", str(db),
+         "--simulate", str(examples / "h200-x1.toml")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [p["limit_w"] for p in doc["points"]] == [300, 500]
+    assert set(doc["best_per_watt"]["0"]) == {"tflops_per_w_at_w", "tokens_per_s_per_w_at_w"}
+    plot = Path(doc["plot"])
+    assert plot.parent == tmp_path / "r.db.plots" and plot.name == f"run{doc['run_id']}-sweep.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT metric, value FROM results WHERE benchmark = 'burnin.sweep' AND run_id = ?",
+            (doc["run_id"],),
+        ).fetchall()
+    assert len(rows) == 2 and all(m == "tflops_per_w" and v for m, v in rows)
+
+
+def test_sweep_without_a_gpu_says_so_in_one_line(tmp_path: Path, examples: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        ["burnin", "--sweep-power", "300:500:200", "--db", str(tmp_path / "r.db"),
+         "--simulate", str(examples / "cpu-only.toml")],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "no GPU to sweep" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

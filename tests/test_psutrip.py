@@ -60,3 +60,24 @@ def test_find_trip_needs_a_build_and_a_simulated_rig(examples: Path) -> None:
          "--simulate", str(examples / "iva-2x3090.toml")],
     )  # fmt: skip
     assert res.exit_code == 2 and "sets no idle_w" in res.stderr
+
+
+def test_without_gpus_the_finder_says_it_needs_them_in_one_line() -> None:
+    import pytest
+
+    from rigbench.burnin.psutrip import ramps_from_source
+    from rigbench.errors import BadInput
+    from rigbench.hw.cpu_only import CpuOnlyBackend
+
+    with pytest.raises(BadInput, match="--find-trip needs NVIDIA GPUs to ramp"):
+        ramps_from_source(CpuOnlyBackend().telemetry())
+
+
+def test_the_one_gpu_check_build_holds_on_a_simulated_h100(examples: Path) -> None:
+    """The build file the GPU check script ramps one real H100 against."""
+    from rigbench.burnin.psutrip import find_trip
+    from rigbench.plan.build import load_build
+
+    ramp = GpuRamp(gpu=0, idle_w=70, peak_w=945, sustained_w=700, spike_ms=10, source="t")
+    (step,) = find_trip(load_build(BUILDS / "checks" / "h100-sxm-1gpu.toml"), [ramp], 0.0)
+    assert step.outcome == "holds" and step.groups[0].spike_capacity_w == 3300

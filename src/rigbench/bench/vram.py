@@ -18,6 +18,7 @@ stand-in. A simulated rig's `[[vram_fault]]` is played on its stand-in: from `of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -174,16 +175,20 @@ def _test(ctx: BenchContext, dev: BenchDevice) -> Result:
     fault = ctx.vram_faults.get(dev.label)
     if fault is not None and tdev.type != "cuda":
         read = stuck_bit_reader(*fault)
+    t0 = time.monotonic()
     bad = run_patterns(buf, seed=ctx.seed, read=read)
+    seconds = time.monotonic() - t0
     del buf
     if tdev.type == "cuda":
         torch.cuda.empty_cache()
     ranges = merge_ranges(bad, base)
     params: dict[str, Any] = {
         "bytes_tested": nbytes,
+        "bad_words": len(bad),
         "patterns": ["walking_ones", "address_in_address", "random_checksum"],
         "bad_ranges": [r.to_dict() for r in ranges[:MAX_RANGES]],
         "bad_ranges_total": len(ranges),
+        "seconds": round(seconds, 3),
     }
     if bad:
         where = ", ".join(f"0x{r.offset:x}+{r.length}" for r in ranges[:3])

@@ -178,6 +178,14 @@ class Coordinator:
                 w.status = "running"
         self._crew_go()
 
+    def go_each(self, phases: list[list[Phase]]) -> None:
+        """Each worker its own timetable, in the order of `devices` (the PSU-trip finder's
+        ramps: GPU k joins at step k, MS after the one before it). No crew."""
+        for w, mine in zip(self.workers, phases, strict=True):
+            if w.status == "ready":
+                w.conn.send(("go", mine))
+                w.status = "running"
+
     def _crew_go(self) -> None:
         c = self._crew
         if c is None or c.went or not self.phases or len(c.ready) < len(c.devices):

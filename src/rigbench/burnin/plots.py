@@ -38,3 +38,61 @@ def save_plot(
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
     return path
+
+
+def sweep_plot_path(store: Any, run_id: int) -> Path | None:
+    """Beside the database, as the burn-in's plot (burnin.run.plot_path)."""
+    if store.path is None:
+        return None
+    return store.path.parent / f"{store.path.name}.plots" / f"run{run_id}-sweep.png"
+
+
+_SWEEP_PANELS = (
+    ("tflops", "sustained GEMM (TFLOP/s)"),
+    ("tflops_per_w", "GEMM TFLOP/s per W"),
+    ("tokens_per_s", "training tokens/s"),
+    ("tokens_per_s_per_w", "training tokens/s per W"),
+)
+
+
+def save_sweep_plot(path: Path, points: Sequence[Any], title: str) -> Path:
+    """The sweep's curves against the enforced power limit, one line per GPU; the best
+    limit per watt of each GPU ringed on the per-watt panels."""
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    gpus = sorted({p.gpu for p in points})
+    for ax, (key, ylabel) in zip(axes.flat, _SWEEP_PANELS, strict=True):
+        for gpu in gpus:
+            pts = sorted(
+                (p.enforced_limit_w, getattr(p, key))
+                for p in points
+                if p.gpu == gpu and p.enforced_limit_w is not None and getattr(p, key) is not None
+            )
+            if not pts:
+                continue
+            xs, ys = [x for x, _ in pts], [y for _, y in pts]
+            (line,) = ax.plot(xs, ys, marker="o", label=f"GPU {gpu}")
+            if key.endswith("per_w"):
+                k = ys.index(max(ys))
+                ax.plot(
+                    [xs[k]], [ys[k]], marker="o", markersize=14, fillstyle="none",
+                    color=line.get_color(),
+                )  # fmt: skip
+                ax.annotate(
+                    f"{xs[k]:g} W", (xs[k], ys[k]), textcoords="offset points", xytext=(6, 6)
+                )
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+    for ax in axes[1]:
+        ax.set_xlabel("power limit (W)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -10,6 +10,15 @@ hours). Lengths follow NVIDIA DCGM's diagnostic levels: level 2 "medium validati
 lasting approximately two minutes", level 3 "long hardware diagnostics, normally lasting
 approximately 15 minutes", level 4 "extended, longer-running"
 (https://docs.nvidia.com/datacenter/dcgm/latest/reference/command-line-reference/dcgmi/dcgmi-diag.html).
+
+Every profile ends with the VRAM test (bench.vram: walking ones, address in address, random
+words with checksums over 90 % of each GPU's free memory), after the load so the memory is
+warm and free: the memtest an owner of consumer GPUs otherwise runs as a separate tool, and
+DCGM's level 4 runs such a memtest too (since DCGM 2.4). Its cost: NVIDIA gives ~3 s for the
+walking-1-bit pattern and under 1 s for the address check per iteration on an A100 40 GB
+(https://docs.nvidia.com/datacenter/dcgm/latest/reference/diagnostics/plugins/memtest.html),
+so `quick` runs the full pass rather than a sample (benchmarks/burnin_profiles_gpu_check.sh
+measures ours on an H100); it is not counted in the profile's minutes.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ class Profile:
     minutes: float
     purpose: str
     like: str  # the published practice it stands for
+    vram: bool = True  # the VRAM pattern test after the load
 
 
 PROFILES: dict[str, Profile] = {
@@ -60,6 +70,11 @@ RUNS = (
     "for bit across GPUs of one model, the first product against a float64 reference), "
     "memory traffic, all_reduce across the GPUs and idle->full steps on all GPUs at once"
 )
+VRAM_RUNS = (
+    "then the VRAM test on every GPU (walking ones, address in address, random words with "
+    "checksums over 90 % of its free memory; not counted in the minutes, its time is in "
+    "--json)"
+)
 
 
 def thresholds() -> dict[str, Any]:
@@ -73,6 +88,7 @@ def thresholds() -> dict[str, Any]:
         "checksums_across_same_model": "identical",
         "xid_events_max": 0,
         "ecc_errors_rise_max": 0,
+        "vram_bad_words_max": 0,
     }
 
 
@@ -81,7 +97,8 @@ def help_text() -> str:
     lines = [f"{p.name}: {p.minutes:g} min, like {p.like}; {p.purpose}." for p in PROFILES.values()]
     t = thresholds()
     lines.append(
-        f"Every profile runs {RUNS}, and fails a GPU on: an Xid, falling off the bus, a "
+        f"Every profile runs {RUNS}, {VRAM_RUNS}, and fails a GPU on: a bad VRAM word (the "
+        "failing address ranges in --json), an Xid, falling off the bus, a "
         "result differing from its peers', a matmul rate more than "
         f"{t['matmul_slower_than_peers_max']:.0%} below the best GPU of its model, thermal or "
         f"power-brake slowdown for {t['thermal_or_brake_throttle_max_s']:g} s or more, SM "
@@ -95,7 +112,8 @@ def gate(
     profile: str | None, minutes: float, verdict: dict[str, Any], exit_code: int
 ) -> dict[str, Any]:
     """What a script gates on: `pass` is true only for a pass verdict; `failed` and
-    `warnings` are the reason codes (rig and GPUs) behind it."""
+    `warnings` are the reason codes (rig and GPUs) behind it; `vram` what each GPU's VRAM
+    test found (empty when it did not run), with the bad address ranges."""
     reasons = list(verdict.get("reasons", []))
     for g in verdict.get("gpus", []):
         reasons += [{**r, "gpu": g.get("label")} for r in g.get("reasons", [])]
@@ -109,4 +127,12 @@ def gate(
         "failed": sorted({r["code"] for r in reasons if r["severity"] == "fail"}),
         "warnings": sorted({r["code"] for r in reasons if r["severity"] == "warn"}),
         "thresholds": thresholds(),
+        "vram": {
+            g.get("label"): {
+                k: g["figures"]["vram"].get(k)
+                for k in ("status", "bad_words", "bytes_tested", "bad_ranges", "bad_ranges_total")
+            }
+            for g in verdict.get("gpus", [])
+            if g.get("figures", {}).get("vram") is not None
+        },
     }

@@ -14,7 +14,11 @@ continuous rating (breakers ride through millisecond spikes).
 
 Where the figures come from: on a simulated rig, its trace (`[telemetry] idle_w`,
 `spike_ms`, the highest power_w of its segments as the peak, the power limit as the
-sustained draw). A live GPU run is not in this version.
+sustained draw), stepped through this model. On real GPUs (burnin.psutrip_live) each step
+is run: the GPUs ramp, the parent reads their instantaneous power at 100 Hz, and the step's
+highest summed instant is compared the same way; a GPU that falls off the bus or a load
+worker that dies ends the finder at that step (`observed`), and a measured load above what a
+group is rated for that nothing dropped at is `at_risk`, not `trips`.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class GpuRamp:
     idle_w: float
     peak_w: float  # the millisecond overshoot of a ramp
     sustained_w: float
-    spike_ms: float
+    spike_ms: float | None  # None: not resolved (a measured ramp at 100 Hz)
     source: str
 
 
@@ -60,11 +64,22 @@ class TripStep:
     gpus_peak_w: float  # the GPUs alone at the highest instant
     groups: list[GroupAtStep]
     circuits: list[dict[str, Any]] = field(default_factory=list)
+    measured: bool = False  # run on real GPUs (else the model of a simulated trace)
+    observed: str | None = None  # measured: what went wrong (a GPU lost, a worker died)
+    gpus_peak_each_w: dict[int, float] = field(default_factory=dict)  # at that instant
+    gpus_settled_w: dict[int, float] = field(default_factory=dict)  # measured: once settled
+    samples: int | None = None  # measured: telemetry ticks in the step
 
     @property
     def outcome(self) -> Outcome:
-        order = ("holds", "at_risk", "trips")
-        return max((g.outcome for g in self.groups), key=order.index, default="holds")
+        order: tuple[Outcome, ...] = ("holds", "at_risk", "trips")
+        modelled: Outcome = max((g.outcome for g in self.groups), key=order.index, default="holds")
+        if not self.measured:
+            return modelled
+        # measured: a trip is what happened, not what the ratings say would
+        if self.observed:
+            return "trips"
+        return "at_risk" if modelled != "holds" else "holds"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -76,7 +91,7 @@ def gpu_power_at(r: GpuRamp, start_ms: float | None, t_ms: float) -> float:
     """One GPU's draw at `t_ms` when its ramp starts at `start_ms` (None: stays idle)."""
     if start_ms is None or t_ms < start_ms:
         return r.idle_w
-    return r.peak_w if t_ms < start_ms + r.spike_ms else r.sustained_w
+    return r.peak_w if t_ms < start_ms + (r.spike_ms or 0.0) else r.sustained_w
 
 
 def step_draw(
@@ -101,63 +116,65 @@ def _outcome(load: float, spike_cap: float, high: float) -> Outcome:
     return "at_risk" if load > spike_cap else "holds"
 
 
+def step_at(
+    build: Any,
+    loads: list[Any],
+    ramping: int,
+    stagger_ms: float,
+    draw: dict[int, float],
+    sustained: dict[int, float],
+) -> TripStep:
+    """One step: `draw` is each GPU's draw at the highest instant, `sustained` its draw once
+    settled (build GPU i is GPU i), against the build's PSU groups and circuits."""
+    groups: list[GroupAtStep] = []
+    per_circuit: dict[int, float] = {}
+    for load in loads:
+        g = load.group
+        total = sum(draw.get(i, 0.0) for i in g.gpus) + load.system_w
+        groups.append(
+            GroupAtStep(
+                label=g.label,
+                load_w=total,
+                spike_capacity_w=load.spike_capacity_w,
+                high_risk_w=load.high_risk_w,
+                outcome=_outcome(total, load.spike_capacity_w, load.high_risk_w),
+            )
+        )
+        settled = sum(sustained.get(i, 0.0) for i in g.gpus) + load.system_w
+        share = min(settled / g.rated_w, 1.0)
+        per_circuit[g.circuit] = per_circuit.get(g.circuit, 0.0) + settled / g.efficiency_at(share)
+    circuits = []
+    wall = build.wall
+    if wall is not None:
+        continuous = float(wall.volts) * float(wall.amps) * float(wall.continuous_factor)
+        circuits = [
+            {
+                "circuit": c,
+                "wall_sustained_w": round(w, 1),
+                "continuous_w": continuous,
+                "over": w >= continuous,
+            }
+            for c, w in sorted(per_circuit.items())
+        ]
+    return TripStep(
+        ramping=ramping,
+        stagger_ms=stagger_ms,
+        gpus_peak_w=sum(draw.values()),
+        groups=groups,
+        circuits=circuits,
+    )
+
+
 def find_trip(build: Any, ramps: list[GpuRamp], stagger_ms: float) -> list[TripStep]:
     """One step per number of GPUs ramping together (1..N), build GPU i as ramp GPU i."""
     from rigbench.plan.power import group_loads
 
     loads = group_loads(build)
-    wall = build.wall
     steps = []
     for k in range(1, len(ramps) + 1):
         _, draw = step_draw(ramps, k, stagger_ms)
-        groups: list[GroupAtStep] = []
-        per_circuit: dict[int, float] = {}
-        for load in loads:
-            g = load.group
-            gpus_w = sum(draw.get(i, 0.0) for i in g.gpus)
-            total = gpus_w + load.system_w
-            groups.append(
-                GroupAtStep(
-                    label=g.label,
-                    load_w=total,
-                    spike_capacity_w=load.spike_capacity_w,
-                    high_risk_w=load.high_risk_w,
-                    outcome=_outcome(total, load.spike_capacity_w, load.high_risk_w),
-                )
-            )
-            sustained = (
-                sum(
-                    (ramps[i].sustained_w if i < k else ramps[i].idle_w)
-                    for i in g.gpus
-                    if i < len(ramps)
-                )
-                + load.system_w
-            )
-            share = min(sustained / g.rated_w, 1.0)
-            per_circuit[g.circuit] = per_circuit.get(g.circuit, 0.0) + sustained / g.efficiency_at(
-                share
-            )
-        circuits = []
-        if wall is not None:
-            continuous = float(wall.volts) * float(wall.amps) * float(wall.continuous_factor)
-            circuits = [
-                {
-                    "circuit": c,
-                    "wall_sustained_w": round(w, 1),
-                    "continuous_w": continuous,
-                    "over": w >= continuous,
-                }
-                for c, w in sorted(per_circuit.items())
-            ]
-        steps.append(
-            TripStep(
-                ramping=k,
-                stagger_ms=stagger_ms,
-                gpus_peak_w=sum(draw.values()),
-                groups=groups,
-                circuits=circuits,
-            )
-        )
+        sustained = {r.gpu: (r.sustained_w if n < k else r.idle_w) for n, r in enumerate(ramps)}
+        steps.append(step_at(build, loads, k, stagger_ms, draw, sustained))
     return steps
 
 
@@ -172,10 +189,22 @@ class TripReport:
     simultaneous: list[TripStep]
     staggered: list[TripStep] | None
     ramps: list[GpuRamp]
+    stopped: str | None = None  # measured: why the finder ended before its last step
+    interrupted: bool = False  # measured: stopped with Ctrl-C (or SIGTERM)
 
     @property
     def trips(self) -> bool:
-        return first_trip(self.simultaneous) is not None
+        return first_trip(self.simultaneous) is not None or (
+            self.measured and bool(self.staggered) and first_trip(self.staggered or []) is not None
+        )
+
+    @property
+    def measured(self) -> bool:
+        return any(s.measured for s in self.simultaneous + (self.staggered or []))
+
+    def staggered_step(self, k: int) -> TripStep:
+        assert self.staggered is not None
+        return next(s for s in self.staggered if s.ramping == k)
 
     def findings(self) -> list[Finding]:
         """One finding: the first step that trips (an error), or that every step holds."""
@@ -183,12 +212,56 @@ class TripReport:
         ks = first_trip(self.staggered) if self.staggered else None
         simulated = bool(self.ramps) and self.ramps[0].source == "simulated trace"
         origin: Origin = "assumption" if simulated else "measurement"
+        if not self.simultaneous and not self.staggered:
+            return [
+                Finding(
+                    id="psu.trip_finder.not_run",
+                    severity="error",
+                    title=f"no step was measured: {self.stopped or 'no GPU to ramp'}",
+                    source=TRIP_SOURCE,
+                    origin=origin,
+                )
+            ]
+        if k is None and ks is not None and self.staggered:  # measured: staggered runs first
+            st = self.staggered_step(ks)
+            return [
+                Finding(
+                    id="psu.trip_finder.trips",
+                    severity="error",
+                    title=f"{st.observed or 'a PSU group trips'} when {ks} GPUs ramped "
+                    f"{st.stagger_ms:g} ms apart",
+                    evidence={"gpus_ramping": ks, "stagger_ms": st.stagger_ms},
+                    why="a supply or a shared 12 V bus that cannot follow the ramp sags: GPUs "
+                    "fall off the bus (Xid 79) or the PSU shuts down",
+                    fix="add a unit to the PSU group, or put fewer GPUs on it",
+                    source=TRIP_SOURCE,
+                    origin=origin,
+                    gpus=list(range(ks)),
+                )
+            ]
         if k is None:
+            held = len(self.simultaneous)
+            risky = [s for s in self.simultaneous if s.outcome == "at_risk"]
+            if risky and self.measured:
+                s0 = risky[0]
+                worst = max(s0.groups, key=lambda g: g.load_w / g.spike_capacity_w)
+                return [
+                    Finding(
+                        id="psu.trip_finder.at_risk",
+                        severity="warning",
+                        title=f"{worst.label}: {worst.load_w:.0f} W measured when {s0.ramping} "
+                        f"GPUs ramped together, above the {worst.spike_capacity_w:.0f} W it "
+                        "is rated to carry for milliseconds; it held this time",
+                        evidence={"gpus_ramping": s0.ramping, "load_w": round(worst.load_w, 1)},
+                        source=TRIP_SOURCE,
+                        origin=origin,
+                    )
+                ]
             return [
                 Finding(
                     id="psu.trip_finder.ok",
                     severity="ok",
-                    title=f"every PSU group holds {len(self.ramps)} GPUs ramping together",
+                    title=f"every PSU group holds {held} GPUs ramping together",
                     source=TRIP_SOURCE,
                     origin=origin,
                 )
@@ -200,11 +273,14 @@ class TripReport:
         fix = "add a unit to the PSU group (a third unit fixed the V100 server write-up's rig)"
         if self.staggered and ks is None:
             fix = f"stagger the GPUs' ramps by {self.staggered[0].stagger_ms:g} ms, or " + fix
+        title = f"{worst.label} trips when {k} GPUs ramp together"
+        if step.observed:
+            title = f"{step.observed} when {k} GPUs ramped together ({worst.label})"
         return [
             Finding(
                 id="psu.trip_finder.trips",
                 severity="error",
-                title=f"{worst.label} trips when {k} GPUs ramp together",
+                title=title,
                 evidence={
                     "gpus_ramping": k,
                     "load_w": round(worst.load_w, 1),
@@ -223,6 +299,8 @@ class TripReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "build": self.build,
+            "measured": self.measured,
+            "stopped": self.stopped,
             "findings": [f.to_dict() for f in self.findings()],
             "ramps": [asdict(r) for r in self.ramps],
             "simultaneous": [s.to_dict() for s in self.simultaneous],
@@ -241,8 +319,8 @@ def ramps_from_source(source: Any) -> list[GpuRamp]:
     figures = getattr(source, "ramp_figures", None)
     if figures is None:
         raise BadInput(
-            "--find-trip steps real GPUs only in a later version: run it on a simulated rig "
-            "(--simulate FILE) or use burnin --build to compare a full run's peaks"
+            "--find-trip needs NVIDIA GPUs to ramp (none here), or a simulated rig "
+            "(--simulate FILE) to step through the model"
         )
     got = figures()
     if isinstance(got, str):

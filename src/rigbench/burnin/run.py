@@ -26,6 +26,7 @@ from rigbench.burnin.verdict import (
     LoadEvidence,
     Reason,
     RigVerdict,
+    VramEvidence,
     judge,
 )
 from rigbench.errors import BadInput, one_line
@@ -152,6 +153,7 @@ def run_burnin(
     rate_hz: float,
     build: Any = None,
     build_note: str | None = None,
+    vram: bool = False,
     on_live: Callable[[LiveState], None] | None = None,
 ) -> BurninOutcome:
     assert run.id is not None
@@ -239,9 +241,19 @@ def run_burnin(
 
     t0_phases = [(p.kind, p.start - t0, p.end - t0) for p in phases]
     view = aggregator.view()
+    found: dict[str, VramEvidence] = {}
+    if vram and not interrupted:
+        lost = {e.gpu for e in view.events if e.kind in ("lost", "unavailable")}
+        try:
+            found = _vram_step(rig, [g for g in selected if g not in lost], on_gpu, live, on_live)
+        except KeyboardInterrupt:
+            interrupted = True
+            notes.append("stopped with Ctrl-C during the VRAM test: not every GPU was tested")
     evidence = _evidence(
         store, run.id, devices, coord.workers, channels, view, phases, t0, stopped_t
     )
+    for e in evidence:
+        e.vram = found.get(e.label)
     totals = _totals(view, stats, phases, coord.crews, t0)
     totals["planned_s"] = planned_s
     rig_reasons = _crew_reasons(coord.crews, len(devices), stopped_t)
@@ -293,6 +305,23 @@ def run_burnin(
         store.add_result(run.id, r)
     store.finish_run(run, "incomplete" if interrupted else "complete")
     return outcome
+
+
+def _vram_step(
+    rig: Rig,
+    gpus: list[int],
+    on_gpu: bool,
+    live: LiveState,
+    on_live: Callable[[LiveState], None] | None,
+) -> dict[str, VramEvidence]:
+    from rigbench.burnin.vramcheck import run_vram
+
+    def step(label: str) -> None:
+        live.phase = label
+        if on_live is not None:
+            on_live(live)
+
+    return run_vram(rig, gpus, on_gpu=on_gpu, on_step=step)
 
 
 # --- gathering the evidence -------------------------------------------------------------

@@ -89,6 +89,23 @@ class LoadEvidence:
 
 
 @dataclass(kw_only=True, slots=True)
+class VramEvidence:
+    """One device's VRAM pattern test after the load (bench.vram's result, flattened)."""
+
+    status: str  # ok, failed, skipped
+    reason: str | None = None  # the failure's code: wrong_data, hang, crash, oom, ...
+    message: str | None = None
+    bad_words: int | None = None
+    bytes_tested: int | None = None
+    bad_ranges: list[dict[str, Any]] = field(default_factory=list)  # bench.vram.BadRange
+    bad_ranges_total: int = 0
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(kw_only=True, slots=True)
 class DeviceEvidence:
     label: str
     name: str
@@ -102,6 +119,7 @@ class DeviceEvidence:
     # with the power cap set
     sustained_clocks: list[float] = field(default_factory=list)
     capped_share: float | None = None
+    vram: VramEvidence | None = None  # None: the VRAM test was not run
 
 
 @dataclass(kw_only=True, slots=True)
@@ -167,6 +185,8 @@ def _figures(d: DeviceEvidence) -> dict[str, Any]:
         "checksum": f"{d.load.checksum:08x}" if d.load.checksum is not None else None,
         "load_status": d.load.status,
     }
+    if d.vram is not None:
+        f["vram"] = d.vram.to_dict()
     if a is not None:
         f.update(
             samples=a.samples,
@@ -194,8 +214,42 @@ def _figures(d: DeviceEvidence) -> dict[str, Any]:
     return f
 
 
+def vram_reasons(v: VramEvidence) -> list[Reason]:
+    """Bad words fail the GPU, with the first ranges; a test that hung or killed its worker
+    fails it too (memory that hangs a kernel is not memory to train on); one that could not
+    allocate or was skipped is said, not judged."""
+    if v.status == "ok":
+        took = f" in {v.seconds:.1f} s" if v.seconds is not None else ""
+        tested = f"{(v.bytes_tested or 0) / 2**30:.2f} GiB"
+        return [
+            Reason(
+                code="vram",
+                severity="info",
+                message=f"VRAM patterns over {tested}{took}: 0 bad words",
+            )
+        ]
+    if v.reason == "wrong_data":
+        where = ", ".join(
+            f"{r.get('address_hex') or 'buffer+' + str(r.get('offset_hex'))} "
+            f"({r.get('length')} bytes)"
+            for r in v.bad_ranges[:3]
+        )
+        more = f" (+{v.bad_ranges_total - 3} more)" if v.bad_ranges_total > 3 else ""
+        return [
+            Reason(
+                code="vram",
+                severity="fail",
+                message=f"VRAM: {v.bad_words} bad words in {v.bad_ranges_total} range(s), "
+                f"at {where}{more}: the memory does not hold what is written",
+            )
+        ]
+    if v.reason in ("hang", "crash"):
+        return [Reason(code="vram", severity="fail", message=f"VRAM test: {v.message}")]
+    return [Reason(code="vram", severity="info", message=f"VRAM test not judged: {v.message}")]
+
+
 def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason]:
-    reasons: list[Reason] = []
+    reasons: list[Reason] = vram_reasons(d.vram) if d.vram is not None else []
     a, ch = d.agg, d.channel
     # Events and a lost GPU
     seen_xid: set[int] = set()

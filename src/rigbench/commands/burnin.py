@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from rigbench.commands.common import (
     print_json,
 )
 from rigbench.errors import BadInput
+
+if TYPE_CHECKING:
+    from rigbench.burnin.psutrip import TripReport
 
 app = typer.Typer()
 DEFAULT_MINUTES = 10.0
@@ -64,6 +67,15 @@ def burnin(
             metavar="BUILD.toml",
         ),
     ] = None,
+    vram: Annotated[
+        bool | None,
+        typer.Option(
+            "--vram/--no-vram",
+            help="Run the VRAM pattern test on every GPU after the load (default: on with "
+            "--profile, off without).",
+            show_default=False,
+        ),
+    ] = None,
     rate: Annotated[
         float,
         typer.Option(
@@ -76,8 +88,11 @@ def burnin(
             "--find-trip",
             help="With --build: step the number of GPUs ramping idle->full together (1..N) "
             "and say at which step the combined spike goes past what the PSU groups carry "
-            "for milliseconds (a trip, or a 12 V bus sag that drops GPUs). Simulated rigs only "
-            "in this version. Exit 1 when a step trips.",
+            "for milliseconds (a trip, or a 12 V bus sag that drops GPUs). On real GPUs each "
+            "step is run and its spike measured from the instantaneous power at 100 Hz, saved "
+            "as it is measured, stopping where a GPU falls off the bus or a load dies (a real "
+            "trip can power the machine off); on a simulated rig the trace's figures are "
+            "stepped through the model. Exit 1 when a step trips.",
         ),
     ] = False,
     stagger: Annotated[
@@ -93,9 +108,12 @@ def burnin(
         str | None,
         typer.Option(
             "--sweep-power",
-            help="Measure the sustained GEMM rate and mean power at each power limit from LO "
-            "to HI watts in STEP steps (e.g. 150:350:25), then put the limits back. Needs root "
-            "to set limits: without it, measures at the current limit only and says so.",
+            help="At each power limit from LO to HI watts in STEP steps (e.g. 150:350:25), "
+            "per GPU: the sustained GEMM rate and a short training run's tokens/s (GPT-124M on "
+            "one GPU, tiny on a CPU stand-in), each per watt of the mean power over its own "
+            "window; then the limits are put back. Prints the best limit per watt and saves "
+            "the curve as a PNG beside the database. Needs root to set limits: without it, "
+            "measures at the current limit only and says so.",
             metavar="LO:HI:STEP",
         ),
     ] = None,
@@ -125,11 +143,13 @@ def burnin(
             raise BadInput("--find-trip and --sweep-power: one at a time")
         if (find_trip or sweep_power is not None) and profile is not None:
             raise BadInput("--profile: a burn-in's, not with --find-trip or --sweep-power")
+        if (find_trip or sweep_power is not None) and vram is not None:
+            raise BadInput("--vram: a burn-in's, not with --find-trip or --sweep-power")
     if find_trip or stagger is not None:
-        _find_trip(build, stagger, simulate, as_json, find_trip)
+        _find_trip(build, stagger, simulate, as_json, find_trip, gpus, db)
         return
     if sweep_power is not None:
-        _sweep(sweep_power, gpus, simulate, as_json)
+        _sweep(sweep_power, gpus, simulate, as_json, db)
         return
     with one_line_errors():
         if profile is not None and profile not in PROFILES:
@@ -196,6 +216,7 @@ def burnin(
                 rate_hz=rate,
                 build=build_obj,
                 build_note=build_note,
+                vram=PROFILES[profile].vram if vram is None and profile is not None else bool(vram),
                 on_live=on_live,
             )
     except BaseException:
@@ -226,7 +247,13 @@ def burnin(
 
 
 def _find_trip(
-    build: Path | None, stagger: float | None, simulate: Path | None, as_json: bool, asked: bool
+    build: Path | None,
+    stagger: float | None,
+    simulate: Path | None,
+    as_json: bool,
+    asked: bool,
+    gpus: str | None,
+    db: Path | None,
 ) -> None:
     from rigbench.burnin import build as build_check
     from rigbench.burnin.psutrip import run_finder
@@ -243,42 +270,137 @@ def _find_trip(
         build_obj, note = build_check.load(build)
         if build_obj is None:
             raise BadInput(note or "--build: cannot be read")
-        source = select_backend(simulate).telemetry()
-        try:
-            report = run_finder(source, build_obj, stagger)
-        finally:
-            source.close()
+        backend = select_backend(simulate)
+        if backend.kind == "nvml":
+            report = _find_trip_live(backend, build_obj, stagger, gpus, db, as_json)
+        else:
+            source = backend.telemetry()
+            try:
+                report = run_finder(source, build_obj, stagger)
+            finally:
+                source.close()
     if as_json:
         print_json(report.to_dict())
     else:
         render_trip(report, out)
+    if report.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if not report.simultaneous and not report.staggered:
+        raise typer.Exit(EXIT_ERROR)  # nothing measured: neither holds nor trips
     if report.trips:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _sweep(spec: str, gpus: str | None, simulate: Path | None, as_json: bool) -> None:
+def _find_trip_live(
+    backend: Any, build_obj: Any, stagger: float | None, gpus: str | None,
+    db: Path | None, as_json: bool,
+) -> TripReport:  # fmt: skip
+    """Ramp the real GPUs (burnin.psutrip_live), each step stored as it is measured."""
     from rigbench.bench.suite import parse_gpus
-    from rigbench.burnin.sweep import parse_sweep, run_sweep
-    from rigbench.hw.backend import select_backend
+    from rigbench.burnin.psutrip import TripStep
+    from rigbench.burnin.psutrip_live import WARNING, run_live_finder
+    from rigbench.burnin.run import plan_devices
+    from rigbench.machine import machine_summary, software_versions
     from rigbench.needs import require_torch
+    from rigbench.records import Run
+    from rigbench.report.psutrip import step_line
+    from rigbench.store import Store
+
+    require_torch("burnin")
+    rig = backend.rig()
+    selected = parse_gpus(gpus, rig)
+    if not selected:
+        raise BadInput("--find-trip needs NVIDIA GPUs to ramp (none here), or --simulate FILE")
+    devices, on_gpu = plan_devices(rig, selected, backend_kind="nvml", lost_at={})
+    store = Store.open(db)
+    run = Run(
+        command="burnin",
+        argv=sys.argv[1:],
+        backend="nvml",
+        machine=machine_summary(rig),
+        versions=software_versions(rig),
+    )
+    store.start_run(run)
+    assert run.id is not None
+    err.print(WARNING.format(n=len(devices), db=store.path), highlight=False)
+
+    def progress(step: TripStep, state: str) -> None:
+        if not as_json:
+            err.print(step_line(step), highlight=False)
+
+    interrupt_on_signals()
+    try:
+        report = run_live_finder(
+            backend, devices, on_gpu, build_obj, stagger, store, run.id, on_step=progress
+        )
+    except BaseException:
+        store.finish_run(run, "failed")
+        raise
+    store.finish_run(run, "incomplete" if report.stopped else "complete")
+    return report
+
+
+def _sweep(
+    spec: str, gpus: str | None, simulate: Path | None, as_json: bool, db: Path | None
+) -> None:
+    from rigbench.bench.suite import parse_gpus
+    from rigbench.burnin.plots import save_sweep_plot, sweep_plot_path
+    from rigbench.burnin.sweep import SweepPoint, parse_sweep, results_of, run_sweep
+    from rigbench.errors import one_line
+    from rigbench.hw.backend import select_backend
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.needs import require_torch
+    from rigbench.records import Run
     from rigbench.report.sweep import point_line, render_sweep
+    from rigbench.store import Store
 
     with one_line_errors():
         limits = parse_sweep(spec)
         require_torch("burnin")
         backend = select_backend(simulate)
-        selected = parse_gpus(gpus, backend.rig())
+        rig = backend.rig()
+        selected = parse_gpus(gpus, rig)
         if not selected:
-            raise BadInput("--sweep-power: no GPU to sweep")
+            raise BadInput("--sweep-power: no GPU to sweep (it measures GPUs at power limits)")
+        store = Store.open(db)
+        run = Run(
+            command="burnin",
+            argv=sys.argv[1:],
+            backend=backend.kind,
+            machine=machine_summary(rig),
+            versions=software_versions(rig),
+        )
+        store.start_run(run)
+    assert run.id is not None
+    run_id = run.id
 
-    def progress(p: object) -> None:
+    def progress(p: SweepPoint) -> None:
+        for r in results_of([p]):  # stored as measured: a crash loses none
+            store.add_result(run_id, r)
         if not as_json:
-            err.print(point_line(p), highlight=False)  # type: ignore[arg-type]
+            err.print(point_line(p), highlight=False)
 
     interrupt_on_signals()
-    with one_line_errors():
-        report = run_sweep(backend, limits, selected, on_point=progress)
+    try:
+        with one_line_errors():
+            report = run_sweep(backend, limits, selected, on_point=progress)
+    except BaseException as exc:
+        store.finish_run(run, "incomplete" if isinstance(exc, KeyboardInterrupt) else "failed")
+        raise
+    path = sweep_plot_path(store, run_id)
+    sim = " (simulated rig: CPU stand-in rates)" if report.simulated else ""
+    if path is not None and report.points:
+        try:
+            report.plot = str(
+                save_sweep_plot(path, report.points, f"rigbench power sweep, run #{run_id}{sim}")
+            )
+        except ImportError:
+            report.notes.append("plot not saved: matplotlib is not installed")
+        except (OSError, ValueError, RuntimeError) as exc:
+            report.notes.append(f"plot not saved: {one_line(exc)}")
+    store.finish_run(run, "complete")
     if as_json:
-        print_json(report.to_dict())
+        print_json({"run_id": run_id, **report.to_dict()})
     else:
         render_sweep(report, out)
+        out.print(f"[dim]run #{run_id} saved to {store.path}[/dim]")

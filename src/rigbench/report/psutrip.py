@@ -23,15 +23,36 @@ def _table(title: str, steps: list[TripStep]) -> Table:
             for g in s.groups
         )
         style = _STYLE[s.outcome]
-        t.add_row(str(s.ramping), f"{s.gpus_peak_w:.0f}", groups, f"[{style}]{s.outcome}[/{style}]")
+        said = f"{s.outcome}: {s.observed}" if s.observed else s.outcome
+        t.add_row(str(s.ramping), f"{s.gpus_peak_w:.0f}", groups, f"[{style}]{said}[/{style}]")
     return t
+
+
+def step_line(s: TripStep) -> str:
+    """One measured step as it comes in."""
+    mode = f"{s.stagger_ms:g} ms apart" if s.stagger_ms else "together"
+    groups = "; ".join(f"{g.label} {g.load_w:.0f} / {g.spike_capacity_w:.0f} W" for g in s.groups)
+    what = s.observed or s.outcome
+    return (
+        f"{s.ramping} GPU(s) ramping {mode}: GPUs peak {s.gpus_peak_w:.0f} W "
+        f"({s.samples} samples); {groups}: {what}"
+    )
 
 
 def render_trip(report: TripReport, console: Console) -> None:
     r0 = report.ramps[0] if report.ramps else None
-    if r0 is not None:
+    if r0 is not None and report.measured:
+        for r in report.ramps:
+            console.print(
+                f"GPU {r.gpu}: idle {r.idle_w:g} W, highest reading while ramping "
+                f"{r.peak_w:g} W, settled {r.sustained_w:g} W ({r.source}); the build's CPU "
+                "and other budget on the group that feeds them",
+                highlight=False,
+            )
+    elif r0 is not None:
+        spike = f" for {r0.spike_ms:g} ms" if r0.spike_ms is not None else ""
         console.print(
-            f"each GPU: idle {r0.idle_w:g} W, ramp peak {r0.peak_w:g} W for {r0.spike_ms:g} ms, "
+            f"each GPU: idle {r0.idle_w:g} W, ramp peak {r0.peak_w:g} W{spike}, "
             f"then {r0.sustained_w:g} W ({r0.source}); the build's CPU and other budget on the "
             "group that feeds them",
             highlight=False,
@@ -46,8 +67,6 @@ def render_trip(report: TripReport, console: Console) -> None:
         ms = report.staggered[0].stagger_ms
         console.print(_table(f"ramps {ms:g} ms apart", report.staggered))
         ks = first_trip(report.staggered)
-        last, last_s = report.simultaneous[-1], report.staggered[-1]
-        lower = last.gpus_peak_w - last_s.gpus_peak_w
         if ks is None and k is None:
             verdict = "every step holds, as together"
         elif ks is None:
@@ -56,18 +75,32 @@ def render_trip(report: TripReport, console: Console) -> None:
             verdict = f"trips at {ks} GPUs (later than together, at {k})"
         else:
             verdict = f"trips at {ks} GPUs: staggering does not avoid it"
-        console.print(
-            f"staggered {ms:g} ms: {verdict}; the peak with all {last.ramping} GPUs is "
-            f"{lower:.0f} W lower than together",
-            highlight=False,
-        )
+        # the same count of GPUs both ways: how much lower the staggered peak is
+        both = {s.ramping: s for s in report.simultaneous}
+        pair = [(both[s.ramping], s) for s in report.staggered if s.ramping in both]
+        lower = ""
+        if pair:
+            a, b = pair[-1]
+            lower = (
+                f"; the peak with {a.ramping} GPUs is {a.gpus_peak_w - b.gpus_peak_w:.0f} W "
+                "lower than together"
+            )
+        console.print(f"staggered {ms:g} ms: {verdict}{lower}", highlight=False)
     for f in report.findings():
         if f.fix and f.severity == "error":
             console.print(f"[red]{f.title}[/red]: {f.why}; fix: {f.fix}")
-    for c in report.simultaneous[-1].circuits if report.simultaneous else []:
+        elif f.severity == "warning":
+            console.print(f"[yellow]{f.title}[/yellow]")
+    if report.stopped:
+        console.print(f"finder {report.stopped}", highlight=False)
+    if not report.simultaneous:
+        return
+    last = report.simultaneous[-1]
+    for c in last.circuits:
         over = " (over its continuous rating)" if c["over"] else ""
         console.print(
-            f"circuit {c['circuit']}: all GPUs loaded, about {c['wall_sustained_w']:.0f} W at the "
+            f"circuit {c['circuit']}: {last.ramping} GPU(s) loaded, about "
+            f"{c['wall_sustained_w']:.0f} W at the "
             f"wall sustained, continuous rating {c['continuous_w']:.0f} W{over}",
             highlight=False,
         )
