@@ -40,6 +40,12 @@ from rigbench.telemetry.aggregate import AggregateView, Aggregator
 from rigbench.telemetry.recorder import FLUSH_EVERY_S, Recorder, load_columns, load_events
 from rigbench.telemetry.sampler import Sampler, SamplerStats
 
+
+class StopRun(KeyboardInterrupt):
+    """Raised by an on_live hook to end the load early (a node of the job was lost):
+    handled as a Ctrl-C (what ran is judged), its message saying why."""
+
+
 MIN_RATE_HZ = 50.0  # the burn-in samples at least this fast: transients last milliseconds
 CPU_STAND_INS = 2
 RAMP_SHARE = 0.1  # the first tenth of a gemm phase is the ramp, left out of clock figures
@@ -86,6 +92,7 @@ def plan_devices(
     backend_kind: str,
     lost_at: dict[int, float],
     bit_flip_at: dict[int, float] | None = None,
+    stand_ins: int = CPU_STAND_INS,
 ) -> tuple[list[LoadDevice], bool]:
     """The devices to load and whether they are GPUs (else CPU stand-ins)."""
     if backend_kind == "nvml" and selected:
@@ -129,7 +136,7 @@ def plan_devices(
         ], False
     name = rig.system.cpu_model or "CPU"
     return [
-        LoadDevice(label=f"cpu{k}", torch_device="cpu", name=name) for k in range(CPU_STAND_INS)
+        LoadDevice(label=f"cpu{k}", torch_device="cpu", name=name) for k in range(stand_ins)
     ], False
 
 
@@ -153,6 +160,7 @@ def run_burnin(
     build: Any = None,
     build_note: str | None = None,
     on_live: Callable[[LiveState], None] | None = None,
+    stand_ins: int = CPU_STAND_INS,
 ) -> BurninOutcome:
     assert run.id is not None
     # Children are forked from a server that starts with this environment.
@@ -167,7 +175,12 @@ def run_burnin(
         lost_at = dict(getattr(source, "lost_at", {}) or {})
         flips = dict(getattr(source, "bit_flip_at", {}) or {})
         devices, on_gpu = plan_devices(
-            rig, selected, backend_kind=backend.kind, lost_at=lost_at, bit_flip_at=flips
+            rig,
+            selected,
+            backend_kind=backend.kind,
+            lost_at=lost_at,
+            bit_flip_at=flips,
+            stand_ins=stand_ins,
         )
         if not on_gpu:
             where = "simulated rig" if rig.source.startswith("simulated") else "no NVIDIA GPU here"
@@ -196,6 +209,7 @@ def run_burnin(
                 on_live(live)
 
         interrupted = False
+        stopped_why: str | None = None  # a StopRun's message (not the user's Ctrl-C)
         stopped_t: float | None = None  # seconds after t0 the user stopped the run
         phases: list[Phase] = []
         try:
@@ -216,8 +230,9 @@ def run_burnin(
             coord.supervise(live.ends_at, on_tick=tick_with_phase)
             live.phase = "stopping"
             coord.shutdown()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            stopped_why = str(exc) if isinstance(exc, StopRun) else None
             stopped_t = time.monotonic() - t0
             try:
                 coord.shutdown(grace_s=3.0)
@@ -254,8 +269,9 @@ def run_burnin(
             Reason(
                 code="interrupted",
                 severity="info",
-                message=f"stopped with Ctrl-C after {totals['duration_s']:.1f} s of the "
-                f"{planned_s:.1f} s planned: judged on what ran until then",
+                message=f"stopped {stopped_why or 'with Ctrl-C'} after "
+                f"{totals['duration_s']:.1f} s of the {planned_s:.1f} s planned: judged on "
+                "what ran until then",
             )
         )
     verdict = judge(evidence, totals=totals, rig_reasons=rig_reasons)
