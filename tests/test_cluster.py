@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -287,3 +288,90 @@ def test_doctor_across_nodes_finds_a_version_mismatch_and_a_wrong_ifname(tmp_pat
     assert sev == "error" and "ens9f1" in title and "(node " in title
     assert [i for i in by_id if i == "cluster.nccl_socket_ifname"] == ["cluster.nccl_socket_ifname"]
     assert by_id["cluster.clock_skew"][0] == "info"
+
+
+BURNIN = ["-m", "rigbench", "burnin", "--simulate", str(SIM)]
+
+
+def test_burnin_on_two_nodes_writes_one_run_with_node_labels(tmp_path: Path) -> None:
+    one = {"command": [*BURNIN, "--minutes", "0.05", "--json"], "ranks": 1}
+    agents = _two_agents(tmp_path, per_node=[one, one])
+    codes = [a.wait(timeout=180) for a in agents]
+    logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
+    assert codes == [0, 0], logs
+    written = [db for db in (tmp_path / f"db{i}.db" for i in range(2)) if db.exists()]
+    assert len(written) == 1, "rank 0 alone writes the run"
+    with sqlite3.connect(written[0]) as con:
+        (status,) = con.execute("SELECT status FROM runs").fetchone()
+        rows = con.execute("SELECT metric, devices, params FROM results").fetchall()
+        gpus = con.execute("SELECT DISTINCT gpu FROM telemetry_samples").fetchall()
+    assert status == "complete"
+    labels = sorted(json.loads(d)[0] for m, d, _ in rows if m == "verdict")
+    host = socket.gethostname()
+    assert labels == [f"{host}-node0:GPU0", f"{host}-node1:GPU0"]  # two "nodes" on one host
+    (rig,) = [json.loads(p) for m, _d, p in rows if m == "rig_verdict"]
+    assert rig["verdict"] == "pass" and len(rig["nodes"]) == 2
+    assert sorted(g for (g,) in gpus) == [0, 1]  # every rank's telemetry, one run
+
+
+def test_burnin_a_killed_node_is_named_and_the_rest_is_kept(tmp_path: Path) -> None:
+    one = {"command": [*BURNIN, "--minutes", "2"], "ranks": 1}
+    agents = _two_agents(tmp_path, per_node=[one, one])
+    zero = None
+    deadline = time.monotonic() + 120
+    try:
+        while zero is None and time.monotonic() < deadline:
+            logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
+            zero = next((i for i in range(2) if "torchrun: burn-in" in logs[i]), None)
+            assert all(a.poll() is None for a in agents), logs
+            time.sleep(0.1)
+        assert zero is not None
+        time.sleep(3)  # the loads run
+        _kill_tree(agents[1 - zero].pid)
+        code = agents[zero].wait(timeout=60)
+    finally:
+        for a in agents:
+            if a.poll() is None:
+                _kill_tree(a.pid)
+    log = (tmp_path / f"err{zero}.txt").read_text()
+    assert code != 0 and re.search(r"exitcode\s*:\s*2 ", log), log[-3000:]  # rank 0's
+    lost = [line for line in log.splitlines() if line.startswith("error: lost node")]
+    assert len(lost) == 1, log[-3000:]
+    assert f"(node {1 - zero}, ranks" in lost[0] and "rigbench/" not in log
+    with sqlite3.connect(tmp_path / f"db{zero}.db") as con:
+        (status,) = con.execute("SELECT status FROM runs").fetchone()
+        rows = con.execute("SELECT metric, devices, params FROM results").fetchall()
+    assert status == "incomplete"
+    kept = [json.loads(d)[0] for m, d, _ in rows if m == "verdict"]
+    assert kept == [f"{socket.gethostname()}-node{zero}:GPU0"]
+    (rig,) = [json.loads(p) for m, _d, p in rows if m == "rig_verdict"]
+    assert rig["verdict"] == "fail" and rig["lost_nodes"]
+
+
+@pytest.mark.parametrize("args", [["burnin", "--minutes", "0"], ["bench", "--bogus"]])
+def test_bad_input_under_torchrun_is_one_line_and_exit_2_from_every_rank(
+    args: list[str], tmp_path: Path
+) -> None:
+    res = subprocess.run(
+        [*TORCHRUN, "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
+         "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "-m", "rigbench", *args,
+         "--db", str(tmp_path / "x.db")],
+        capture_output=True, text=True, env=_env(), timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    said = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1, res.stderr
+    assert "rigbench/" not in res.stderr  # no frame of ours (torchrun prints its own summary)
+    assert re.findall(r"^\s*exitcode\s*:\s*(-?\d+)", res.stderr, re.M) == ["2", "2"], res.stderr
+
+
+def test_a_rendezvous_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    env = {**_env(), "RANK": "1", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1",
+           "GROUP_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(_free_port())}  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "rigbench", "doctor", "--timeout", "1", "--db", str(tmp_path / "d")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0, res.stderr
+    assert "cannot join the job at 127.0.0.1:" in res.stderr

@@ -217,21 +217,26 @@ def device_label(report: RankReport, label: str, shared_host: bool) -> str:
 
 
 def merge(
-    store: Store, run: Run, reports: list[RankReport], lost: list[Node], error: str | None
+    store: Store,
+    run: Run,
+    nodes: list[Node],
+    reports: list[RankReport],
+    lost: list[Node],
+    error: str | None,
 ) -> ClusterBurnin:
     """Write the one run on rank 0: every rank's results and telemetry under node labels,
     and the cluster's verdict (fail when a rank failed or a node was lost)."""
     assert run.id is not None
-    hosts = [r.host for r in reports]
+    hosts = [n.host for n in nodes]
     devices: list[DeviceVerdict] = []
     reasons: list[Reason] = []
     notes: list[str] = []
     totals: dict[str, Any] = {"ranks": {}}
     for rep in sorted(reports, key=lambda r: r.rank):
-        shared = hosts.count(rep.host) > 1 and len({r.node_rank for r in reports}) > 1
+        shared = hosts.count(rep.host) > 1
         names: dict[str, str] = {}
         for d in rep.verdict.devices:
-            names[d.label] = device_label(rep, d.label, shared and _two_nodes_here(reports, rep))
+            names[d.label] = device_label(rep, d.label, shared)
             d.label = names[d.label]
             d.gpu = rep.rank  # one GPU a rank: its telemetry is stored under the rank
             devices.append(d)
@@ -275,10 +280,6 @@ def merge(
         r.params["lost_nodes"] = [n.name for n in lost]
         store.add_result(run.id, r)
     return ClusterBurnin(outcome=outcome, lost=lost, ranks=len(reports))
-
-
-def _two_nodes_here(reports: list[RankReport], rep: RankReport) -> bool:
-    return len({r.node_rank for r in reports if r.host == rep.host}) > 1
 
 
 def _copy_telemetry(store: Store, run_id: int, rep: RankReport) -> None:

@@ -331,7 +331,7 @@ def _burnin_cluster(
         return
     assert store is not None and run.id is not None
     with one_line_errors():
-        merged = merge(store, run, reports, lost, error)
+        merged = merge(store, run, cluster.nodes, reports, lost, error)
     outcome = merged.outcome
     broken = bool(lost or error)
     store.finish_run(run, "incomplete" if broken or outcome.interrupted else "complete")

@@ -45,10 +45,10 @@ EXIT_FAILED = EXIT_WARNINGS
 EXIT_ERROR = EXIT_ERRORS
 
 
-# Under torchrun a rank that stays quiet about an error waits this long before it exits, so
-# that the rank that says it has done so before the agent ends the others (it sends SIGTERM
-# to the rest of its node's ranks once one exits).
-QUIET_RANK_WAIT_S = 3.0
+# Under torchrun every rank meets the same bad input: each waits this long before it exits,
+# so that all have reached their own error (and exit with its code) before the first exit
+# makes the agent end the others with SIGTERM.
+RANKS_ERROR_WAIT_S = 3.0
 
 
 def _torchrun_place() -> tuple[int, int] | None:
@@ -60,20 +60,23 @@ def _torchrun_place() -> tuple[int, int] | None:
 
 
 def error_line(message: str, code: int) -> NoReturn:
-    """Say `message` as one line, then exit with `code`. Under torchrun every rank meets
-    the same bad input: only each node's local rank 0 says it (the first node's plainly,
-    another's prefixed with its node), and every rank exits with `code`."""
+    """Say `message` as one line, then exit with `code`. Under torchrun only each node's
+    local rank 0 says it (the first node's plainly, another's prefixed with its node), and
+    every rank exits with `code`."""
     place = _torchrun_place()
-    if place is not None and place[1] != 0:
-        # Quiet: still exit `code` when the agent ends this rank (SIGTERM) while it waits.
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(code))
-        signal.signal(signal.SIGINT, lambda *_: os._exit(code))
-        sys.stdout.flush()
-        time.sleep(QUIET_RANK_WAIT_S)
-        os._exit(code)
-    where = f"node {place[0]}: " if place is not None and place[0] != 0 else ""
-    err.print(f"[red]error:[/red] {escape(where + message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    if place is None:
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code)
+    node, local = place
+    if local == 0:
+        where = f"node {node}: " if node != 0 else ""
+        err.print(f"[red]error:[/red] {escape(where + message)}", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(code))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(code))
+    time.sleep(RANKS_ERROR_WAIT_S)
+    os._exit(code)
 
 
 @contextlib.contextmanager
