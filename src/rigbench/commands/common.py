@@ -51,12 +51,12 @@ EXIT_ERROR = EXIT_ERRORS
 RANKS_ERROR_WAIT_S = 3.0
 
 
-def _torchrun_place() -> tuple[int, int] | None:
-    """(node rank, local rank) of this process under torchrun, else None."""
+def _torchrun_place() -> tuple[int, int, int] | None:
+    """(node rank, local rank, ranks on this node) of this process under torchrun."""
     from rigbench.bench.cluster import torchrun_env
 
     env = torchrun_env()
-    return (env.node_rank, env.local_rank) if env is not None else None
+    return (env.node_rank, env.local_rank, env.local_world_size) if env is not None else None
 
 
 def error_line(message: str, code: int) -> NoReturn:
@@ -67,15 +67,16 @@ def error_line(message: str, code: int) -> NoReturn:
     if place is None:
         err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code)
-    node, local = place
+    node, local, here = place
     if local == 0:
         where = f"node {node}: " if node != 0 else ""
         err.print(f"[red]error:[/red] {escape(where + message)}", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(code))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(code))
-    time.sleep(RANKS_ERROR_WAIT_S)
+    if here > 1:  # no other rank of this node for the agent to end: no wait
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(code))
+        signal.signal(signal.SIGINT, lambda *_: os._exit(code))
+        time.sleep(RANKS_ERROR_WAIT_S)
     os._exit(code)
 
 
