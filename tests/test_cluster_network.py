@@ -155,3 +155,33 @@ def test_ethernet_between_nodes_has_no_reference_but_a_trained_down_link_is_name
                    params={"op": "all_reduce", "bytes": 1, "scope": "node"})  # fmt: skip
     judge_inter_node_results([intra])
     assert intra.judgement is None  # only the rows between nodes are judged here
+
+
+# `ethtool IFACE` as it prints link modes (layout as in the kernel's ethtool "lanes" patch
+# posting by NVIDIA, net/ethtool/linkmodes.c): a section head, then continuation lines.
+ETHTOOL = """Settings for ens1f0:
+\tSupported ports: [ FIBRE ]
+\tSupported link modes:   10000baseKR/Full
+\t                        25000baseCR/Full
+\t\t\t\t100000baseCR4/Full
+\tSupported pause frame use: Symmetric
+\tSupported FEC modes: Not reported
+\tAdvertised link modes:  10000baseKR/Full
+\t                        25000baseCR/Full
+\t\t\t\t100000baseCR4/Full
+\tLink partner advertised link modes:  {partner}
+\tSpeed: 25000Mb/s
+"""
+
+
+def test_ethtool_gives_what_both_ends_of_a_link_can_run() -> None:
+    from rigbench.hw.health import ethtool_max_gbps
+
+    # the NIC and its partner can do 100: a link at 25 trained down
+    assert ethtool_max_gbps(ETHTOOL.format(partner="100000baseCR4/Full")) == 100.0
+    assert ethtool_max_gbps(ETHTOOL.format(partner="Not reported")) == 100.0
+    # a 25 G switch port: 25 is all the link can be, not a fault
+    assert ethtool_max_gbps(ETHTOOL.format(partner="25000baseCR/Full")) == 25.0
+    limited = ETHTOOL.replace("\t\t\t\t100000baseCR4/Full\n\tLink", "\tLink")
+    assert ethtool_max_gbps(limited.format(partner="Not reported")) == 25.0  # admin's choice
+    assert ethtool_max_gbps("Settings for eth0:\n\tLink detected: yes\n") is None
