@@ -326,7 +326,7 @@ BURNIN = ["-m", "rigbench", "burnin", "--simulate", str(SIM)]
 
 
 def test_burnin_on_two_nodes_writes_one_run_with_node_labels(tmp_path: Path) -> None:
-    one = {"command": [*BURNIN, "--minutes", "0.02", "--json"], "ranks": 1}
+    one = {"command": [*BURNIN, "--minutes", "0.05", "--json"], "ranks": 1}
     agents = _two_agents(tmp_path, per_node=[one, one])
     codes = [a.wait(timeout=180) for a in agents]
     logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
@@ -343,6 +343,10 @@ def test_burnin_on_two_nodes_writes_one_run_with_node_labels(tmp_path: Path) -> 
     assert labels == [f"{host}-node0:GPU0", f"{host}-node1:GPU0"]  # two "nodes" on one host
     (rig,) = [json.loads(p) for m, _d, p in rows if m == "rig_verdict"]
     assert rig["verdict"] == "pass" and len(rig["nodes"]) == 2
+    # the all_reduce load ran over both nodes: each rank timed it
+    ranks = rig["totals"]["ranks"]
+    assert sorted(ranks) == ["0", "1"]
+    assert all(r["allreduce_busbw_gbps_median"] for r in ranks.values()), ranks
     assert sorted(g for (g,) in gpus) == [0, 1]  # every rank's telemetry, one run
 
 

@@ -191,7 +191,7 @@ class Cluster:
         join_process_group(env, self.backend, timeout_s)
         # Replies travel over gloo whatever carries the data (objects, not GPU tensors).
         self.control = dist.new_group(backend="gloo", timeout=self.timeout) if on_gpu else None
-        self._prefix = f"rigbench/{env.run_id}/{env.restart}"
+        self.prefix = self._prefix = f"rigbench/{env.run_id}/{env.restart}"
         self._stop = threading.Event()
         # Two clients of the rendezvous store: the heartbeat thread's own, so that it never
         # waits behind this thread's reads (a client serves one call at a time).
@@ -306,6 +306,16 @@ class Cluster:
         """How many times `rank` has beaten (-1: the store cannot be read)."""
         try:
             return int(self.store.add(self._key(f"beat/{rank}"), 0))
+        except Exception:
+            return -1
+
+    def arrive(self, what: str) -> int:
+        """Count this rank in at `what` (a barrier kept in the store); how many are in."""
+        return int(self.store.add(self._key(f"count/{what}"), 1))
+
+    def arrived(self, what: str) -> int:
+        try:
+            return int(self.store.add(self._key(f"count/{what}"), 0))
         except Exception:
             return -1
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rigbench.bench.cluster import LOST_AFTER_S, Cluster, Node, short_error
+from rigbench.burnin.load import JobCrew
 from rigbench.burnin.run import BurninOutcome, StopRun, results_of, run_burnin
 from rigbench.burnin.verdict import DeviceVerdict, Reason, RigVerdict, Verdict
 from rigbench.errors import BadInput
@@ -140,6 +141,22 @@ def run_rank(
     store.start_run(local)
     assert local.id is not None
     watch = _Watch(cluster)
+    job = JobCrew(
+        rank=env.rank,
+        world=env.world_size,
+        host=env.master_addr,
+        port=env.master_port,
+        prefix=f"{cluster.prefix}/crew/",
+    )
+
+    def line_up() -> None:
+        """Every rank's load is up: start the schedules together (the allreduce phases
+        must meet), watching for a lost rank meanwhile."""
+        cluster.arrive("ready")
+        while cluster.arrived("ready") < env.world_size:
+            watch(None)
+            time.sleep(0.05)
+
     outcome = run_burnin(
         backend,
         rig,
@@ -150,6 +167,8 @@ def run_rank(
         rate_hz=rate_hz,
         on_live=watch,
         stand_ins=1,
+        job=job if env.world_size > 1 else None,
+        on_ready=line_up,
     )
     report = RankReport(
         rank=env.rank,
@@ -242,8 +261,6 @@ def merge(
             devices.append(d)
         where = f"{rep.host} (node {rep.node_rank}, rank {rep.rank})"
         for reason in rep.verdict.reasons:
-            if reason.code == "all_reduce" and reason.severity == "info":
-                continue  # one device a rank: the burn-in's own all_reduce needs two
             reasons.append(Reason(code=reason.code, severity=reason.severity,
                                   message=f"{where}: {reason.message}"))  # fmt: skip
         for n in rep.notes:

@@ -19,7 +19,7 @@ from typing import Any
 
 from rigbench.burnin import build as build_check
 from rigbench.burnin.coordinator import GO_LEAD_S, Coordinator, CrewRun, WorkerOutcome
-from rigbench.burnin.load import LoadConfig, LoadDevice
+from rigbench.burnin.load import JobCrew, LoadConfig, LoadDevice
 from rigbench.burnin.schedule import Phase, build_schedule, phases_run, steps_count
 from rigbench.burnin.verdict import (
     DeviceEvidence,
@@ -161,7 +161,12 @@ def run_burnin(
     build_note: str | None = None,
     on_live: Callable[[LiveState], None] | None = None,
     stand_ins: int = CPU_STAND_INS,
+    job: JobCrew | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> BurninOutcome:
+    """`job`: this one device's all_reduce crew spans every rank of a torchrun job;
+    `on_ready`: called once the load workers are up, before the schedule starts (the job's
+    ranks line their schedules up there)."""
     assert run.id is not None
     # Children are forked from a server that starts with this environment.
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
@@ -191,7 +196,7 @@ def run_burnin(
         recorder = Recorder(store, run.id, channels, time.time())
         sampler = Sampler(source, rate_hz, [aggregator.add, recorder.add])
         t0 = sampler.start()
-        coord = Coordinator(devices, LoadConfig(t0=t0), on_gpu=on_gpu, collectives=True)
+        coord = Coordinator(devices, LoadConfig(t0=t0), on_gpu=on_gpu, collectives=True, job=job)
         live = LiveState(
             view=aggregator.view if channels else None,
             stats=sampler.stats if channels else None,
@@ -216,8 +221,13 @@ def run_burnin(
             coord.start()
             live.phase = "starting workers"
             coord.wait_ready(on_tick=tick)
+            if coord.job is not None:
+                live.phase = "joining the job's all_reduce"
+                coord.wait_crew(on_tick=tick)
+            if on_ready is not None:
+                on_ready()
             start = time.monotonic() + GO_LEAD_S
-            phases = build_schedule(start, minutes * 60, collectives=len(devices) >= 2)
+            phases = build_schedule(start, minutes * 60, collectives=coord.collectives)
             live.ends_at = phases[-1].end if phases else start
             coord.go(phases)
 
@@ -259,7 +269,8 @@ def run_burnin(
     )
     totals = _totals(view, stats, phases, coord.crews, t0)
     totals["planned_s"] = planned_s
-    rig_reasons = _crew_reasons(coord.crews, len(devices), stopped_t)
+    crew_size = coord.job.world if coord.job is not None else len(devices)
+    rig_reasons = _crew_reasons(coord.crews, crew_size, stopped_t)
     if build is not None:
         rig_reasons += build_check.reasons(build, _ticks(store, run.id, channels), selected)
     elif build_note:
