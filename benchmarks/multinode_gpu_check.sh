@@ -7,9 +7,16 @@
 #      boundary; inter-node and per-node rows, node scaling, params.nccl_transport)
 #      -> two-nodes.json
 #   4. doctor under torchrun: versions / interfaces / clock findings -> doctor.json
+#   5. burnin --minutes 0.5 under torchrun --nnodes 1 (one rank a GPU; rank 0 writes one run
+#      with host:GPUk labels)                         -> burnin.json
+#   6. bad input under torchrun (bench --bogus, burnin --minutes 0): one "error:" line and
+#      exit code 2 from every rank, no rigbench traceback -> bad-input.txt
 # What to look for in summary.txt: steps 1 and 2 give the same (metric, op, bytes,
 # world_size) rows and busbw within run-to-run spread (a few %); step 2 exits 0 and one
-# database only is written; step 3 has scope=inter-node rows. No GPU setting is changed.
+# database only is written; step 3 has scope=inter-node rows; step 5 exits 0 with every GPU
+# PASS under a host:GPUk label and the burn-in's telemetry in the run; step 6 prints one error
+# line per case and "exitcodes: 2 ..." for every rank. No GPU setting is changed. About 2.5
+# minutes on one H100.
 #
 # Usage, from anywhere: benchmarks/multinode_gpu_check.sh OUTDIR [GPUS]
 # OUTDIR gets summary.txt (read this first), log.txt and each step's JSON.
@@ -72,6 +79,34 @@ python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backe
 note "exit $?"
 json_of "$work/doctor.out" > "$out/doctor.json"
 
+note "== 5. burnin --minutes 0.5 under torchrun --nnodes 1 --nproc-per-node $gpus"
+python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
+  --rdzv-endpoint 127.0.0.1:29520 -m rigbench burnin --minutes 0.5 --json \
+  --db "$work/burnin.db" > "$work/burnin.out" 2>> "$log"
+note "exit $?"
+json_of "$work/burnin.out" > "$out/burnin.json"
+python - "$work/burnin.db" <<'PY' | tee -a "$sum"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+print("burnin run status:", con.execute("SELECT status FROM runs").fetchall())
+print("burnin telemetry samples per rank:",
+      con.execute("SELECT gpu, COUNT(*) FROM telemetry_samples GROUP BY gpu").fetchall())
+PY
+
+note "== 6. bad input under torchrun"
+: > "$out/bad-input.txt"
+for args in "bench --bogus" "burnin --minutes 0"; do
+  # shellcheck disable=SC2086
+  python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
+    --rdzv-endpoint 127.0.0.1:29521 -m rigbench $args --db "$work/bad.db" \
+    > /dev/null 2> "$work/bad.err"
+  rc=$?
+  cat "$work/bad.err" >> "$out/bad-input.txt"
+  note "$args: torchrun exit $rc; error lines: $(grep -c '^error:' "$work/bad.err");" \
+    "exitcodes: $(grep -E '^ +exitcode +:' "$work/bad.err" | awk '{print $3}' | tr '\n' ' ');" \
+    "rigbench frames: $(grep -c 'rigbench/' "$work/bad.err")"
+done
+
 python - "$out" <<'PY' | tee -a "$sum"
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
@@ -101,6 +136,12 @@ for name, res in (("plain", plain), ("torchrun", tr)):
 two = load("two-nodes.json")
 print("two nodes:", sorted({(r["params"].get("scope"), r["metric"]) for r in two if r["status"] == "ok"}))
 print("two nodes, NCCL transport:", sorted({str(r["params"].get("nccl_transport")) for r in two}))
+try:
+    b = json.loads((out / "burnin.json").read_text())
+    print("burnin:", b.get("verdict"), [(g["label"], g["verdict"]) for g in b.get("gpus", [])],
+          "nodes:", b.get("nodes"), "lost:", b.get("lost_nodes"))
+except (OSError, ValueError) as exc:
+    print("burnin: no JSON", exc)
 try:
     doc = json.loads((out / "doctor.json").read_text())
     print("doctor:", [(f["id"], f["severity"]) for f in doc.get("findings", [])])

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from rigbench.bench.network import NodeNet, expected_inter_node, nccl_transport, node_port
+from rigbench.bench.network import (
+    NodeNet,
+    expected_inter_node,
+    nccl_transport,
+    node_port,
+    port_facts,
+)
 from rigbench.hw.health import NetPort
+from rigbench.judge.bench import judge_inter_node_results
+from rigbench.records import Result
 
 ETH25 = NetPort(name="eno1", kind="ethernet", state="up", rate_gbps=25.0)
 ETH100 = NetPort(name="ens1f0", kind="ethernet", state="up", rate_gbps=100.0)
@@ -97,3 +105,83 @@ def test_cluster_doctor_quiet_when_nodes_agree_and_names_a_missing_hca() -> None
     assert warned == [("cluster.ib_disabled", "c"), ("cluster.memlock", "b")]
     (clock,) = [f for f in skew if f.id == "cluster.clock_skew"]
     assert clock.severity == "info" and clock.evidence["skew_ms"] == 250.0
+
+
+def _inter(value: float, nic: NetPort, *, nbytes: int = 1 << 28, **params: object) -> Result:
+    facts = port_facts(_node("b (node 1)", nic), nic)
+    return Result(
+        benchmark="collectives",
+        metric="busbw",
+        value=value,
+        unit="GB/s",
+        devices=["node0/GPU0", "node1/GPU0"],
+        expected=(nic.max_rate_gbps or nic.rate_gbps or 0) / 8,
+        params={"op": "all_reduce", "bytes": nbytes, "scope": "inter-node", "nic": facts,
+                **params},
+    )  # fmt: skip
+
+
+def test_inter_node_busbw_is_judged_against_the_nics_line_rate() -> None:
+    ib100 = NetPort(name="mlx5_0/1", kind="infiniband", state="ACTIVE", rate_gbps=100.0)
+    healthy = _inter(12.2, ib100)  # NVIDIA/nccl-tests#29: "as good as you can get"
+    small = _inter(1.0, ib100, nbytes=1 << 10)
+    judge_inter_node_results([healthy, small])
+    assert healthy.judgement is not None and healthy.judgement.verdict == "normal"
+    assert healthy.judgement.reference == "any.collectives.all_reduce.busbw.inter-node-infiniband"
+    assert healthy.judgement.low == pytest.approx(0.91 * 12.5)
+    assert small.judgement is not None and small.judgement.verdict == "no_reference"
+    slow = _inter(9.0, ib100)
+    judge_inter_node_results([slow])
+    assert slow.judgement is not None and slow.judgement.verdict == "below_normal"
+    # NCCL fell back to sockets although the port is InfiniBand: that is the cause named
+    fell = _inter(3.0, ib100, nccl_transport={"node0": {"network": "Socket", "devices": []}})
+    judge_inter_node_results([fell])
+    assert fell.judgement is not None and fell.judgement.cause == "socket_fallback"
+
+
+def test_ethernet_between_nodes_has_no_reference_but_a_trained_down_link_is_named() -> None:
+    eth = NetPort(name="ens1f0", kind="ethernet", state="up", rate_gbps=100.0)
+    row = _inter(9.0, eth)
+    judge_inter_node_results([row])
+    assert row.judgement is not None and row.judgement.verdict == "no_reference"
+    assert "unknown" in (row.judgement.note or "")
+    down = NetPort(name="ens1f0", kind="ethernet", state="up", rate_gbps=25.0, max_rate_gbps=100.0)
+    row = _inter(2.9, down)
+    judge_inter_node_results([row])
+    j = row.judgement
+    assert j is not None and j.verdict == "below_normal" and j.cause == "link_degraded"
+    assert "trained at 25 Gb/s of its 100 Gb/s" in (j.note or "")
+    intra = Result(benchmark="collectives", metric="busbw", value=1.0, unit="GB/s",
+                   params={"op": "all_reduce", "bytes": 1, "scope": "node"})  # fmt: skip
+    judge_inter_node_results([intra])
+    assert intra.judgement is None  # only the rows between nodes are judged here
+
+
+# `ethtool IFACE` as it prints link modes (layout as in the kernel's ethtool "lanes" patch
+# posting by NVIDIA, net/ethtool/linkmodes.c): a section head, then continuation lines.
+ETHTOOL = """Settings for ens1f0:
+\tSupported ports: [ FIBRE ]
+\tSupported link modes:   10000baseKR/Full
+\t                        25000baseCR/Full
+\t\t\t\t100000baseCR4/Full
+\tSupported pause frame use: Symmetric
+\tSupported FEC modes: Not reported
+\tAdvertised link modes:  10000baseKR/Full
+\t                        25000baseCR/Full
+\t\t\t\t100000baseCR4/Full
+\tLink partner advertised link modes:  {partner}
+\tSpeed: 25000Mb/s
+"""
+
+
+def test_ethtool_gives_what_both_ends_of_a_link_can_run() -> None:
+    from rigbench.hw.health import ethtool_max_gbps
+
+    # the NIC and its partner can do 100: a link at 25 trained down
+    assert ethtool_max_gbps(ETHTOOL.format(partner="100000baseCR4/Full")) == 100.0
+    assert ethtool_max_gbps(ETHTOOL.format(partner="Not reported")) == 100.0
+    # a 25 G switch port: 25 is all the link can be, not a fault
+    assert ethtool_max_gbps(ETHTOOL.format(partner="25000baseCR/Full")) == 25.0
+    limited = ETHTOOL.replace("\t\t\t\t100000baseCR4/Full\n\tLink", "\tLink")
+    assert ethtool_max_gbps(limited.format(partner="Not reported")) == 25.0  # admin's choice
+    assert ethtool_max_gbps("Settings for eth0:\n\tLink detected: yes\n") is None

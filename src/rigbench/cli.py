@@ -3,18 +3,19 @@ module-level Typer `app`); they parse arguments, call the library and render. No
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import pkgutil
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 import rigbench.commands
 from rigbench import __version__
-from rigbench.commands.common import err, out
+from rigbench.commands.common import error_line, out
 
 
 class _BadUsage(ClickException):
@@ -27,9 +28,8 @@ class _BadUsage(ClickException):
         super().__init__(f"{exc.format_message()} (see {command} --help)")
 
     def show(self, file: Any = None) -> None:
-        err.print(
-            f"[red]error:[/red] {escape(self.format_message())}", highlight=False, soft_wrap=True
-        )
+        with contextlib.suppress(typer.Exit):
+            error_line(self.format_message(), self.exit_code)
 
 
 class _OneLineUsage(TyperGroup):
@@ -88,4 +88,10 @@ _add_commands()
 
 
 def main() -> None:
+    from rigbench.bench.cluster import torchrun_env
+
+    if torchrun_env() is not None:
+        # c10d's C++ log repeats, with a stack of frames, each connection error that the
+        # rank then reports in one line; the user's own setting wins (set before torch loads).
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     app()

@@ -19,6 +19,11 @@ class StoreError(RigbenchError):
     """The results database cannot be opened or written."""
 
 
+class JoinError(RigbenchError):
+    """A rank of a torchrun job could not join the job's process group (its rendezvous
+    cannot be reached, or the other ranks never came)."""
+
+
 class HardwareError(RigbenchError):
     """The hardware layer failed in a way that stops the command."""
 

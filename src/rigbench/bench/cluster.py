@@ -38,8 +38,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from rigbench.bench.network import NodeNet, expected_inter_node, nccl_transport
-from rigbench.errors import one_line
+from rigbench.bench.network import (
+    NodeNet,
+    expected_inter_node,
+    nccl_transport,
+    port_facts,
+    slowest_port,
+)
+from rigbench.errors import JoinError, one_line
 from rigbench.hw.health import NetPort
 from rigbench.records import Result
 
@@ -182,10 +188,10 @@ class Cluster:
         # Nodes on one host (tests, a rehearsal) talk over loopback: no NIC to expect, unless
         # the NICs are a simulated rig's (what the user asked to see).
         self.simulated = simulated
-        dist.init_process_group(self.backend, timeout=self.timeout)
+        join_process_group(env, self.backend, timeout_s)
         # Replies travel over gloo whatever carries the data (objects, not GPU tensors).
         self.control = dist.new_group(backend="gloo", timeout=self.timeout) if on_gpu else None
-        self._prefix = f"rigbench/{env.run_id}/{env.restart}"
+        self.prefix = self._prefix = f"rigbench/{env.run_id}/{env.restart}"
         self._stop = threading.Event()
         # Two clients of the rendezvous store: the heartbeat thread's own, so that it never
         # waits behind this thread's reads (a client serves one call at a time).
@@ -236,17 +242,27 @@ class Cluster:
         except OSError:
             return None
 
-    def expected_inter_node(self) -> tuple[float, str] | None:
+    def _node_nets(self) -> list[NodeNet] | None:
         hosts = {n.host for n in self.nodes}
         if len(hosts) < len(self.nodes) and not self.simulated:
-            return None  # a NIC unknown, or two "nodes" on one host (loopback)
+            return None  # two "nodes" on one host talk over loopback, not a NIC
         nets = []
         for node in self.nodes:
             head = self.members[node.ranks[0]]
             if head.ports is None:
                 return None
             nets.append(NodeNet(node.name, head.ports, dict(head.net_env)))
-        return expected_inter_node(nets, self.backend)
+        return nets
+
+    def expected_inter_node(self) -> tuple[float, str] | None:
+        nets = self._node_nets()
+        return expected_inter_node(nets, self.backend) if nets is not None else None
+
+    def inter_node_nic(self) -> dict[str, object] | None:
+        """The slowest node's port that inter-node traffic takes (network.port_facts)."""
+        nets = self._node_nets()
+        slowest = slowest_port(nets, self.backend) if nets is not None else None
+        return port_facts(*slowest) if slowest is not None else None
 
     def all_gather(self, obj: Any) -> list[Any]:
         import torch.distributed as dist
@@ -285,6 +301,36 @@ class Cluster:
             if r != self.rank and (after[r] == before[r] or after[r] < 0) and not self._reported(r)
         }
         return [n for n in self.nodes if lost & set(n.ranks)]
+
+    def beats(self, rank: int) -> int:
+        """How many times `rank` has beaten (-1: the store cannot be read)."""
+        try:
+            return int(self.store.add(self._key(f"beat/{rank}"), 0))
+        except Exception:
+            return -1
+
+    def arrive(self, what: str) -> int:
+        """Count this rank in at `what` (a barrier kept in the store); how many are in."""
+        return int(self.store.add(self._key(f"count/{what}"), 1))
+
+    def arrived(self, what: str) -> int:
+        try:
+            return int(self.store.add(self._key(f"count/{what}"), 0))
+        except Exception:
+            return -1
+
+    def say(self, what: str, value: str) -> None:
+        """Rank 0's word to the other ranks (a decision they wait for), in the store."""
+        with contextlib.suppress(Exception):
+            self.store.set(self._key(f"say/{what}"), value)
+
+    def heard(self, what: str) -> str | None:
+        """What rank 0 said (`say`), or None when it has said nothing yet."""
+        key = self._key(f"say/{what}")
+        try:
+            return bytes(self.store.get(key)).decode() if self.store.check([key]) else None
+        except Exception:
+            return None
 
     def report_failure(self) -> None:
         with contextlib.suppress(Exception):
@@ -397,8 +443,11 @@ def _collective_results(cluster: Cluster, scope: Scope, m: Any, smallest: bool) 
     labels = [cluster.members[r].label for r in scope.ranks]
     expected = cluster.expected_inter_node() if scope.kind == "inter-node" else None
     out = col.results_for(m, labels, expected, latency=smallest)
+    nic = cluster.inter_node_nic() if scope.kind == "inter-node" else None
     for r in out:
         r.params.update(_scope_params(cluster, scope))
+        if nic is not None:
+            r.params["nic"] = nic
     return out
 
 
@@ -600,6 +649,21 @@ def cluster_context(
     )
 
 
+def join_process_group(env: DistEnv, backend: str, timeout_s: float) -> None:
+    """torch.distributed's default group from torchrun's environment; a rendezvous that
+    cannot be reached, or ranks that never come, is one line (JoinError), not a traceback."""
+    import torch.distributed as dist
+
+    try:
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError, DistNetworkError
+        raise JoinError(
+            f"rank {env.rank} cannot join the job at {env.master_addr}:{env.master_port} "
+            f"within {timeout_s:g} s ({short_error(exc).rstrip('.')}): check the rendezvous "
+            "endpoint, that every node started, and the firewall (README, Several machines)"
+        ) from None
+
+
 def gather_facts(
     env: DistEnv, facts: Any, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> tuple[list[Any], float | None]:
@@ -609,7 +673,7 @@ def gather_facts(
     no GPU is touched. Other ranks get ([], None)."""
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
+    join_process_group(env, "gloo", timeout_s)
     try:
         dist.barrier()
         now = time.time()

@@ -66,9 +66,9 @@ def node_port(net: NodeNet, backend: str) -> NetPort | None:
     return max(eth, key=lambda p: _rate(p) or 0.0, default=None)
 
 
-def expected_inter_node(nodes: Iterable[NodeNet], backend: str) -> tuple[float, str] | None:
-    """(GB/s per direction, basis) for inter-node busbw, or None when a node's rate is
-    unknown."""
+def slowest_port(nodes: Iterable[NodeNet], backend: str) -> tuple[NodeNet, NetPort] | None:
+    """The node whose port (node_port) is slowest, and that port; None when a node's rate
+    is unknown or there is one node."""
     picked = []
     for net in nodes:
         port = node_port(net, backend)
@@ -78,7 +78,29 @@ def expected_inter_node(nodes: Iterable[NodeNet], backend: str) -> tuple[float, 
         picked.append((rate, net, port))
     if len(picked) < 2:
         return None
-    rate, net, port = min(picked, key=lambda t: t[0])
+    _rate_min, net, port = min(picked, key=lambda t: t[0])
+    return net, port
+
+
+def port_facts(net: NodeNet, port: NetPort) -> dict[str, object]:
+    """What a result records of the port its expectation comes from (judge reads it)."""
+    return {
+        "node": net.node,
+        "port": port.name,
+        "kind": port.kind,
+        "rate_gbps": port.rate_gbps,
+        "max_rate_gbps": port.max_rate_gbps,
+    }
+
+
+def expected_inter_node(nodes: Iterable[NodeNet], backend: str) -> tuple[float, str] | None:
+    """(GB/s per direction, basis) for inter-node busbw, or None when a node's rate is
+    unknown."""
+    slowest = slowest_port(nodes, backend)
+    if slowest is None:
+        return None
+    net, port = slowest
+    rate = _rate(port) or 0.0
     trained = (
         f", trained at {port.rate_gbps:g} Gb/s"
         if port.max_rate_gbps and port.rate_gbps and port.rate_gbps < port.max_rate_gbps

@@ -24,6 +24,7 @@ from typing import Any, Literal, cast
 from rigbench.burnin.load import (
     CPU_ALLREDUCE_BYTES,
     GPU_ALLREDUCE_BYTES,
+    JobCrew,
     LoadConfig,
     LoadDevice,
     crew_rank_main,
@@ -103,11 +104,15 @@ class Coordinator:
         *,
         on_gpu: bool,
         collectives: bool,
+        job: JobCrew | None = None,
     ) -> None:
         self.devices = devices
         self.cfg = cfg
         self.on_gpu = on_gpu
-        self.collectives = collectives and len(devices) >= 2
+        # a job-wide crew (one device here, the others on other ranks) is never restarted:
+        # its other ranks are not this process's to start
+        self.job = job if job is not None and len(devices) == 1 else None
+        self.collectives = collectives and (len(devices) >= 2 or self.job is not None)
         self.stop_event = context().Event()
         self.workers = [WorkerOutcome(device=d) for d in devices]
         self.crews: list[CrewRun] = []
@@ -144,10 +149,18 @@ class Coordinator:
         stop = context().Event()
         procs, conns = [], []
         for rank, dev in enumerate(devices):
+            job = self.job
             worker = start(
                 crew_rank_main,
-                (rank, len(devices), self.backend, dev, self.cfg, self.crew_bytes),
-                {"stop": stop},
+                (
+                    job.rank if job else rank,
+                    job.world if job else len(devices),
+                    self.backend,
+                    dev,
+                    self.cfg,
+                    self.crew_bytes,
+                ),
+                {"stop": stop, "job": job},
                 name=f"rigbench-burnin-crew{rank}",
             )
             procs.append(worker.proc)
@@ -167,6 +180,18 @@ class Coordinator:
                     self._fail(
                         w, f"did not start within {self.startup_s:.0f} s", reason="timeout_startup"
                     )
+            if on_tick:
+                on_tick()
+
+    def wait_crew(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Until the crew is ready (for a job-wide crew: every rank's crew rank has joined)
+        or has failed, so that no allreduce phase starts without it."""
+        deadline = time.monotonic() + self.startup_s
+        while self._crew is not None and len(self._crew.ready) < len(self._crew.devices):
+            self._poll(0.1)
+            c = self._crew
+            if c is not None and time.monotonic() > deadline:
+                self._crew_failed(f"did not start within {self.startup_s:.0f} s", "timeout_startup")
             if on_tick:
                 on_tick()
 
@@ -324,6 +349,7 @@ class Coordinator:
         ahead = any(p.kind == "allreduce" and p.start > time.monotonic() + 1.0 for p in self.phases)
         if (
             len(alive) >= 2
+            and self.job is None
             and ahead
             and len(self.crews) < MAX_CREWS
             and not self.stop_event.is_set()

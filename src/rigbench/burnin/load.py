@@ -77,6 +77,19 @@ class LoadDevice:
 
 
 @dataclass(frozen=True, slots=True)
+class JobCrew:
+    """This process's one device joins an all_reduce crew over every rank of a torchrun job
+    (burnin.cluster): its crew rank, the crew's size, and where the job's rendezvous store
+    is (the crew's keys live under `prefix`)."""
+
+    rank: int
+    world: int
+    host: str
+    port: int
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
 class LoadConfig:
     t0: float  # the telemetry clock's zero (monotonic), for simulated faults
     seed: int = SEED
@@ -431,9 +444,11 @@ def crew_rank_main(
     nbytes: int,
     conn: Any,
     stop: Any,
+    job: JobCrew | None = None,
 ) -> None:
     """One rank of the all_reduce crew. Rank 0 hosts the rendezvous and reports its port
-    ("port", p); the others are sent it. Then ("ready",), wait for ("go", phases), and one
+    ("port", p); the others are sent it (a job-wide crew, `job`, meets in the torchrun
+    job's store instead). Then ("ready",), wait for ("go", phases), and one
     ("allreduce", phase index, busbw list, problem or None) per allreduce phase."""
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
@@ -450,7 +465,11 @@ def crew_rank_main(
             torch.cuda.set_device(tdev)
         else:
             torch.set_num_threads(1)
-        if rank == 0:
+        store: Any
+        if job is not None:
+            base = dist.TCPStore(job.host, job.port, is_master=False, timeout=INIT_TIMEOUT)
+            store = dist.PrefixStore(job.prefix, base)
+        elif rank == 0:
             store = dist.TCPStore(
                 "127.0.0.1", 0, world, is_master=True, wait_for_workers=False, timeout=INIT_TIMEOUT
             )

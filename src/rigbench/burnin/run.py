@@ -19,7 +19,7 @@ from typing import Any
 
 from rigbench.burnin import build as build_check
 from rigbench.burnin.coordinator import GO_LEAD_S, Coordinator, CrewRun, WorkerOutcome
-from rigbench.burnin.load import LoadConfig, LoadDevice
+from rigbench.burnin.load import JobCrew, LoadConfig, LoadDevice
 from rigbench.burnin.schedule import Phase, build_schedule, phases_run, steps_count
 from rigbench.burnin.verdict import (
     DeviceEvidence,
@@ -40,6 +40,12 @@ from rigbench.store import Store
 from rigbench.telemetry.aggregate import AggregateView, Aggregator
 from rigbench.telemetry.recorder import FLUSH_EVERY_S, Recorder, load_columns, load_events
 from rigbench.telemetry.sampler import Sampler, SamplerStats
+
+
+class StopRun(KeyboardInterrupt):
+    """Raised by an on_live hook to end the load early (a node of the job was lost):
+    handled as a Ctrl-C (what ran is judged), its message saying why."""
+
 
 MIN_RATE_HZ = 50.0  # the burn-in samples at least this fast: transients last milliseconds
 CPU_STAND_INS = 2
@@ -87,6 +93,7 @@ def plan_devices(
     backend_kind: str,
     lost_at: dict[int, float],
     bit_flip_at: dict[int, float] | None = None,
+    stand_ins: int = CPU_STAND_INS,
 ) -> tuple[list[LoadDevice], bool]:
     """The devices to load and whether they are GPUs (else CPU stand-ins)."""
     if backend_kind == "nvml" and selected:
@@ -130,7 +137,7 @@ def plan_devices(
         ], False
     name = rig.system.cpu_model or "CPU"
     return [
-        LoadDevice(label=f"cpu{k}", torch_device="cpu", name=name) for k in range(CPU_STAND_INS)
+        LoadDevice(label=f"cpu{k}", torch_device="cpu", name=name) for k in range(stand_ins)
     ], False
 
 
@@ -155,7 +162,13 @@ def run_burnin(
     build_note: str | None = None,
     vram: bool = False,
     on_live: Callable[[LiveState], None] | None = None,
+    stand_ins: int = CPU_STAND_INS,
+    job: JobCrew | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> BurninOutcome:
+    """`job`: this one device's all_reduce crew spans every rank of a torchrun job;
+    `on_ready`: called once the load workers are up, before the schedule starts (the job's
+    ranks line their schedules up there)."""
     assert run.id is not None
     # Children are forked from a server that starts with this environment.
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
@@ -169,7 +182,12 @@ def run_burnin(
         lost_at = dict(getattr(source, "lost_at", {}) or {})
         flips = dict(getattr(source, "bit_flip_at", {}) or {})
         devices, on_gpu = plan_devices(
-            rig, selected, backend_kind=backend.kind, lost_at=lost_at, bit_flip_at=flips
+            rig,
+            selected,
+            backend_kind=backend.kind,
+            lost_at=lost_at,
+            bit_flip_at=flips,
+            stand_ins=stand_ins,
         )
         if not on_gpu:
             where = "simulated rig" if rig.source.startswith("simulated") else "no NVIDIA GPU here"
@@ -180,7 +198,7 @@ def run_burnin(
         recorder = Recorder(store, run.id, channels, time.time())
         sampler = Sampler(source, rate_hz, [aggregator.add, recorder.add])
         t0 = sampler.start()
-        coord = Coordinator(devices, LoadConfig(t0=t0), on_gpu=on_gpu, collectives=True)
+        coord = Coordinator(devices, LoadConfig(t0=t0), on_gpu=on_gpu, collectives=True, job=job)
         live = LiveState(
             view=aggregator.view if channels else None,
             stats=sampler.stats if channels else None,
@@ -198,14 +216,20 @@ def run_burnin(
                 on_live(live)
 
         interrupted = False
+        stopped_why: str | None = None  # a StopRun's message (not the user's Ctrl-C)
         stopped_t: float | None = None  # seconds after t0 the user stopped the run
         phases: list[Phase] = []
         try:
             coord.start()
             live.phase = "starting workers"
             coord.wait_ready(on_tick=tick)
+            if coord.job is not None:
+                live.phase = "joining the job's all_reduce"
+                coord.wait_crew(on_tick=tick)
+            if on_ready is not None:
+                on_ready()
             start = time.monotonic() + GO_LEAD_S
-            phases = build_schedule(start, minutes * 60, collectives=len(devices) >= 2)
+            phases = build_schedule(start, minutes * 60, collectives=coord.collectives)
             live.ends_at = phases[-1].end if phases else start
             coord.go(phases)
 
@@ -218,8 +242,9 @@ def run_burnin(
             coord.supervise(live.ends_at, on_tick=tick_with_phase)
             live.phase = "stopping"
             coord.shutdown()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            stopped_why = str(exc) if isinstance(exc, StopRun) else None
             stopped_t = time.monotonic() - t0
             try:
                 coord.shutdown(grace_s=3.0)
@@ -256,7 +281,8 @@ def run_burnin(
         e.vram = found.get(e.label)
     totals = _totals(view, stats, phases, coord.crews, t0)
     totals["planned_s"] = planned_s
-    rig_reasons = _crew_reasons(coord.crews, len(devices), stopped_t)
+    crew_size = coord.job.world if coord.job is not None else len(devices)
+    rig_reasons = _crew_reasons(coord.crews, crew_size, stopped_t)
     if build is not None:
         rig_reasons += build_check.reasons(build, _ticks(store, run.id, channels), selected)
     elif build_note:
@@ -266,8 +292,9 @@ def run_burnin(
             Reason(
                 code="interrupted",
                 severity="info",
-                message=f"stopped with Ctrl-C after {totals['duration_s']:.1f} s of the "
-                f"{planned_s:.1f} s planned: judged on what ran until then",
+                message=f"stopped {stopped_why or 'with Ctrl-C'} after "
+                f"{totals['duration_s']:.1f} s of the {planned_s:.1f} s planned: judged on "
+                "what ran until then",
             )
         )
     verdict = judge(evidence, totals=totals, rig_reasons=rig_reasons)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -22,8 +23,9 @@ from rigbench.commands.common import (
     one_line_errors,
     out,
     print_json,
+    quiet_interrupt,
 )
-from rigbench.errors import BadInput
+from rigbench.errors import BadInput, RigbenchError
 
 app = typer.Typer()
 
@@ -246,6 +248,8 @@ def _bench_cluster(
         cluster_context,
         run_cluster,
     )
+    from rigbench.judge import exit_code_for
+    from rigbench.judge.bench import judge_inter_node_results
     from rigbench.machine import machine_summary, software_versions
     from rigbench.records import Result, Run
     from rigbench.report.results import render_results
@@ -276,13 +280,14 @@ def _bench_cluster(
     interrupt_on_signals()
     with one_line_errors():
         ports = backend.health(rig).host.net_ports  # type: ignore[attr-defined]
-    cluster = Cluster(
-        env,
-        on_gpu=on_gpu,
-        timeout_s=timeout or DEFAULT_TIMEOUT_S,
-        ports=ports,
-        simulated=backend.kind == "simulated",  # type: ignore[attr-defined]
-    )
+    with one_line_errors(), quiet_interrupt(env.rank):
+        cluster = Cluster(
+            env,
+            on_gpu=on_gpu,
+            timeout_s=timeout or DEFAULT_TIMEOUT_S,
+            ports=ports,
+            simulated=backend.kind == "simulated",  # type: ignore[attr-defined]
+        )
     run = Run(
         command="bench",
         argv=sys.argv[1:],
@@ -330,6 +335,9 @@ def _bench_cluster(
     if store is None or run_id is None:
         return
     if outcome.error:
+        judge_inter_node_results(results)
+        with contextlib.suppress(RigbenchError):  # the kept results matter more
+            store.update_judgements(run_id, results)
         store.finish_run(run, "incomplete")
         lost = "; ".join(n.name for n in outcome.lost)
         what = f"lost node {lost}" if lost else "the run stopped (every node still answers)"
@@ -341,16 +349,22 @@ def _bench_cluster(
         )
         sys.stderr.flush()
         os._exit(EXIT_ERROR)  # no process-group teardown: it could wait on the lost node
+    # The rows between nodes are judged against their NICs; the others (intra-node, a node,
+    # the training scaling) have no reference here: a failed one makes the exit code.
+    judge_inter_node_results(results)
+    with one_line_errors():
+        store.update_judgements(run_id, results)
     store.finish_run(run, "complete")
     if as_json:
         print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
     else:
         render_results(results, out)
         out.print(f"[dim]run #{run_id} (complete) saved to {store.path}[/dim]")
-    # Not judged against references yet (none sourced for links between nodes): a failed
-    # measurement (wrong data, a loss that did not fall) is what makes the exit code.
     if any(r.status == "failed" for r in results):
         raise typer.Exit(EXIT_ERROR)
+    code = exit_code_for(r.judgement.severity for r in results if r.judgement is not None)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

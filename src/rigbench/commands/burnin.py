@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from rigbench.burnin.profiles import PROFILES
 from rigbench.burnin.profiles import help_text as profiles_help
@@ -22,6 +23,7 @@ from rigbench.commands.common import (
     one_line_errors,
     out,
     print_json,
+    quiet_interrupt,
 )
 from rigbench.errors import BadInput
 
@@ -145,6 +147,27 @@ def burnin(
             raise BadInput("--profile: a burn-in's, not with --find-trip or --sweep-power")
         if (find_trip or sweep_power is not None) and vram is not None:
             raise BadInput("--vram: a burn-in's, not with --find-trip or --sweep-power")
+    from rigbench.bench.cluster import torchrun_env
+
+    dist_env = torchrun_env()
+    with one_line_errors():
+        if dist_env is not None:
+            given = [
+                name
+                for name, value in (
+                    ("--gpus", gpus),
+                    ("--build", build),
+                    ("--find-trip", find_trip or None),
+                    ("--stagger", stagger),
+                    ("--sweep-power", sweep_power),
+                )
+                if value is not None
+            ]
+            if given:
+                raise BadInput(
+                    f"under torchrun each rank burns in its own GPU (LOCAL_RANK): "
+                    f"{', '.join(given)} only without torchrun"
+                )
     if find_trip or stagger is not None:
         _find_trip(build, stagger, simulate, as_json, find_trip, gpus, db)
         return
@@ -172,6 +195,10 @@ def burnin(
         build_obj, build_note = build_check.load(build) if build is not None else (None, None)
         backend = select_backend(simulate)
         rig = backend.rig()
+    if dist_env is not None:
+        _burnin_cluster(dist_env, backend, rig, minutes, rate, profile, db, as_json)
+        return
+    with one_line_errors():
         selected = parse_gpus(gpus, rig)
         store = Store.open(db)
         run = Run(
@@ -242,6 +269,124 @@ def burnin(
         if profile is not None:
             out.print(f"profile {profile}: {minutes:g} min")
         out.print(f"[dim]run #{run.id} saved to {store.path}[/dim]")
+    if code:
+        raise typer.Exit(code)
+
+
+CLUSTER_TIMEOUT_S = 600.0  # a collective's wait: ranks end their loads minutes apart at most
+
+
+def _burnin_cluster(
+    env: object,
+    backend: object,
+    rig: object,
+    minutes: float,
+    rate: float,
+    profile: str | None,
+    db: Path | None,
+    as_json: bool,
+) -> None:
+    """`burnin` in one rank of a torchrun job: each rank burns in its own device; rank 0
+    gathers every rank's verdict and telemetry and writes one run (a lost node: one line
+    naming it, what was measured kept)."""
+    import os
+
+    from rigbench.bench.cluster import Cluster, DistEnv
+    from rigbench.burnin.cluster import gather, merge, rank_devices, run_rank
+    from rigbench.burnin.profiles import gate
+    from rigbench.machine import machine_summary, software_versions
+    from rigbench.records import Run
+    from rigbench.report.burnin import render_burnin
+    from rigbench.store import Store
+
+    assert isinstance(env, DistEnv)
+    with one_line_errors():
+        rank_devices(rig, env.local_rank)  # type: ignore[arg-type]
+        store = Store.open(db) if env.rank == 0 else None
+    interrupt_on_signals()
+    with one_line_errors(), quiet_interrupt(env.rank):
+        cluster = Cluster(env, on_gpu=False, timeout_s=CLUSTER_TIMEOUT_S)
+    run = Run(
+        command="burnin",
+        argv=sys.argv[1:],
+        backend=backend.kind,  # type: ignore[attr-defined]
+        machine=machine_summary(rig),  # type: ignore[arg-type]
+        versions=software_versions(rig),  # type: ignore[arg-type]
+    )
+    if store is not None:
+        store.start_run(run)
+        if not as_json:
+            err.print(
+                f"torchrun: burn-in for {minutes:g} min on {env.world_size} ranks over "
+                f"{len(cluster.nodes)} node(s); run #{run.id}",
+                highlight=False,
+            )
+    try:
+        with one_line_errors():
+            mine, watch = run_rank(
+                cluster,
+                backend,  # type: ignore[arg-type]
+                rig,  # type: ignore[arg-type]
+                minutes=minutes,
+                rate_hz=rate,
+                run=run,
+            )
+    except KeyboardInterrupt:  # a second Ctrl-C, or the agent's SIGTERM while stopping
+        if store is not None:
+            store.finish_run(run, "incomplete")
+            err.print(f"interrupted: run #{run.id} marked incomplete")
+            sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    except BaseException:
+        if store is not None and run.status == "running":
+            store.finish_run(run, "failed")
+        raise
+    reports, lost, error = gather(cluster, mine, watch)
+    if env.rank != 0:
+        if error:
+            if env.local_rank == 0 and "rank 0" in error:
+                err.print(f"[red]error:[/red] node {env.node_rank}: {escape(error)}")
+                sys.stderr.flush()
+            os._exit(EXIT_ERROR)  # no teardown: it could wait on the lost peers
+        cluster.shutdown()
+        return
+    assert store is not None and run.id is not None
+    with one_line_errors():
+        merged = merge(store, run, cluster.nodes, reports, lost, error)
+    outcome = merged.outcome
+    broken = bool(lost or error)
+    store.finish_run(run, "incomplete" if broken or outcome.interrupted else "complete")
+    code = 0
+    if broken:
+        code = EXIT_ERROR
+    elif outcome.interrupted:
+        code = EXIT_INTERRUPTED
+    elif outcome.verdict.verdict == "void":
+        code = EXIT_ERROR
+    elif outcome.verdict.verdict != "pass":
+        code = EXIT_FAILED
+    if as_json:
+        doc = outcome.to_dict()
+        doc["nodes"] = [n.name for n in cluster.nodes]
+        doc["lost_nodes"] = [n.name for n in lost]
+        doc["gate"] = gate(profile, minutes, doc, code)
+        print_json(doc)
+    else:
+        render_burnin(outcome, out)
+        out.print(f"[dim]run #{run.id} saved to {store.path}[/dim]")
+    if broken:
+        what = f"lost node {'; '.join(n.name for n in lost)}" if lost else "the run stopped"
+        err.print(
+            f"[red]error:[/red] {escape(what)}: {escape(error or 'no answer')}; the "
+            f"{merged.ranks} rank(s) that answered kept in run #{run.id} ({store.path}), "
+            "marked incomplete",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # no process-group teardown: it could wait on the lost node
+    cluster.shutdown()
     if code:
         raise typer.Exit(code)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -43,14 +45,48 @@ EXIT_FAILED = EXIT_WARNINGS
 EXIT_ERROR = EXIT_ERRORS
 
 
+# Under torchrun every rank meets the same bad input: each waits this long before it exits,
+# so that all have reached their own error (and exit with its code) before the first exit
+# makes the agent end the others with SIGTERM.
+RANKS_ERROR_WAIT_S = 3.0
+
+
+def _torchrun_place() -> tuple[int, int, int] | None:
+    """(node rank, local rank, ranks on this node) of this process under torchrun."""
+    from rigbench.bench.cluster import torchrun_env
+
+    env = torchrun_env()
+    return (env.node_rank, env.local_rank, env.local_world_size) if env is not None else None
+
+
+def error_line(message: str, code: int) -> NoReturn:
+    """Say `message` as one line, then exit with `code`. Under torchrun only each node's
+    local rank 0 says it (the first node's plainly, another's prefixed with its node), and
+    every rank exits with `code`."""
+    place = _torchrun_place()
+    if place is None:
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code)
+    node, local, here = place
+    if local == 0:
+        where = f"node {node}: " if node != 0 else ""
+        err.print(f"[red]error:[/red] {escape(where + message)}", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if here > 1:  # no other rank of this node for the agent to end: no wait
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(code))
+        signal.signal(signal.SIGINT, lambda *_: os._exit(code))
+        time.sleep(RANKS_ERROR_WAIT_S)
+    os._exit(code)
+
+
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
     """Our named errors become one line on stderr and their exit code."""
     try:
         yield
     except RigbenchError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
+        error_line(str(exc), exc.exit_code)
 
 
 def interrupt_on_signals() -> None:
@@ -62,6 +98,19 @@ def interrupt_on_signals() -> None:
 
     signal.signal(signal.SIGINT, _raise)
     signal.signal(signal.SIGTERM, _raise)
+
+
+@contextlib.contextmanager
+def quiet_interrupt(rank: int) -> Iterator[None]:
+    """A rank of a torchrun job stopped while it joins the job (Ctrl-C, or the agent's
+    SIGTERM because another rank exited): rank 0 says so in one line; every rank exits 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if rank == 0:
+            err.print("interrupted while joining the torchrun job: nothing measured")
+            sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
 
 
 def print_json(obj: Any) -> None:

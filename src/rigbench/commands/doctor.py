@@ -19,6 +19,7 @@ from rigbench.commands.common import (
     one_line_errors,
     out,
     print_json,
+    quiet_interrupt,
 )
 from rigbench.errors import BadInput
 
@@ -172,7 +173,9 @@ def _doctor_cluster(
                 memlock_bytes=host.memlock_bytes,
             )
         store = Store.open(db) if env.rank == 0 else None  # type: ignore[arg-type]
-    nodes, bound = gather_facts(env, facts, timeout or DEFAULT_TIMEOUT_S)
+    interrupt_on_signals()
+    with one_line_errors(), quiet_interrupt(env.rank):
+        nodes, bound = gather_facts(env, facts, timeout or DEFAULT_TIMEOUT_S)
     if store is None:
         return
     findings = cluster_findings(nodes, bound)

@@ -82,6 +82,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("sanity", gpu_health.check_sanity, "fan vs temperature, BAR1 size, VBIOS"),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)
+CHECK_ALIASES = {"net": "network"}  # `doctor --only net`, as multi-node guides write it
 
 # Where a check's rules and fixes come from, for findings that name no source of their own.
 _NCCL_TS = "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/troubleshooting.html"
@@ -139,7 +140,7 @@ def parse_checks(only: str | None) -> list[str]:
     """The checks `--only` names, in report order; every check without it."""
     if not only:
         return list(CHECK_NAMES)
-    names = [n.strip() for n in only.split(",") if n.strip()]
+    names = [CHECK_ALIASES.get(n.strip(), n.strip()) for n in only.split(",") if n.strip()]
     unknown = [n for n in names if n not in CHECK_NAMES]
     if unknown or not names:
         what = ", ".join(repr(u) for u in unknown) if unknown else "nothing"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import resource
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -265,6 +266,54 @@ def _process_numa(host: HostHealth) -> None:
         host.unavailable["process_numa_nodes"] = "no NUMA CPU lists in sysfs"
 
 
+_ETHTOOL_MODES = (
+    "Supported link modes",
+    "Advertised link modes",
+    "Link partner advertised link modes",
+)
+_MODE_MBPS = re.compile(r"\b(\d+)base[\w-]+/Full\b")
+
+
+def ethtool_max_gbps(text: str) -> float | None:
+    """The fastest rate both ends of an Ethernet link agree they can run, from `ethtool
+    IFACE`: the highest of its 'Supported link modes', capped by the highest 'Advertised'
+    (a speed the admin limited is not a fault) and 'Link partner advertised' one where the
+    partner reports them (a 100 G NIC on a 25 G switch port is not degraded); None when
+    ethtool lists no supported mode."""
+    best: dict[str, int] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        head, sep, rest = line.partition(":")
+        if sep and head.strip():
+            current = head.strip() if head.strip() in _ETHTOOL_MODES else None
+            chunk = rest
+        else:
+            chunk = line
+        if current is None:
+            continue
+        for mbps in _MODE_MBPS.findall(chunk):
+            best[current] = max(best.get(current, 0), int(mbps))
+    if not best.get(_ETHTOOL_MODES[0]):
+        return None
+    return min(best.values()) / 1000
+
+
+def _ethtool_max(name: str) -> float | None:
+    """ethtool_max_gbps of an interface; None without ethtool or an answer."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("ethtool"):
+        return None
+    try:
+        proc = subprocess.run(
+            ["ethtool", name], capture_output=True, text=True, timeout=3, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return ethtool_max_gbps(proc.stdout)
+
+
 def _net_ports(host: HostHealth) -> None:
     ports: list[NetPort] = []
     for path in sorted(glob.glob("/sys/class/net/*")):
@@ -280,12 +329,15 @@ def _net_ports(host: HostHealth) -> None:
         kind: Literal["ethernet", "infiniband", "roce", "other"] = (
             "other" if (_read(f"{path}/type") or "").strip() == "32" else "ethernet"
         )
+        speed_gbps = mbps / 1000 if mbps and mbps > 0 else None
         ports.append(
             NetPort(
                 name=name,
                 kind=kind,
                 state=(_read(f"{path}/operstate") or "").strip() or None,
-                rate_gbps=mbps / 1000 if mbps and mbps > 0 else None,
+                rate_gbps=speed_gbps,
+                # what the link could run at (a 100 GbE port trained at 25 reads as such)
+                max_rate_gbps=_ethtool_max(name) if speed_gbps and kind == "ethernet" else None,
             )
         )
     for path in sorted(glob.glob("/sys/class/infiniband/*/ports/*")):

@@ -196,6 +196,68 @@ def _gpu_causes(benchmark: str, g: GpuConditions, *, played: bool) -> list[tuple
     return out
 
 
+def nic_causes(r: Result) -> list[tuple[str, str]]:
+    """Causes read from the NIC an inter-node figure crossed (params "nic", recorded by
+    bench.cluster) and the transport NCCL said it used."""
+    nic = r.params.get("nic")
+    if not isinstance(nic, dict):
+        return []
+    out: list[tuple[str, str]] = []
+    rate, top = nic.get("rate_gbps"), nic.get("max_rate_gbps")
+    if rate and top and rate < top:
+        out.append(
+            (
+                "link_degraded",
+                f"{nic.get('node')} {nic.get('port')} ({nic.get('kind')}) trained at "
+                f"{rate:g} Gb/s of its {top:g} Gb/s",
+            )
+        )
+    said = r.params.get("nccl_transport") or {}
+    networks = {v.get("network") for v in said.values() if isinstance(v, dict)}
+    if nic.get("kind") in ("infiniband", "roce") and "Socket" in networks:
+        out.append(
+            (
+                "socket_fallback",
+                f"NCCL crossed nodes over TCP sockets, not {nic.get('port')} "
+                f"({nic.get('kind')}): NCCL_IB_DISABLE, NCCL_IB_HCA or the RDMA stack",
+            )
+        )
+    return out
+
+
+def judge_inter_node_results(
+    results: Iterable[Result], references: tuple[Reference, ...] | None = None
+) -> None:
+    """Verdicts (in place) on the rows measured with one rank a node: an all_reduce busbw
+    at the largest size against the healthy fraction of the slowest node's NIC line rate
+    (`expected`), for the NIC kinds the reference set has a figure for; the other kinds
+    read "no reference" (unknown). A NIC that trained below its rate names the cause."""
+    rows = [r for r in results if r.params.get("scope") == "inter-node"]
+    sizes = [
+        int(r.params["bytes"])
+        for r in rows
+        if r.metric == "busbw" and r.params.get("op") == "all_reduce" and "bytes" in r.params
+    ]
+    top = max(sizes, default=None)
+    for r in rows:
+        nic = r.params.get("nic")
+        kind = nic.get("kind") if isinstance(nic, dict) else None
+        ctx = JudgeContext(
+            subjects={d: Subject(gpu="*") for d in r.devices},
+            topology=f"inter-node-{kind}" if kind else "inter-node-unknown",
+            references=references,
+        )
+        largest = r.params.get("bytes") == top and r.params.get("op") == "all_reduce"
+        j = judge_result(r, ctx, largest=largest)
+        if j is not None and j.verdict == "no_reference" and largest:
+            j.note = (
+                f"no sourced healthy figure for all_reduce busbw between nodes over {kind}: unknown"
+                if kind
+                else "the NIC between the nodes or its rate is unknown: no expectation"
+            )
+        r.judgement = j
+
+
 # Reasons a step did not measure anything that say nothing about the hardware: a slow or
 # busy machine that never started the workers, a step not run because one it depends on
 # failed, a figure this GPU or build cannot give, the user's Ctrl-C.
@@ -226,7 +288,7 @@ def judge_result(r: Result, ctx: JudgeContext, *, largest: bool = True) -> Judge
         return None
     if r.status == "failed" or r.value is None:
         return _fault(r)
-    causes = likely_causes(r)
+    causes = likely_causes(r) + nic_causes(r)
     cause = causes[0][0] if causes else None
     cause_words = "; ".join(w for _, w in causes) or None
     subject = next((ctx.subjects[d] for d in r.devices if d in ctx.subjects), None)
