@@ -387,8 +387,14 @@ def test_burnin_a_killed_node_is_named_and_the_rest_is_kept(tmp_path: Path) -> N
 
 
 def test_bad_input_under_torchrun_is_one_line_and_exit_2_from_every_rank(tmp_path: Path) -> None:
-    # a named error (one_line_errors) and a usage error (click), both jobs at once
-    cases = [["burnin", "--minutes", "0"], ["bench", "--bogus"]]
+    # a named error (one_line_errors), a usage error (click), and more ranks than the node
+    # has GPUs (one simulated GPU, two ranks), the jobs at once
+    one_gpu = str(ROOT / "examples" / "simulated" / "h200-x1.toml")
+    cases = [
+        ["burnin", "--minutes", "0"],
+        ["bench", "--bogus"],
+        ["burnin", "--minutes", "0.1", "--simulate", one_gpu],
+    ]
     jobs = [
         subprocess.Popen(
             [*TORCHRUN, "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
@@ -399,10 +405,11 @@ def test_bad_input_under_torchrun_is_one_line_and_exit_2_from_every_rank(tmp_pat
         )
         for args in cases
     ]  # fmt: skip
-    for job in jobs:
+    expected = ["--minutes", "--bogus", "2 ranks on a node with 1 GPU"]
+    for job, words in zip(jobs, expected, strict=True):
         _out, stderr = job.communicate(timeout=120)
         said = [line for line in stderr.splitlines() if line.startswith("error:")]
-        assert len(said) == 1, stderr
+        assert len(said) == 1 and words in said[0], stderr
         assert "rigbench/" not in stderr  # no frame of ours (torchrun prints its own summary)
         assert re.findall(r"^\s*exitcode\s*:\s*(-?\d+)", stderr, re.M) == ["2", "2"], stderr
 

@@ -54,16 +54,17 @@ class ClusterBurnin:
     ranks: int = 0
 
 
-def rank_devices(rig: Rig, local_rank: int) -> list[int]:
+def rank_devices(rig: Rig, local_rank: int, local_world: int) -> list[int]:
     """The GPU (NVML index) a rank burns in: the LOCAL_RANK-th; none on a machine
-    without GPUs (a CPU stand-in)."""
+    without GPUs (a CPU stand-in). More ranks than GPUs on the node is bad input, said by
+    every rank alike (so that local rank 0, the one that speaks, says it)."""
     if not rig.gpus:
         return []
     gpus = sorted(rig.gpus, key=lambda g: g.index)
-    if local_rank >= len(gpus):
+    if local_world > len(gpus):
         raise BadInput(
-            f"local rank {local_rank} has no GPU: this node has {len(gpus)}; start "
-            f"torchrun with --nproc-per-node {len(gpus)} or fewer"
+            f"{local_world} ranks on a node with {len(gpus)} GPU(s): start torchrun with "
+            f"--nproc-per-node {len(gpus)} or fewer (one rank a GPU)"
         )
     return [gpus[local_rank].index]
 
@@ -135,7 +136,7 @@ def run_rank(
 ) -> tuple[RankReport, _Watch]:
     """This rank's burn-in of its device into an in-memory database, as a RankReport."""
     env = cluster.env
-    selected = rank_devices(rig, env.local_rank)
+    selected = rank_devices(rig, env.local_rank, env.local_world_size)
     store = Store.open(":memory:")
     local = Run(command="burnin", argv=run.argv, backend=run.backend)
     store.start_run(local)
