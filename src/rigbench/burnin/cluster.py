@@ -29,6 +29,8 @@ from rigbench.store import Store
 
 TELEMETRY_TABLES = ("telemetry_gpus", "telemetry_samples", "telemetry_events")
 WATCH_S = 0.5  # how often a rank reads the others' heartbeats while its load runs
+# Samples a rank sends rank 0 at most: 30 min at 100 Hz; a longer run's are thinned
+MAX_GATHERED_SAMPLES = 180_000
 
 
 @dataclass(kw_only=True)
@@ -117,11 +119,24 @@ class _Watch:
             raise StopRun(self.reason)
 
 
-def telemetry_rows(store: Store, run_id: int) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+def telemetry_rows(
+    store: Store, run_id: int, notes: list[str]
+) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """A rank's recorded telemetry, to send to rank 0; samples beyond MAX_GATHERED_SAMPLES
+    (a long run) are thinned to every k-th, said in `notes` (this rank's verdict was drawn
+    from all of them)."""
     out = {}
     for table in TELEMETRY_TABLES:
         cur = store.db.execute(f"SELECT * FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608
-        out[table] = ([d[0] for d in cur.description], cur.fetchall())
+        rows = cur.fetchall()
+        if table == "telemetry_samples" and len(rows) > MAX_GATHERED_SAMPLES:
+            k = -(-len(rows) // MAX_GATHERED_SAMPLES)
+            rows = rows[::k]
+            notes.append(
+                f"telemetry kept in the run: one sample in {k} of each rank (the verdicts "
+                "were drawn from all)"
+            )
+        out[table] = ([d[0] for d in cur.description], rows)
     return out
 
 
@@ -177,7 +192,7 @@ def run_rank(
         host=cluster.members[env.rank].host,
         verdict=outcome.verdict,
         results=results_of(outcome),
-        telemetry=telemetry_rows(store, local.id),
+        telemetry=telemetry_rows(store, local.id, outcome.notes),
         notes=outcome.notes,
         interrupted=outcome.interrupted,
     )
