@@ -9,8 +9,9 @@
 #   4. doctor under torchrun: versions / interfaces / clock findings -> doctor.json
 #   5. burnin --minutes 0.5 under torchrun --nnodes 1 (one rank a GPU; rank 0 writes one run
 #      with host:GPUk labels)                         -> burnin.json
-#   6. bad input under torchrun (bench --bogus, burnin --minutes 0): one "error:" line and
-#      exit code 2 from every rank, no rigbench traceback -> bad-input.txt
+#   6. bad input under torchrun (bench --bogus, burnin --minutes 0, and one rank more than
+#      the GPUs for burnin and bench): one "error:" line each and exit code 2 from every
+#      rank, no rigbench traceback -> bad-input.txt
 # What to look for in summary.txt: steps 1 and 2 give the same (metric, op, bytes,
 # world_size) rows and busbw within run-to-run spread (a few %); step 2 exits 0 and one
 # database only is written; step 3 has scope=inter-node rows; step 5 exits 0 with every GPU
@@ -95,14 +96,18 @@ PY
 
 note "== 6. bad input under torchrun"
 : > "$out/bad-input.txt"
-for args in "bench --bogus" "burnin --minutes 0"; do
+more=$((gpus + 1))  # one rank more than the node has GPUs
+for case in "$gpus|bench --bogus" "$gpus|burnin --minutes 0" \
+            "$more|burnin --minutes 0.5" "$more|bench --only collectives"; do
+  n=${case%%|*}
+  args=${case#*|}
   # shellcheck disable=SC2086
-  python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
+  python -m torch.distributed.run --nnodes 1 --nproc-per-node "$n" --rdzv-backend c10d \
     --rdzv-endpoint 127.0.0.1:29521 -m rigbench $args --db "$work/bad.db" \
     > /dev/null 2> "$work/bad.err"
   rc=$?
   cat "$work/bad.err" >> "$out/bad-input.txt"
-  note "$args: torchrun exit $rc; error lines: $(grep -c '^error:' "$work/bad.err");" \
+  note "$n ranks, $args: torchrun exit $rc; error lines: $(grep -c '^error:' "$work/bad.err");" \
     "exitcodes: $(grep -E '^ +exitcode +:' "$work/bad.err" | awk '{print $3}' | tr '\n' ' ');" \
     "rigbench frames: $(grep -c 'rigbench/' "$work/bad.err")"
 done

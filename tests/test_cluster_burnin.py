@@ -3,6 +3,8 @@ under node labels, and the cluster's verdict."""
 
 from __future__ import annotations
 
+import pytest
+
 from rigbench.bench.cluster import Node
 from rigbench.burnin.cluster import RankReport, merge
 from rigbench.burnin.verdict import DeviceVerdict, Reason, RigVerdict
@@ -69,3 +71,21 @@ def test_a_lost_node_fails_the_run_and_names_it_and_shared_hosts_are_told_apart(
     assert [d.label for d in v.devices] == ["box-node0:GPU0"]
     (lost,) = [r for r in v.reasons if r.code == "lost"]
     assert "box (node 1, ranks 1)" in lost.message
+
+
+def test_a_long_runs_telemetry_is_thinned_for_the_gather_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rigbench.burnin import cluster
+
+    store, run = _open()
+    assert run.id is not None
+    with store.db:
+        store.db.executemany(
+            "INSERT INTO telemetry_samples (run_id, t, gpu) VALUES (?, ?, 0)",
+            [(run.id, 0.01 * k) for k in range(10)],
+        )
+    monkeypatch.setattr(cluster, "MAX_GATHERED_SAMPLES", 4)
+    notes: list[str] = []
+    _cols, rows = cluster.telemetry_rows(store, run.id, notes)["telemetry_samples"]
+    assert len(rows) == 4 and notes and "one sample in 3" in notes[0]

@@ -185,3 +185,14 @@ def test_ethtool_gives_what_both_ends_of_a_link_can_run() -> None:
     limited = ETHTOOL.replace("\t\t\t\t100000baseCR4/Full\n\tLink", "\tLink")
     assert ethtool_max_gbps(limited.format(partner="Not reported")) == 25.0  # admin's choice
     assert ethtool_max_gbps("Settings for eth0:\n\tLink detected: yes\n") is None
+
+
+def test_inter_node_busbw_above_one_port_is_no_fault_where_the_node_has_several() -> None:
+    ib = NetPort(name="mlx5_0/1", kind="infiniband", state="ACTIVE", rate_gbps=100.0)
+    one = _inter(20.0, ib)
+    judge_inter_node_results([one])
+    assert one.judgement is not None and one.judgement.verdict == "fault"  # one port: 12.5 max
+    two = _inter(20.0, ib)
+    two.params["nic"]["ports"] = 2
+    judge_inter_node_results([two])
+    assert two.judgement is not None and two.judgement.verdict == "normal"

@@ -87,10 +87,12 @@ def _add_commands() -> None:
 _add_commands()
 
 
-def main() -> None:
-    from rigbench.bench.cluster import torchrun_env
+# bench.cluster.TORCHRUN_VARS, not imported here: every command's start-up would pay for it
+_TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR")
 
-    if torchrun_env() is not None:
+
+def main() -> None:
+    if all(os.environ.get(k) for k in _TORCHRUN_VARS):
         # c10d's C++ log repeats, with a stack of frames, each connection error that the
         # rank then reports in one line; the user's own setting wins (set before torch loads).
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")

@@ -84,12 +84,15 @@ def slowest_port(nodes: Iterable[NodeNet], backend: str) -> tuple[NodeNet, NetPo
 
 def port_facts(net: NodeNet, port: NetPort) -> dict[str, object]:
     """What a result records of the port its expectation comes from (judge reads it)."""
+    up = ("up", "active")
     return {
         "node": net.node,
         "port": port.name,
         "kind": port.kind,
         "rate_gbps": port.rate_gbps,
         "max_rate_gbps": port.max_rate_gbps,
+        # ports of that kind up on the node: NCCL may spread one rank over several
+        "ports": sum(1 for p in net.ports if p.kind == port.kind and (p.state or "").lower() in up),
     }
 
 

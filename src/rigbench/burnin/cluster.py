@@ -29,6 +29,8 @@ from rigbench.store import Store
 
 TELEMETRY_TABLES = ("telemetry_gpus", "telemetry_samples", "telemetry_events")
 WATCH_S = 0.5  # how often a rank reads the others' heartbeats while its load runs
+# Samples a rank sends rank 0 at most: 30 min at 100 Hz; a longer run's are thinned
+MAX_GATHERED_SAMPLES = 180_000
 
 
 @dataclass(kw_only=True)
@@ -54,16 +56,17 @@ class ClusterBurnin:
     ranks: int = 0
 
 
-def rank_devices(rig: Rig, local_rank: int) -> list[int]:
+def rank_devices(rig: Rig, local_rank: int, local_world: int) -> list[int]:
     """The GPU (NVML index) a rank burns in: the LOCAL_RANK-th; none on a machine
-    without GPUs (a CPU stand-in)."""
+    without GPUs (a CPU stand-in). More ranks than GPUs on the node is bad input, said by
+    every rank alike (so that local rank 0, the one that speaks, says it)."""
     if not rig.gpus:
         return []
     gpus = sorted(rig.gpus, key=lambda g: g.index)
-    if local_rank >= len(gpus):
+    if local_world > len(gpus):
         raise BadInput(
-            f"local rank {local_rank} has no GPU: this node has {len(gpus)}; start "
-            f"torchrun with --nproc-per-node {len(gpus)} or fewer"
+            f"{local_world} ranks on a node with {len(gpus)} GPU(s): start torchrun with "
+            f"--nproc-per-node {len(gpus)} or fewer (one rank a GPU)"
         )
     return [gpus[local_rank].index]
 
@@ -116,11 +119,24 @@ class _Watch:
             raise StopRun(self.reason)
 
 
-def telemetry_rows(store: Store, run_id: int) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+def telemetry_rows(
+    store: Store, run_id: int, notes: list[str]
+) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """A rank's recorded telemetry, to send to rank 0; samples beyond MAX_GATHERED_SAMPLES
+    (a long run) are thinned to every k-th, said in `notes` (this rank's verdict was drawn
+    from all of them)."""
     out = {}
     for table in TELEMETRY_TABLES:
         cur = store.db.execute(f"SELECT * FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608
-        out[table] = ([d[0] for d in cur.description], cur.fetchall())
+        rows = cur.fetchall()
+        if table == "telemetry_samples" and len(rows) > MAX_GATHERED_SAMPLES:
+            k = -(-len(rows) // MAX_GATHERED_SAMPLES)
+            rows = rows[::k]
+            notes.append(
+                f"telemetry kept in the run: one sample in {k} of each rank (the verdicts "
+                "were drawn from all)"
+            )
+        out[table] = ([d[0] for d in cur.description], rows)
     return out
 
 
@@ -135,7 +151,7 @@ def run_rank(
 ) -> tuple[RankReport, _Watch]:
     """This rank's burn-in of its device into an in-memory database, as a RankReport."""
     env = cluster.env
-    selected = rank_devices(rig, env.local_rank)
+    selected = rank_devices(rig, env.local_rank, env.local_world_size)
     store = Store.open(":memory:")
     local = Run(command="burnin", argv=run.argv, backend=run.backend)
     store.start_run(local)
@@ -176,7 +192,7 @@ def run_rank(
         host=cluster.members[env.rank].host,
         verdict=outcome.verdict,
         results=results_of(outcome),
-        telemetry=telemetry_rows(store, local.id),
+        telemetry=telemetry_rows(store, local.id, outcome.notes),
         notes=outcome.notes,
         interrupted=outcome.interrupted,
     )

@@ -267,7 +267,14 @@ def _bench_cluster(
         if rig.source == "nvml":  # type: ignore[attr-defined]
             import torch
 
-            on_gpu = torch.cuda.is_available() and env.local_rank < torch.cuda.device_count()
+            on_gpu = torch.cuda.is_available()
+            have = torch.cuda.device_count() if on_gpu else 0
+            if on_gpu and env.local_world_size > have:
+                # every rank says it alike, so that local rank 0 (the one that speaks) does
+                raise BadInput(
+                    f"{env.local_world_size} ranks on a node with {have} GPU(s): start "
+                    f"torchrun with --nproc-per-node {have} or fewer (one rank a GPU)"
+                )
         ctx = cluster_context(
             rig,
             env,

@@ -301,7 +301,7 @@ def _burnin_cluster(
 
     assert isinstance(env, DistEnv)
     with one_line_errors():
-        rank_devices(rig, env.local_rank)  # type: ignore[arg-type]
+        rank_devices(rig, env.local_rank, env.local_world_size)  # type: ignore[arg-type]
         store = Store.open(db) if env.rank == 0 else None
     interrupt_on_signals()
     with one_line_errors(), quiet_interrupt(env.rank):

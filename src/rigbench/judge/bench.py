@@ -249,6 +249,14 @@ def judge_inter_node_results(
         )
         largest = r.params.get("bytes") == top and r.params.get("op") == "all_reduce"
         j = judge_result(r, ctx, largest=largest)
+        ports = nic.get("ports") if isinstance(nic, dict) else None
+        if j is not None and j.cause == "implausible" and isinstance(ports, int) and ports > 1:
+            # above one port's line rate with several up: NCCL spread the rank over them
+            j.verdict, j.cause = "normal", None
+            j.note = (
+                f"above one {kind} port's line rate; {ports} such ports are up on the node "
+                "and NCCL can use several for one rank"
+            )
         if j is not None and j.verdict == "no_reference" and largest:
             j.note = (
                 f"no sourced healthy figure for all_reduce busbw between nodes over {kind}: unknown"
