@@ -214,7 +214,7 @@ def test_burnin_on_the_simulated_rig_shows_and_judges_the_vram(
     def burnin(rig: str) -> dict[str, Any]:
         res = runner.invoke(
             app,
-            ["burnin", "--minutes", "0.05", "--json", "--db", str(tmp_path / f"{rig}.db"),
+            ["burnin", "--minutes", "0.02", "--json", "--db", str(tmp_path / f"{rig}.db"),
              "--simulate", str(examples / rig)],
             env={"COLUMNS": "200"},
         )  # fmt: skip
