@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from rigbench.stats import Spread
+from rigbench.stats import Spread, summarize
 
 Status = Literal["ok", "failed", "skipped"]
 # crashed: the process running it is gone without finishing it (kill -9, power loss)
@@ -216,6 +216,42 @@ class Result:
             status=status,
             message=message,
             reason=reason,
+        )
+
+    @classmethod
+    def checked_rate(
+        cls,
+        benchmark: str,
+        metric: str,
+        unit: str,
+        rates: list[float],
+        *,
+        wrong: str | None,
+        devices: list[str],
+        params: dict[str, Any],
+        expected: Expectation | None = None,
+        peak: Expectation | None = None,
+    ) -> Result:
+        """A timed transfer whose data was checked, as one figure: failed (`wrong_data`)
+        when `wrong` says what came out wrong, else the median of `rates` with their
+        spread, against `expected` (the hardware path) or `peak` (the catalog)."""
+        if wrong is not None:
+            return cls.failure(
+                benchmark, metric, unit, wrong, devices=devices, params=params, reason="wrong_data"
+            )
+        spread = summarize(rates)
+        ref = expected or peak
+        return cls(
+            benchmark=benchmark,
+            metric=metric,
+            value=spread.p50,
+            unit=unit,
+            params=params,
+            devices=devices,
+            spread=spread,
+            expected=expected.value if expected else None,
+            peak=peak.value if peak else None,
+            basis=ref.basis if ref else None,
         )
 
 
