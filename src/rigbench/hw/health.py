@@ -16,7 +16,7 @@ import os
 import resource
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from rigbench.hw.model import AcsBridge, KernelEvent, Rig, XidEvent
 
@@ -38,7 +38,7 @@ ENV_VARIABLES = (
 )
 
 # Accumulated clock-reduction time (NVML violation counters), by our name.
-VIOLATION_NAMES = (
+Violation = Literal[
     "power",  # at the power limit (software power cap)
     "thermal",  # thermal limit
     "sync_boost",
@@ -48,7 +48,8 @@ VIOLATION_NAMES = (
     "sw_thermal",
     "hw_thermal",
     "hw_power_brake",
-)
+]
+VIOLATION_NAMES: tuple[Violation, ...] = get_args(Violation)
 
 IommuMode = Literal["off", "passthrough", "translated", "unknown"]
 
