@@ -15,6 +15,7 @@ from rigbench.burnin.schedule import build_schedule, steps_count
 from rigbench.burnin.verdict import DeviceEvidence, LoadEvidence, judge
 from rigbench.cli import app
 from rigbench.hw.telemetry import GpuChannel, TemperatureLimits
+from rigbench.records import Finding
 from rigbench.store import Store
 from rigbench.telemetry.aggregate import GpuAggregate
 
@@ -90,6 +91,10 @@ def test_a_gpu_that_overheats_fails_on_thermal(tmp_path: Path, examples: Path) -
     assert gate["pass"] is False and gate["exit_code"] == 1 and gate["profile"] == "accept"
     assert gate["minutes"] == float(TIMELINE_MINUTES) and gate["full_length"] is False
     assert {"thermal", "temperature"} <= set(gate["failed"])
+    # the findings beside the reasons: the judgement layer's one type, every field of it
+    assert {(f["id"], f["severity"]) for f in doc["findings"]} >= {("burnin.thermal", "error")}
+    assert all(set(f) == set(Finding.__dataclass_fields__) for f in doc["findings"])
+    assert [f["gpus"] for f in doc["findings"] if f["id"] == "burnin.thermal"] == [[1]]
     assert gate["thresholds"]["matmul_slower_than_peers_max"] == 0.10
 
 
