@@ -88,7 +88,7 @@ class GpuConditions:
     other_processes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(_plain(asdict(self)))
+        return dict(json_ready(asdict(self)))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GpuConditions:
@@ -303,7 +303,7 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["evidence"] = _plain(self.evidence)
+        d["evidence"] = json_ready(self.evidence)
         return d
 
     @classmethod
@@ -345,12 +345,12 @@ class Judgement:
         return cls(**known)
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """JSON-ready: mappings to dicts, tuples to lists, floats rounded to 4 places."""
     if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, float):
         return round(value, 4)
     return value
