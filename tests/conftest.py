@@ -19,6 +19,26 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "simulated"
 ONE_WORKER_MODULES = {"tests/test_report_html.py"}
 
 
+# Modules whose tests run whole commands in worker processes, seconds each: collected (and
+# so handed out) first, so that the two workers end together on the quick tests.
+SLOW_FIRST = (
+    "tests/test_crash.py",
+    "tests/test_cluster.py",
+    "tests/test_burnin.py",
+    "tests/test_doctor.py",
+    "tests/test_workloads.py",
+    "tests/test_monitor_job.py",
+    "tests/test_bench_collectives.py",
+    "tests/test_runner.py",
+    "tests/test_interrupt.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: i for i, module in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Every other test is its own unit of work, handed to whichever worker is free; the

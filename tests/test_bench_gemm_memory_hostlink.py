@@ -105,7 +105,9 @@ def test_gemm_full_runs_a_sustained_figure_after_the_burst() -> None:
     assert sustained.spread is not None
     assert sustained.spread.n == sustained.params["timed_calls"] > 0
     t0, t1 = sustained.params["window_t0"], sustained.params["window_t1"]
-    assert 0 < t1 - t0 <= sustained.params["seconds"]
+    # "seconds" is rounded to 0.01 s; on a busy machine the first timed chunk can already
+    # end past the half, and the window is then the whole run
+    assert 0 < t1 - t0 <= sustained.params["seconds"] + 0.005
 
 
 def test_gemm_leaves_fp32_precision_as_it_found_it() -> None:

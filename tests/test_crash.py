@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,31 +62,38 @@ def _stored_count(db: Path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_kill_9_leaves_a_crashed_run_that_show_shows_in_full(
-    command: str, tmp_path: Path, examples: Path
-) -> None:
+Moment = tuple[float, int]  # seconds to sleep, or 0 and how many more items to wait for
+
+
+def _moments(command: str) -> list[Moment]:
+    """KILLS moments, drawn the same way every time: half a moment in start-up, half a
+    moment after something more was stored."""
     rng = random.Random(f"kill-9 {command}")
-    db = tmp_path / "r.db"
-    argv = [a if not a.endswith(".toml") else str(examples / a) for a in COMMANDS[command]]
-    stored_so_far = 0
+    out: list[Moment] = []
     for _ in range(KILLS):
+        if rng.random() < 0.5:
+            out.append((rng.uniform(0.2, 2.0), 0))
+        else:
+            want = rng.randint(1, 3)
+            out.append((rng.uniform(0.0, 1.0), want))
+    return out
+
+
+def _kill_at(argv: list[str], db: Path, moments: list[Moment], command: str) -> None:
+    """Start the command on `db` and kill -9 it at each moment in turn."""
+    for pause, want in moments:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rigbench", *argv, "--db", str(db)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         stored_so_far = _stored_count(db)
-        # half the kills at a moment in start-up, half a moment after something was stored
-        if rng.random() < 0.5:
-            time.sleep(rng.uniform(0.2, 2.0))
-        else:
-            want = rng.randint(1, 3)
+        if want:
             deadline = time.monotonic() + 60
             while _stored_count(db) < want + stored_so_far:
                 assert time.monotonic() < deadline, f"{command} stored nothing in 60 s"
                 time.sleep(0.1)
-            time.sleep(rng.uniform(0.0, 1.0))
+        time.sleep(pause)
         assert proc.poll() is None, f"{command} ended before it was killed"
         workers = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
@@ -93,23 +101,47 @@ def test_kill_9_leaves_a_crashed_run_that_show_shows_in_full(
         for pid in workers:  # workers' own fate is the supervisor's business, not this test's
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    before = _stored(db)
-    assert before, "no run was started before any kill"
-    # a start marks the runs killed before it; the last ones wait for the next open
-    assert {status for status, _, _ in before.values()} <= {"running", "crashed"}
-    runner = CliRunner()
-    for rid, (_, n_results, n_samples) in before.items():
-        res = runner.invoke(app, ["show", str(rid), "--json", "--db", str(db)])
-        assert res.exit_code == 0, res.output
-        doc = json.loads(res.stdout)
-        assert doc["run"]["status"] == "crashed"
-        assert len(doc["results"]) == n_results
-        assert sum(t["samples"] for t in doc.get("telemetry", [])) == n_samples
-        text = runner.invoke(app, ["show", str(rid), "--db", str(db)], env={"COLUMNS": "200"})
-        assert "crashed" in text.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_kill_9_leaves_a_crashed_run_that_show_shows_in_full(
+    command: str, tmp_path: Path, examples: Path
+) -> None:
+    argv = [a if not a.endswith(".toml") else str(examples / a) for a in COMMANDS[command]]
+    moments = _moments(command)
+    # Two databases killed at once, each at every other moment of either kind (the kills
+    # after a store wait for a whole start-up): each still sees kills follow one another,
+    # and the test waits for its processes' start-up about half as long.
+    dbs = [tmp_path / "a.db", tmp_path / "b.db"]
+    shares: list[list[Moment]] = [[] for _ in dbs]
+    seen = {False: 0, True: 0}
+    for m in moments:
+        shares[seen[bool(m[1])] % len(dbs)].append(m)
+        seen[bool(m[1])] += 1
+    with ThreadPoolExecutor(len(dbs)) as pool:
+        for chain in [pool.submit(_kill_at, argv, db, share, command)
+                      for db, share in zip(dbs, shares, strict=True)]:  # fmt: skip
+            chain.result()
+    stored = {db: _stored(db) for db in dbs}
+    assert any(stored.values()), "no run was started before any kill"
+    measured = False
+    for db, before in stored.items():
+        # a start marks the runs killed before it; the last ones wait for the next open
+        assert {status for status, _, _ in before.values()} <= {"running", "crashed"}
+        runner = CliRunner()
+        for rid, (_, n_results, n_samples) in before.items():
+            res = runner.invoke(app, ["show", str(rid), "--json", "--db", str(db)])
+            assert res.exit_code == 0, res.output
+            doc = json.loads(res.stdout)
+            assert doc["run"]["status"] == "crashed"
+            assert len(doc["results"]) == n_results
+            assert sum(t["samples"] for t in doc.get("telemetry", [])) == n_samples
+            text = runner.invoke(app, ["show", str(rid), "--db", str(db)], env={"COLUMNS": "200"})
+            assert "crashed" in text.stdout
+        measured |= any(n_results or n_samples for _, n_results, n_samples in before.values())
+        assert {s for s, _, _ in _stored(db).values()} <= {"crashed"}
     # something was measured in some runs, so the comparison above compared something
-    assert any(n_results or n_samples for _, n_results, n_samples in before.values())
-    assert {s for s, _, _ in _stored(db).values()} == {"crashed"}
+    assert measured
 
 
 def test_open_marks_only_runs_whose_process_is_gone(tmp_path: Path) -> None:

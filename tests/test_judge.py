@@ -49,11 +49,16 @@ def test_finding_json_round_trip_keeps_every_field() -> None:
 
 
 def test_burnin_reasons_are_findings_on_the_one_scale() -> None:
-    from rigbench.burnin.verdict import Reason
+    from rigbench.burnin.verdict import finding, reason_dict
 
-    f = Reason(code="thermal", severity="fail", message="GPU 1: thermal slowdown").to_finding([1])
-    assert (f.id, f.severity, f.gpus, f.origin) == ("burnin.thermal", "error", [1], "measurement")
-    assert Reason(code="power_cap", severity="info", message="capped").to_finding().severity == (
-        "info"
-    )
-    assert Reason(code="vram", severity="warn", message="hot").to_finding().severity == "warning"
+    f = finding(code="thermal", severity="fail", message="GPU 1: thermal slowdown")
+    assert (f.id, f.severity, f.origin) == ("burnin.thermal", "error", "measurement")
+    # the --json `reasons` entry is read off the finding
+    assert reason_dict(f) == {
+        "code": "thermal",
+        "severity": "fail",
+        "message": "GPU 1: thermal slowdown",
+    }
+    assert finding(code="power_cap", severity="info", message="capped").severity == "info"
+    warn = finding(code="vram", severity="warn", message="hot")
+    assert warn.severity == "warning" and reason_dict(warn)["severity"] == "warn"

@@ -203,9 +203,10 @@ def test_burnin_verdict_warns_on_hot_vram_without_failing() -> None:
     )  # fmt: skip
     v = judge([d], totals={}).devices[0]
     assert v.verdict == "pass"
-    vram = [r for r in v.reasons if r.code == "vram_temperature"]
-    assert len(vram) == 1 and vram[0].severity == "warn"
-    assert "112 °C" in vram[0].message and "backplate" in vram[0].message
+    vram = [r for r in v.reasons if r.id == "burnin.vram_temperature"]
+    assert len(vram) == 1 and vram[0].severity == "warning"
+    assert "112 °C" in vram[0].title and "backplate" in vram[0].title
+    assert vram[0].source and vram[0].gpus == [0]  # judge.vram's, under the burn-in's id
 
 
 def test_burnin_on_the_simulated_rig_shows_and_judges_the_vram(
@@ -214,7 +215,7 @@ def test_burnin_on_the_simulated_rig_shows_and_judges_the_vram(
     def burnin(rig: str) -> dict[str, Any]:
         res = runner.invoke(
             app,
-            ["burnin", "--minutes", "0.05", "--json", "--db", str(tmp_path / f"{rig}.db"),
+            ["burnin", "--minutes", "0.02", "--json", "--db", str(tmp_path / f"{rig}.db"),
              "--simulate", str(examples / rig)],
             env={"COLUMNS": "200"},
         )  # fmt: skip

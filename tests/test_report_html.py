@@ -58,7 +58,7 @@ def cpu_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("cpu") / "cpu.db"
     _cli("bench", "--only", "memory,train", "--db", db)
     _cli("doctor", "--db", db)
-    _cli("burnin", "--minutes", "0.05", "--db", db)
+    _cli("burnin", "--minutes", "0.02", "--db", db)
     return db
 
 
@@ -68,7 +68,7 @@ def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("sim") / "sim.db"
     _cli("bench", "--quick", "--only", "memory,p2p,collectives", "--simulate", SIM, "--db", db)
     _cli("doctor", "--simulate", SIM, "--db", db)
-    _cli("burnin", "--minutes", "0.05", "--simulate", SIM, "--db", db)
+    _cli("burnin", "--minutes", "0.02", "--simulate", SIM, "--db", db)
     return db
 
 

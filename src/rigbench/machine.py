@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rigbench import __version__
 from rigbench.hw.model import Rig
+from rigbench.records import Run
 
 
 def machine_summary(rig: Rig) -> dict[str, Any]:
@@ -35,3 +37,15 @@ def software_versions(rig: Rig) -> dict[str, Any]:
         "torch_cuda": s.torch_cuda_version,
         "nccl": s.nccl_version,
     }
+
+
+def new_run(command: str, backend: str, rig: Rig) -> Run:
+    """The envelope of a run this process measures: its command line, the backend (kind),
+    the machine and its software."""
+    return Run(
+        command=command,
+        argv=sys.argv[1:],
+        backend=backend,
+        machine=machine_summary(rig),
+        versions=software_versions(rig),
+    )

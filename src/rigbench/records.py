@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from rigbench.stats import Spread
+from rigbench.stats import Spread, summarize
 
 Status = Literal["ok", "failed", "skipped"]
 # crashed: the process running it is gone without finishing it (kill -9, power loss)
@@ -88,7 +88,7 @@ class GpuConditions:
     other_processes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(_plain(asdict(self)))
+        return dict(json_ready(asdict(self)))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GpuConditions:
@@ -218,6 +218,42 @@ class Result:
             reason=reason,
         )
 
+    @classmethod
+    def checked_rate(
+        cls,
+        benchmark: str,
+        metric: str,
+        unit: str,
+        rates: list[float],
+        *,
+        wrong: str | None,
+        devices: list[str],
+        params: dict[str, Any],
+        expected: Expectation | None = None,
+        peak: Expectation | None = None,
+    ) -> Result:
+        """A timed transfer whose data was checked, as one figure: failed (`wrong_data`)
+        when `wrong` says what came out wrong, else the median of `rates` with their
+        spread, against `expected` (the hardware path) or `peak` (the catalog)."""
+        if wrong is not None:
+            return cls.failure(
+                benchmark, metric, unit, wrong, devices=devices, params=params, reason="wrong_data"
+            )
+        spread = summarize(rates)
+        ref = expected or peak
+        return cls(
+            benchmark=benchmark,
+            metric=metric,
+            value=spread.p50,
+            unit=unit,
+            params=params,
+            devices=devices,
+            spread=spread,
+            expected=expected.value if expected else None,
+            peak=peak.value if peak else None,
+            basis=ref.basis if ref else None,
+        )
+
 
 @dataclass(kw_only=True, slots=True)
 class Run:
@@ -267,7 +303,7 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["evidence"] = _plain(self.evidence)
+        d["evidence"] = json_ready(self.evidence)
         return d
 
     @classmethod
@@ -309,12 +345,12 @@ class Judgement:
         return cls(**known)
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """JSON-ready: mappings to dicts, tuples to lists, floats rounded to 4 places."""
     if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, float):
         return round(value, 4)
     return value

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Step
 from rigbench.records import Result
-from rigbench.stats import summarize
 
 if TYPE_CHECKING:
     import torch
@@ -210,27 +209,15 @@ def _measure_one(
     params |= {"window_t0": t0, "window_t1": time.monotonic()}  # for the conditions
     wrong = verify_transfer(lane.src, lane.dst)
     del lane
-    if wrong is not None:
-        return Result.failure(
-            NAME,
-            direction,
-            UNIT,
-            f"{dev.label}: wrong {direction} data: {wrong}",
-            devices=[dev.label],
-            params=params,
-        )
-    spread = summarize(rates(seconds, nbytes / 1e9))
-    link = dev.host_link
-    return Result(
-        benchmark=NAME,
-        metric=direction,
-        value=spread.p50,
-        unit=UNIT,
-        params=params,
+    return Result.checked_rate(
+        NAME,
+        direction,
+        UNIT,
+        rates(seconds, nbytes / 1e9),
+        wrong=None if wrong is None else f"{dev.label}: wrong {direction} data: {wrong}",
         devices=[dev.label],
-        spread=spread,
-        expected=link.value if link else None,
-        basis=link.basis if link else None,
+        params=params,
+        expected=dev.host_link,
     )
 
 
@@ -355,27 +342,15 @@ def _measure_all(
         if (w := verify_transfer(lane.src, lane.dst)) is not None
     ]
     del lanes
-    if wrong:
-        return Result.failure(
-            NAME,
-            direction,
-            UNIT,
-            f"wrong {direction} data: " + "; ".join(wrong),
-            devices=labels,
-            params=params,
-        )
-    spread = summarize(rates(walls, sum(sizes) / 1e9))
-    expected = _sum_expected(devs)
-    return Result(
-        benchmark=NAME,
-        metric=direction,
-        value=spread.p50,
-        unit=UNIT,
-        params=params,
+    return Result.checked_rate(
+        NAME,
+        direction,
+        UNIT,
+        rates(walls, sum(sizes) / 1e9),
+        wrong=f"wrong {direction} data: " + "; ".join(wrong) if wrong else None,
         devices=labels,
-        spread=spread,
-        expected=expected.value if expected else None,
-        basis=expected.basis if expected else None,
+        params=params,
+        expected=_sum_expected(devs),
     )
 
 

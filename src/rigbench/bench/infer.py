@@ -277,14 +277,6 @@ class Decoder:
 # ---------------------------------------------------------------------- measuring
 
 
-def _device(ctx: BenchContext, step: Step) -> BenchDevice:
-    label = step.devices[0]
-    for dev in ctx.devices:
-        if dev.label == label:
-            return dev
-    raise KeyError(f"no device {label!r} in the context")
-
-
 def _measure_bandwidth(tdev: torch.device, nbytes: int) -> float | None:
     """Device-to-device copy rate in GB/s (bytes read + written), or None without room."""
     import torch
@@ -479,7 +471,7 @@ def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
 
     from rigbench.bench.models.llama import SIZES, LlamaModel
 
-    dev = _device(ctx, step)
+    dev = ctx.device(step.devices[0])
     tdev = torch.device(dev.torch_device)
     on_cuda = tdev.type == "cuda"
     size = str(step.params["model"])

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from rigbench.bench.context import BenchContext, BenchDevice, Step
 from rigbench.records import Result
-from rigbench.stats import summarize
 
 if TYPE_CHECKING:
     import torch
@@ -136,27 +135,15 @@ def _measure(ctx: BenchContext, dev: BenchDevice, step: Step, nbytes: int) -> Re
     seconds = time_iterations(copy, tdev, warmup=warmup, repeats=repeats)
     params |= {"window_t0": t0, "window_t1": time.monotonic()}  # for the conditions
     wrong = verify_copy(src, dst)
-    if wrong is not None:
-        return Result.failure(
-            NAME,
-            METRIC,
-            UNIT,
-            f"{dev.label}: wrong copy: {wrong}",
-            devices=[dev.label],
-            params=params,
-        )
-    spread = summarize(rates(seconds, 2 * nbytes / 1e9))
-    peak = dev.peak_memory_bandwidth
-    return Result(
-        benchmark=NAME,
-        metric=METRIC,
-        value=spread.p50,
-        unit=UNIT,
-        params=params,
+    return Result.checked_rate(
+        NAME,
+        METRIC,
+        UNIT,
+        rates(seconds, 2 * nbytes / 1e9),
+        wrong=None if wrong is None else f"{dev.label}: wrong copy: {wrong}",
         devices=[dev.label],
-        spread=spread,
-        peak=peak.value if peak else None,
-        basis=peak.basis if peak else None,
+        params=params,
+        peak=dev.peak_memory_bandwidth,
     )
 
 

@@ -229,14 +229,6 @@ def energy_drift(start: torch.Tensor, end: torch.Tensor, eps: float = EPS) -> to
 # -------------------------------------------------------------------------- run
 
 
-def _device(ctx: BenchContext, step: Step) -> BenchDevice:
-    label = step.devices[0]
-    for dev in ctx.devices:
-        if dev.label == label:
-            return dev
-    raise KeyError(f"no device {label!r} in the context")
-
-
 def _integrator(engine: str, state: torch.Tensor, steps: int) -> Any:
     import torch
 
@@ -455,7 +447,7 @@ def results_for(
 def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
     import torch
 
-    dev = _device(ctx, step)
+    dev = ctx.device(step.devices[0])
     tdev = torch.device(dev.torch_device)
     engine = str(step.params["engine"])
     if engine == "triton":

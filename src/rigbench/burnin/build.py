@@ -17,10 +17,11 @@ the rig's GPU i.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rigbench.burnin.verdict import Reason, Severity
+from rigbench.burnin.verdict import Severity, code_of, finding
 from rigbench.records import Finding
 
 PSU_WARN_SHARE = 0.8
@@ -51,19 +52,19 @@ def group_series(
     return max(sums), sum(sums) / len(sums)
 
 
-def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int]) -> list[Reason]:
+def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int]) -> list[Finding]:
     """Findings for every PSU group and circuit of `build`."""
-    out: list[Reason] = []
+    out: list[Finding] = []
     try:
         groups = list(build.psus)
         n_build = len(build.gpus)
         system_w = float(build.cpu_w) + float(build.other_w)
         wall = build.wall
     except AttributeError as exc:  # the loader's model changed under us
-        return [Reason(code="build", severity="info", message=f"--build: cannot read {exc}")]
+        return [finding(code="build", severity="info", message=f"--build: cannot read {exc}")]
     if n_build != len(rig_gpus):
         out.append(
-            Reason(
+            finding(
                 code="build",
                 severity="warn",
                 message=f"the build has {n_build} GPUs, this run {len(rig_gpus)}: "
@@ -91,7 +92,7 @@ def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int
             what += f" + {extra:.0f} W budgeted for CPU and the rest (not measured)"
         atx = " (ATX 3.0: 160 % for 10 ms allowed)" if g.atx3 else ""
         out.append(
-            Reason(
+            finding(
                 code="psu",
                 severity=sev,
                 message=f"{g.label} ({rated:.0f} W{atx}): {what} = {100 * share_peak:.0f} % "
@@ -103,7 +104,7 @@ def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int
         per_circuit[int(g.circuit)].append((load_peak / eff_peak, load_mean / eff_mean))
     if wall is None:
         out.append(
-            Reason(
+            finding(
                 code="circuit",
                 severity="info",
                 message="the build has no [wall] section: circuits not compared",
@@ -121,7 +122,7 @@ def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int
         elif peak_w >= continuous:
             sev = "warn"
         out.append(
-            Reason(
+            finding(
                 code="circuit",
                 severity=sev,
                 message=f"circuit {c} ({wall.volts:.0f} V x {wall.amps:.0f} A = {breaker:.0f} W, "
@@ -134,10 +135,11 @@ def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int
 
 def findings(build: Any, ticks: Any, gpus: list[int]) -> list[Finding]:
     """The PSU and circuit reasons as findings (for `monitor -- CMD --build`)."""
-    out = []
-    for r in reasons(build, ticks, gpus):
-        f = r.to_finding()
-        f.id = f"build.{r.code}"
-        f.source = "the build file's PSU groups and circuits (rigbench plan)"
-        out.append(f)
-    return out
+    return [
+        replace(
+            f,
+            id=f"build.{code_of(f)}",
+            source="the build file's PSU groups and circuits (rigbench plan)",
+        )
+        for f in reasons(build, ticks, gpus)
+    ]

@@ -14,17 +14,17 @@ reason naming the lost node. A rank that loses rank 0 stops: nothing can write t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rigbench.bench.cluster import LOST_AFTER_S, Cluster, Node, short_error
 from rigbench.burnin.load import JobCrew
 from rigbench.burnin.run import BurninOutcome, StopRun, results_of, run_burnin
-from rigbench.burnin.verdict import DeviceVerdict, Reason, RigVerdict, Verdict
+from rigbench.burnin.verdict import DeviceVerdict, RigVerdict, Verdict, finding
 from rigbench.errors import BadInput
 from rigbench.hw.backend import Backend
 from rigbench.hw.model import Rig
-from rigbench.records import Result, Run
+from rigbench.records import Finding, Result, Run
 from rigbench.store import Store
 
 TELEMETRY_TABLES = ("telemetry_gpus", "telemetry_samples", "telemetry_events")
@@ -264,7 +264,7 @@ def merge(
     assert run.id is not None
     hosts = [n.host for n in nodes]
     devices: list[DeviceVerdict] = []
-    reasons: list[Reason] = []
+    reasons: list[Finding] = []
     notes: list[str] = []
     totals: dict[str, Any] = {"ranks": {}}
     for rep in sorted(reports, key=lambda r: r.rank):
@@ -277,8 +277,7 @@ def merge(
             devices.append(d)
         where = f"{rep.host} (node {rep.node_rank}, rank {rep.rank})"
         for reason in rep.verdict.reasons:
-            reasons.append(Reason(code=reason.code, severity=reason.severity,
-                                  message=f"{where}: {reason.message}"))  # fmt: skip
+            reasons.append(replace(reason, title=f"{where}: {reason.title}"))
         for n in rep.notes:
             if n not in notes:
                 notes.append(n)
@@ -291,14 +290,14 @@ def merge(
             store.add_result(run.id, r)
         _copy_telemetry(store, run.id, rep)
     for node in lost:
-        reasons.append(Reason(code="lost", severity="fail",
+        reasons.append(finding(code="lost", severity="fail",
                               message=f"lost node {node.name} mid-run"
                               + (f": {error}" if error else "")))  # fmt: skip
     if error and not lost:
-        reasons.append(Reason(code="cluster", severity="fail", message=error))
+        reasons.append(finding(code="cluster", severity="fail", message=error))
     verdicts = [d.verdict for d in devices]
     verdict: Verdict
-    if lost or error or "fail" in verdicts or any(x.severity == "fail" for x in reasons):
+    if lost or error or "fail" in verdicts or any(x.severity == "error" for x in reasons):
         verdict = "fail"
     elif verdicts and all(v == "void" for v in verdicts):
         verdict = "void"

@@ -338,12 +338,7 @@ class Coordinator:
         c.run.reason = reason
         c.run.failure_t = self.t()
         c.stop.set()
-        for p in c.procs:
-            kill_group(p)
-        for conn in c.conns:
-            with contextlib.suppress(OSError):
-                conn.close()
-        self._crew = None
+        self._end_crew(c)
         # again, over the devices still running, if an allreduce phase is still ahead
         alive = [w.device for w in self.workers if w.status in ("ready", "running")]
         ahead = any(p.kind == "allreduce" and p.start > time.monotonic() + 1.0 for p in self.phases)
@@ -356,6 +351,15 @@ class Coordinator:
         ):
             self._start_crew(alive)
             self._crew_go()
+
+    def _end_crew(self, c: _Crew) -> None:
+        """Kill the all_reduce crew's process groups and drop its pipes."""
+        for p in c.procs:
+            kill_group(p)
+        for conn in c.conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+        self._crew = None
 
     def _check_deadlines(self, now: float) -> None:
         for w in self.workers:
@@ -445,12 +449,7 @@ class Coordinator:
             if pending and len(c.done) < len(c.devices) and c.run.failure is None:
                 c.run.failure = f"did not finish all_reduce phase {pending[-1]} when asked to stop"
                 c.run.failure_t = self.t()
-            for p in c.procs:
-                kill_group(p)
-            for conn in c.conns:
-                with contextlib.suppress(OSError):
-                    conn.close()
-            self._crew = None
+            self._end_crew(c)
 
     def kill_all(self) -> None:
         """Last resort (a second Ctrl-C): kill every child now."""

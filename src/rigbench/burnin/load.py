@@ -393,6 +393,18 @@ class _Load:
         self.sender.send("memory", phase.index, rates, self.checks)
 
 
+def _wait_for_go(conn: Any, stop: Any, sender: _Sender) -> list[Phase] | None:
+    """The timetable the coordinator's "go" carries, beating while waiting for it; None
+    when told to stop first."""
+    while not stop.is_set():
+        if conn.poll(BEAT_S / 2):
+            msg = conn.recv()
+            if msg[0] == "go":
+                return list(msg[1])
+        sender.beat()
+    return None
+
+
 def load_worker_main(dev: LoadDevice, cfg: LoadConfig, conn: Any, stop: Any) -> None:
     """A load worker: set up, report ("ready", info), wait for ("go", phases), run them,
     report ("done", summary). Errors become ("error", one line, traceback)."""
@@ -402,15 +414,9 @@ def load_worker_main(dev: LoadDevice, cfg: LoadConfig, conn: Any, stop: Any) -> 
         load = _Load(dev, cfg, sender)
         err, problem = load.reference()
         sender.send("ready", {**load.info(), "reference_error": err, "reference_problem": problem})
-        phases: list[Phase] | None = None
-        while phases is None:
-            if stop.is_set():
-                return
-            if conn.poll(BEAT_S / 2):
-                msg = conn.recv()
-                if msg[0] == "go":
-                    phases = msg[1]
-            sender.beat()
+        phases = _wait_for_go(conn, stop, sender)
+        if phases is None:
+            return
         for phase in phases:
             if phase.end <= time.monotonic():
                 continue
@@ -494,15 +500,10 @@ def crew_rank_main(
         if tdev.type == "cuda":
             torch.cuda.synchronize(tdev)
         sender.send("ready")
-        phases = None
-        while phases is None:
-            if stop.is_set():
-                return
-            if conn.poll(BEAT_S / 2):
-                msg = conn.recv()
-                if msg[0] == "go":
-                    phases = [p for p in msg[1] if p.kind == "allreduce"]
-            sender.beat()
+        phases = _wait_for_go(conn, stop, sender)
+        if phases is None:
+            return
+        phases = [p for p in phases if p.kind == "allreduce"]
         for phase in phases:
             if phase.end <= time.monotonic():
                 continue

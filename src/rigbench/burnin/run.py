@@ -24,17 +24,18 @@ from rigbench.burnin.schedule import Phase, build_schedule, phases_run, steps_co
 from rigbench.burnin.verdict import (
     DeviceEvidence,
     LoadEvidence,
-    Reason,
     RigVerdict,
     VramEvidence,
+    finding,
     judge,
+    reason_dict,
 )
 from rigbench.errors import BadInput, one_line
 from rigbench.hw.backend import Backend
 from rigbench.hw.model import Rig
 from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
 from rigbench.hw.throttle import REASONS
-from rigbench.records import Result, Run, Status
+from rigbench.records import Finding, Result, Run, Status
 from rigbench.stats import summarize
 from rigbench.store import Store
 from rigbench.telemetry.aggregate import AggregateView, Aggregator
@@ -286,10 +287,10 @@ def run_burnin(
     if build is not None:
         rig_reasons += build_check.reasons(build, _ticks(store, run.id, channels), selected)
     elif build_note:
-        rig_reasons.append(Reason(code="build", severity="info", message=build_note))
+        rig_reasons.append(finding(code="build", severity="info", message=build_note))
     if interrupted:
         rig_reasons.append(
-            Reason(
+            finding(
                 code="interrupted",
                 severity="info",
                 message=f"stopped {stopped_why or 'with Ctrl-C'} after "
@@ -493,22 +494,22 @@ def _after_stop(t: float | None, stopped_t: float | None) -> bool:
 
 def _crew_reasons(
     crews: list[CrewRun], n_devices: int, stopped_t: float | None = None
-) -> list[Reason]:
+) -> list[Finding]:
     if n_devices < 2:
         return [
-            Reason(code="all_reduce", severity="info", message="all_reduce needs 2 or more GPUs")
+            finding(code="all_reduce", severity="info", message="all_reduce needs 2 or more GPUs")
         ]
     out = []
     for c in crews:
         who = ", ".join(c.members)
         for p in c.problems[:3]:
             out.append(
-                Reason(code="all_reduce", severity="fail", message=f"all_reduce over {who}: {p}")
+                finding(code="all_reduce", severity="fail", message=f"all_reduce over {who}: {p}")
             )
         if c.failure and not _after_stop(c.failure_t, stopped_t):
             t = f" at t={c.failure_t:.1f} s" if c.failure_t is not None else ""
             out.append(
-                Reason(
+                finding(
                     code="all_reduce",
                     severity="fail",
                     message=f"all_reduce over {who} stopped{t}: {c.failure}",
@@ -516,7 +517,7 @@ def _crew_reasons(
             )
     if len(crews) > 1:
         out.append(
-            Reason(
+            finding(
                 code="all_reduce",
                 severity="info",
                 message=f"all_reduce restarted over {', '.join(crews[-1].members)}",
@@ -531,7 +532,7 @@ def results_of(outcome: BurninOutcome) -> list[Result]:
     out: list[Result] = []
     v = outcome.verdict
     for d in v.devices:
-        fails = [r.message for r in d.reasons if r.severity == "fail"]
+        fails = [r.title for r in d.reasons if r.severity == "error"]
         out.append(
             Result(
                 benchmark="burnin",
@@ -542,7 +543,7 @@ def results_of(outcome: BurninOutcome) -> list[Result]:
                 params={
                     "name": d.name,
                     "verdict": d.verdict,
-                    "reasons": [r.to_dict() for r in d.reasons],
+                    "reasons": [reason_dict(r) for r in d.reasons],
                     **d.figures,
                 },
                 status=_VERDICT_STATUS[d.verdict],
@@ -579,7 +580,7 @@ def results_of(outcome: BurninOutcome) -> list[Result]:
                     },
                 )
             )
-    fails = [r.message for r in v.reasons if r.severity == "fail"]
+    fails = [r.title for r in v.reasons if r.severity == "error"]
     out.append(
         Result(
             benchmark="burnin",
@@ -589,7 +590,7 @@ def results_of(outcome: BurninOutcome) -> list[Result]:
             devices=[d.label for d in v.devices],
             params={
                 "verdict": v.verdict,
-                "reasons": [r.to_dict() for r in v.reasons],
+                "reasons": [reason_dict(r) for r in v.reasons],
                 "totals": v.totals,
                 "plot": str(outcome.plot) if outcome.plot else None,
                 "interrupted": outcome.interrupted,

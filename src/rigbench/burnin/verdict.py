@@ -19,7 +19,7 @@ when a build file's PSU or circuit is exceeded.
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
@@ -47,29 +47,41 @@ BRAKE = ("hw_slowdown", "hw_power_brake")
 WORDS = {r.name: r.words for r in REASONS}
 
 
-@dataclass(kw_only=True, slots=True)
-class Reason:
-    code: str  # xid, lost, worker, wrong_result, slower, thermal, power_brake, power_cap,
-    # clocks_falling, temperature, ecc, pcie_replay, power_peak, all_reduce, psu, circuit, ...
-    severity: Severity
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_finding(self, gpus: list[int] | None = None) -> Finding:
-        """The same reason in the judgement layer's one type (the --json `findings`)."""
-        return Finding(
-            id=f"burnin.{self.code}",
-            severity=FINDING_SEVERITY[self.severity],
-            title=self.message,
-            origin="measurement",
-            gpus=gpus or [],
-        )
+# A burn-in's findings are the judgement layer's one type, rigbench.records.Finding, with
+# ids "burnin.<code>" (xid, lost, worker, wrong_result, slower, thermal, power_brake,
+# power_cap, clocks_falling, temperature, ecc, pcie_replay, power_peak, all_reduce, psu,
+# circuit, ...). The --json keeps the documented `reasons` (code, severity fail / warn /
+# info, message) beside `findings`: `reason_dict` reads them off the Finding.
+FINDING_SEVERITY: dict[Severity, FindingSeverity] = {
+    "fail": "error",
+    "warn": "warning",
+    "info": "info",
+}
+REASON_SEVERITY: dict[FindingSeverity, Severity] = {v: k for k, v in FINDING_SEVERITY.items()}
 
 
-# A burn-in's fail / warn / info on the one severity scale of rigbench.judge.
-FINDING_SEVERITY: dict[str, FindingSeverity] = {"fail": "error", "warn": "warning", "info": "info"}
+def finding(*, code: str, severity: Severity, message: str) -> Finding:
+    """A burn-in finding, measured: `code` is its id without the "burnin." prefix."""
+    return Finding(
+        id=f"burnin.{code}",
+        severity=FINDING_SEVERITY[severity],
+        title=message,
+        origin="measurement",
+    )
+
+
+def code_of(f: Finding) -> str:
+    """The burn-in reason code of a finding ("burnin.thermal" -> "thermal")."""
+    return f.id.split(".", 1)[1]
+
+
+def any_failure(findings: list[Finding]) -> bool:
+    return any(f.severity == "error" for f in findings)
+
+
+def reason_dict(f: Finding) -> dict[str, Any]:
+    """The finding as the --json `reasons` entry: code, severity (fail, warn, info), message."""
+    return {"code": code_of(f), "severity": REASON_SEVERITY[f.severity], "message": f.title}
 
 
 @dataclass(kw_only=True, slots=True)
@@ -128,7 +140,7 @@ class DeviceVerdict:
     name: str
     gpu: int | None
     verdict: Verdict
-    reasons: list[Reason]
+    reasons: list[Finding]  # each with gpus=[gpu]
     figures: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,8 +149,8 @@ class DeviceVerdict:
             "name": self.name,
             "gpu": self.gpu,
             "verdict": self.verdict,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "findings": [r.to_finding(self.gpus).to_dict() for r in self.reasons],
+            "reasons": [reason_dict(r) for r in self.reasons],
+            "findings": [r.to_dict() for r in self.reasons],
             "figures": self.figures,
         }
 
@@ -150,16 +162,16 @@ class DeviceVerdict:
 @dataclass(kw_only=True, slots=True)
 class RigVerdict:
     verdict: Verdict
-    reasons: list[Reason]
+    reasons: list[Finding]
     devices: list[DeviceVerdict]
     totals: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "findings": [r.to_finding().to_dict() for r in self.reasons]
-            + [r.to_finding(d.gpus).to_dict() for d in self.devices for r in d.reasons],
+            "reasons": [reason_dict(r) for r in self.reasons],
+            "findings": [r.to_dict() for r in self.reasons]
+            + [r.to_dict() for d in self.devices for r in d.reasons],
             "gpus": [d.to_dict() for d in self.devices],
             "totals": self.totals,
         }
@@ -214,7 +226,7 @@ def _figures(d: DeviceEvidence) -> dict[str, Any]:
     return f
 
 
-def vram_reasons(v: VramEvidence) -> list[Reason]:
+def vram_reasons(v: VramEvidence) -> list[Finding]:
     """Bad words fail the GPU, with the first ranges; a test that hung or killed its worker
     fails it too (memory that hangs a kernel is not memory to train on); one that could not
     allocate or was skipped is said, not judged."""
@@ -222,7 +234,7 @@ def vram_reasons(v: VramEvidence) -> list[Reason]:
         took = f" in {v.seconds:.1f} s" if v.seconds is not None else ""
         tested = f"{(v.bytes_tested or 0) / 2**30:.2f} GiB"
         return [
-            Reason(
+            finding(
                 code="vram",
                 severity="info",
                 message=f"VRAM patterns over {tested}{took}: 0 bad words",
@@ -236,7 +248,7 @@ def vram_reasons(v: VramEvidence) -> list[Reason]:
         )
         more = f" (+{v.bad_ranges_total - 3} more)" if v.bad_ranges_total > 3 else ""
         return [
-            Reason(
+            finding(
                 code="vram",
                 severity="fail",
                 message=f"VRAM: {v.bad_words} bad words in {v.bad_ranges_total} range(s), "
@@ -244,12 +256,12 @@ def vram_reasons(v: VramEvidence) -> list[Reason]:
             )
         ]
     if v.reason in ("hang", "crash"):
-        return [Reason(code="vram", severity="fail", message=f"VRAM test: {v.message}")]
-    return [Reason(code="vram", severity="info", message=f"VRAM test not judged: {v.message}")]
+        return [finding(code="vram", severity="fail", message=f"VRAM test: {v.message}")]
+    return [finding(code="vram", severity="info", message=f"VRAM test not judged: {v.message}")]
 
 
-def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason]:
-    reasons: list[Reason] = vram_reasons(d.vram) if d.vram is not None else []
+def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Finding]:
+    reasons: list[Finding] = vram_reasons(d.vram) if d.vram is not None else []
     a, ch = d.agg, d.channel
     # Events and a lost GPU
     seen_xid: set[int] = set()
@@ -260,19 +272,19 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
             n = sum(1 for x in d.events if x.kind == "xid" and x.code == e.code)
             times = f" ({n} times)" if n > 1 else ""
             reasons.append(
-                Reason(
+                finding(
                     code="xid",
                     severity="fail",
                     message=f"Xid {e.code}{_t(e.t)}{times}: {info.meaning}; {info.action}",
                 )
             )
         elif e.kind == "ecc_uncorrected":
-            reasons.append(Reason(code="ecc", severity="fail", message=f"{e.message}{_t(e.t)}"))
+            reasons.append(finding(code="ecc", severity="fail", message=f"{e.message}{_t(e.t)}"))
     lost_t = a.lost_at if a is not None else None
     lost_t = next((e.t for e in d.events if e.kind in ("lost", "unavailable")), lost_t)
     if lost_t is not None:
         reasons.append(
-            Reason(
+            finding(
                 code="lost",
                 severity="fail",
                 message=f"fell off the bus{_t(lost_t)}: no telemetry after it"
@@ -282,17 +294,17 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
     # The load worker
     if d.load.status == "failed":
         reasons.append(
-            Reason(
+            finding(
                 code="worker",
                 severity="fail",
                 message=f"load worker failed{_t(d.load.error_t)}: {d.load.error}",
             )
         )
     for w in d.load.wrong[:3]:
-        reasons.append(Reason(code="wrong_result", severity="fail", message=w))
+        reasons.append(finding(code="wrong_result", severity="fail", message=w))
     if len(d.load.wrong) > 3:
         reasons.append(
-            Reason(
+            finding(
                 code="wrong_result",
                 severity="fail",
                 message=f"{len(d.load.wrong) - 3} more wrong results",
@@ -305,7 +317,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
         differ = [p for p in others if p.load.checksum != d.load.checksum]
         if differ and len(agree) + 1 <= len(differ):
             reasons.append(
-                Reason(
+                finding(
                     code="wrong_result",
                     severity="fail",
                     message=f"matmul of the same inputs gives a different result from "
@@ -320,7 +332,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
             best, who = max(rates)
             if best > mine and mine < (1 - SLOWER_LIMIT) * best:
                 reasons.append(
-                    Reason(
+                    finding(
                         code="slower",
                         severity="fail",
                         message=f"matmul {mine:.1f} TFLOP/s is {100 * (1 - mine / best):.0f} % "
@@ -338,7 +350,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
         if secs >= THROTTLE_FAIL_S:
             which = ", ".join(WORDS[n] for n in names if a.throttle_s.get(n))
             reasons.append(
-                Reason(code=code, severity="fail", message=f"{what} for {secs:.1f} s ({which})")
+                finding(code=code, severity="fail", message=f"{what} for {secs:.1f} s ({which})")
             )
     capped = a.throttle_s.get("sw_power_cap", 0.0)
     my_clock = _median(d.sustained_clocks)
@@ -353,7 +365,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
             and my_clock < (1 - CLOCK_GAP_LIMIT) * best_clock[0]
         ):
             reasons.append(
-                Reason(
+                finding(
                     code="power_cap",
                     severity="fail",
                     message=f"power cap{limit} holds the SM clock at {my_clock:.0f} MHz, "
@@ -363,7 +375,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
             )
         else:
             reasons.append(
-                Reason(
+                finding(
                     code="power_cap",
                     severity="info",
                     message=f"power-capped{limit} for {capped:.1f} s (normal under full load)",
@@ -376,7 +388,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
         and ch.power_limit_w < ch.power_default_limit_w - 1
     ):
         reasons.append(
-            Reason(
+            finding(
                 code="power_limit",
                 severity="info",
                 message=f"power limit {ch.power_limit_w:.0f} W is below the default "
@@ -390,7 +402,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
         early, late = statistics.median(clocks[:q]), statistics.median(clocks[-q:])
         if early > 0 and late < (1 - CLOCK_FALL_LIMIT) * early:
             reasons.append(
-                Reason(
+                finding(
                     code="clocks_falling",
                     severity="fail",
                     message=f"SM clock under sustained load fell from {early:.0f} to "
@@ -419,7 +431,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
             continue
         if peak >= limit_c:
             reasons.append(
-                Reason(
+                finding(
                     code=code,
                     severity="fail",
                     message=f"{what} temperature reached {peak:.0f} °C, at or over its "
@@ -428,7 +440,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
             )
         elif peak >= limit_c - TEMP_MARGIN_C:
             reasons.append(
-                Reason(
+                finding(
                     code=code,
                     severity="warn",
                     message=f"{what} temperature reached {peak:.0f} °C, within "
@@ -439,13 +451,9 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
     # is judged above, against the limit the GPU reports)
     for f in vram_findings(ch, a) if ch is not None and ch.memory_type else []:
         if f.severity in ("warning", "info"):
-            reasons.append(
-                Reason(
-                    code="vram_temperature",
-                    severity="warn" if f.severity == "warning" else "info",
-                    message=f"{f.title.split(': ', 1)[-1]} ({f.why}); fix: {f.fix}",
-                )
-            )
+            # judge.vram's finding with its why, fix and source, under the burn-in's id
+            message = f"{f.title.split(': ', 1)[-1]} ({f.why}); fix: {f.fix}"
+            reasons.append(replace(f, id="burnin.vram_temperature", title=message))
     # Counters
     for code, first, last, what, sev in (
         ("ecc", a.ecc_uncorrected_first, a.ecc_uncorrected_last, "uncorrected ECC errors", "fail"),
@@ -454,7 +462,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
     ):
         if first is not None and last is not None and last > first:
             reasons.append(
-                Reason(
+                finding(
                     code=code,
                     severity=sev,  # type: ignore[arg-type]
                     message=f"{what} rose by {last - first} during the run ({first} -> {last})",
@@ -463,7 +471,7 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Reason
     if ch and ch.power_limit_w and a.power.value and a.power.value > 1.05 * ch.power_limit_w:
         kind = "instantaneous" if ch.power_instant_kind == "instant" else "1 s average"
         reasons.append(
-            Reason(
+            finding(
                 code="power_peak",
                 severity="warn",
                 message=f"{kind} power peaked at {a.power.value:.0f} W{_t(a.power.t)}, "
@@ -478,18 +486,18 @@ def judge(
     devices: list[DeviceEvidence],
     *,
     totals: dict[str, Any],
-    rig_reasons: list[Reason] | None = None,
+    rig_reasons: list[Finding] | None = None,
 ) -> RigVerdict:
     """Each device against itself and its peers; the rig fails when a device fails or a
     rig-level reason (all_reduce, PSU, circuit) is a failure."""
     out: list[DeviceVerdict] = []
     for d in devices:
         reasons = _judge_device(d, devices)
-        mine: Verdict = "fail" if any(r.severity == "fail" for r in reasons) else "pass"
+        mine: Verdict = "fail" if any_failure(reasons) else "pass"
         if mine == "pass" and not (d.load.checks and d.load.gemm_tflops):
             mine = "void"
             reasons.append(
-                Reason(
+                finding(
                     code="untested",
                     severity="info",
                     message="no checked matmul finished under sustained load: nothing was "
@@ -502,7 +510,7 @@ def judge(
                 name=d.name,
                 gpu=d.gpu,
                 verdict=mine,
-                reasons=reasons,
+                reasons=[replace(r, gpus=[d.gpu] if d.gpu is not None else []) for r in reasons],
                 figures=_figures(d),
             )
         )
@@ -510,16 +518,16 @@ def judge(
     failed = [v.label for v in out if v.verdict == "fail"]
     if failed:
         rig_reasons.insert(
-            0, Reason(code="gpus", severity="fail", message=f"failed: {', '.join(failed)}")
+            0, finding(code="gpus", severity="fail", message=f"failed: {', '.join(failed)}")
         )
     if not devices:
-        rig_reasons.append(Reason(code="nothing", severity="fail", message="no device ran"))
+        rig_reasons.append(finding(code="nothing", severity="fail", message="no device ran"))
     untested = [v.label for v in out if v.verdict == "void"]
-    verdict: Verdict = "fail" if any(r.severity == "fail" for r in rig_reasons) else "pass"
+    verdict: Verdict = "fail" if any_failure(rig_reasons) else "pass"
     if verdict == "pass" and untested:
         verdict = "void"
         rig_reasons.append(
-            Reason(
+            finding(
                 code="untested",
                 severity="info",
                 message=f"nothing was tested on {', '.join(untested)}: the verdict is void",

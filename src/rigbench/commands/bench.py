@@ -103,9 +103,9 @@ def bench(
     from rigbench.hw.backend import select_backend
     from rigbench.judge import exit_code_for
     from rigbench.judge.bench import BenchJudge, judge_results
-    from rigbench.machine import machine_summary, software_versions
+    from rigbench.machine import new_run
     from rigbench.needs import require_torch
-    from rigbench.records import Result, Run
+    from rigbench.records import Result
     from rigbench.report.results import render_results
     from rigbench.store import Store
 
@@ -146,13 +146,7 @@ def bench(
             step_timeout_s=timeout,
             options=options,
         )
-        run = Run(
-            command="bench",
-            argv=sys.argv[1:],
-            backend=backend.kind,
-            machine=machine_summary(rig),
-            versions=software_versions(rig),
-        )
+        run = new_run("bench", backend.kind, rig)
         assert run.id is None
         run_id = store.start_run(run)
 

@@ -133,9 +133,8 @@ def burnin(
     from rigbench.burnin.run import MIN_RATE_HZ, LiveState, run_burnin
     from rigbench.burnin.schedule import MIN_SAMPLES_PER_PHASE, shortest_run_s
     from rigbench.hw.backend import select_backend
-    from rigbench.machine import machine_summary, software_versions
+    from rigbench.machine import new_run
     from rigbench.needs import require_torch
-    from rigbench.records import Run
     from rigbench.report.burnin import progress_view, render_burnin
     from rigbench.store import Store
     from rigbench.telemetry.sampler import MAX_RATE_HZ
@@ -201,13 +200,7 @@ def burnin(
     with one_line_errors():
         selected = parse_gpus(gpus, rig)
         store = Store.open(db)
-        run = Run(
-            command="burnin",
-            argv=sys.argv[1:],
-            backend=backend.kind,
-            machine=machine_summary(rig),
-            versions=software_versions(rig),
-        )
+        run = new_run("burnin", backend.kind, rig)
         store.start_run(run)
 
     live_display = None

@@ -33,6 +33,13 @@ SimulateOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+IncludeIdsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--include-ids",
+        help="Keep the hostname, UUIDs, serial numbers and paths (left out by default).",
+    ),
+]
 DbOpt = Annotated[
     Path | None,
     typer.Option(

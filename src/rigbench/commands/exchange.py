@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rigbench.commands.common import DbOpt, JsonOpt, one_line_errors, out, print_json
+from rigbench.commands.common import DbOpt, IncludeIdsOpt, JsonOpt, one_line_errors, out, print_json
 from rigbench.errors import BadInput
 
 app = typer.Typer()
@@ -24,13 +24,7 @@ def export(
         Path | None,
         typer.Option("--out", help="File to write (default: standard output).", metavar="FILE"),
     ] = None,
-    include_ids: Annotated[
-        bool,
-        typer.Option(
-            "--include-ids",
-            help="Keep the hostname, UUIDs, serial numbers and paths (left out by default).",
-        ),
-    ] = False,
+    include_ids: IncludeIdsOpt = False,
     db: DbOpt = None,
 ) -> None:
     """Write runs (results, findings, machine, telemetry summary) as JSON in the documented

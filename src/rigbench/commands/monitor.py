@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -119,8 +118,7 @@ def monitor(
         return
     from rigbench.hw.backend import select_backend
     from rigbench.judge.vram import vram_findings
-    from rigbench.machine import machine_summary, software_versions
-    from rigbench.records import Run
+    from rigbench.machine import new_run
     from rigbench.report.job import finding_lines
     from rigbench.report.telemetry import (
         field_rates_line,
@@ -165,13 +163,7 @@ def monitor(
         with one_line_errors():
             if record:
                 store = Store.open(db)
-                run = Run(
-                    command="monitor",
-                    argv=sys.argv[1:],
-                    backend=backend.kind,
-                    machine=machine_summary(rig),
-                    versions=software_versions(rig),
-                )
+                run = new_run("monitor", backend.kind, rig)
                 run_id = store.start_run(run)
                 recorder = Recorder(store, run_id, channels, time.time())
                 sinks.append(recorder.add)

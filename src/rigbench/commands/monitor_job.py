@@ -33,8 +33,7 @@ def monitor_job(
     from rigbench.burnin import build as build_check
     from rigbench.hw.backend import select_backend
     from rigbench.judge.job import job_findings
-    from rigbench.machine import machine_summary, software_versions
-    from rigbench.records import Run
+    from rigbench.machine import new_run
     from rigbench.report.job import job_view
     from rigbench.report.telemetry import monitor_view, unavailable_notes
     from rigbench.store import Store
@@ -61,13 +60,7 @@ def monitor_job(
             err.print("no NVIDIA GPU here: the command runs unwatched (its time is still kept)")
         for note in unavailable_notes(channels):
             err.print(f"[dim]{note}[/dim]", highlight=False)
-    run = Run(
-        command="monitor",
-        argv=sys.argv[1:],
-        backend=backend.kind,
-        machine=machine_summary(rig),
-        versions=software_versions(rig),
-    )
+    run = new_run("monitor", backend.kind, rig)
     live = None
     if not as_json and err.is_terminal:
         live = Live(console=err, refresh_per_second=4, transient=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rigbench.commands.common import DbOpt, err, one_line_errors, out
+from rigbench.commands.common import DbOpt, IncludeIdsOpt, err, one_line_errors, out
 from rigbench.errors import BadInput, RigbenchError
 
 if TYPE_CHECKING:
@@ -47,13 +47,7 @@ def report(
             metavar="FILE.md",
         ),
     ] = None,
-    include_ids: Annotated[
-        bool,
-        typer.Option(
-            "--include-ids",
-            help="Keep the hostname, UUIDs, serial numbers and paths (left out by default).",
-        ),
-    ] = False,
+    include_ids: IncludeIdsOpt = False,
     against: Annotated[
         str | None,
         typer.Option(

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, cast
 
 from rigbench.bench.context import BenchDevice
 from rigbench.errors import one_line
@@ -97,6 +97,21 @@ def _hung(r: Result) -> str | None:
     return _ABORTED.get(r.reason)
 
 
+def _first_failure(
+    results: list[Result], *, wrong_data: str
+) -> tuple[str, str | None, FailureReason | None]:
+    """A probe's status, message and reason code from its step's results: the first that
+    hung, crashed or failed (`wrong_data` is the status a wrong-data failure reads as),
+    else ("ok", None, None)."""
+    for r in results:
+        kind = _hung(r)
+        if kind:
+            return kind, r.message, r.reason
+        if r.status == "failed":
+            return (wrong_data if r.reason == "wrong_data" else "error"), r.message, r.reason
+    return "ok", None, None
+
+
 def _cuda_usable(rig: Rig) -> tuple[bool, str | None]:
     if rig.source != "nvml" or not rig.gpus:
         return False, None
@@ -128,18 +143,8 @@ def _pair_probes(
         if not rs:
             probes.append(PairProbe(a=a, b=b, status="not_probed", reason="skipped_dependency"))
             continue
-        status: PairStatus = "ok"
-        message = None
-        reason: FailureReason | None = None
-        for r in rs:
-            kind = _hung(r)
-            if kind:
-                status, message, reason = kind, r.message, r.reason  # type: ignore[assignment]
-                break
-            if r.status == "failed":
-                wrong = r.reason == "wrong_data"
-                status, message, reason = ("corrupt" if wrong else "error"), r.message, r.reason
-                break
+        found, message, reason = _first_failure(rs, wrong_data="corrupt")
+        status = cast(PairStatus, found)
         speed = next(
             (r.value for r in rs if r.metric == "unidir" and r.value is not None),
             None,
@@ -292,18 +297,8 @@ def run_probes(
                     return
                 if not any(_hung(r) == "hang" for r in reduce_results):
                     break
-            status: ReduceStatus = "ok"
-            message = None
-            reason: FailureReason | None = None
-            for r in reduce_results:
-                kind = _hung(r)
-                if kind:
-                    status, message, reason = kind, r.message, r.reason  # type: ignore[assignment]
-                    break
-                if r.status == "failed":
-                    wrong = r.reason == "wrong_data"
-                    status, message, reason = ("wrong" if wrong else "error"), r.message, r.reason
-                    break
+            found, message, reason = _first_failure(reduce_results, wrong_data="wrong")
+            status = cast(ReduceStatus, found)
             if not reduce_results:
                 status, message = "error", "the all_reduce worker returned nothing"
             out.reduce_status, out.reduce_message = status, message

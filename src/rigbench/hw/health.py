@@ -17,7 +17,7 @@ import re
 import resource
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from rigbench.hw.model import AcsBridge, KernelEvent, Rig, XidEvent
 
@@ -39,7 +39,7 @@ ENV_VARIABLES = (
 )
 
 # Accumulated clock-reduction time (NVML violation counters), by our name.
-VIOLATION_NAMES = (
+Violation = Literal[
     "power",  # at the power limit (software power cap)
     "thermal",  # thermal limit
     "sync_boost",
@@ -49,7 +49,8 @@ VIOLATION_NAMES = (
     "sw_thermal",
     "hw_thermal",
     "hw_power_brake",
-)
+]
+VIOLATION_NAMES: tuple[Violation, ...] = get_args(Violation)
 
 IommuMode = Literal["off", "passthrough", "translated", "unknown"]
 

@@ -22,12 +22,12 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from rigbench.hw.health import (
-    VIOLATION_NAMES,
     AcsBridge,
     GpuHealth,
     HealthInfo,
     HostHealth,
     NetPort,
+    Violation,
 )
 from rigbench.hw.kernel import match_gpus, parse_kernel_events, parse_xids
 from rigbench.hw.model import Rig
@@ -85,19 +85,7 @@ Register = Annotated[int, AfterValidator(_register)]
 Seconds = Annotated[float, AfterValidator(_not_negative_float)]
 Celsius = Annotated[int, AfterValidator(_celsius)]
 Mhz = Annotated[int, AfterValidator(_positive)]
-Violation = Literal[
-    "power",
-    "thermal",
-    "sync_boost",
-    "board_limit",
-    "low_utilization",
-    "reliability",
-    "sw_thermal",
-    "hw_thermal",
-    "hw_power_brake",
-]
 NvlinkCounter = Literal["replay", "recovery", "crc_flit", "crc_data"]
-assert set(Violation.__args__) == set(VIOLATION_NAMES)  # type: ignore[attr-defined]
 
 
 def _check_keys(value: dict[str, str], allowed: list[str], what: str) -> dict[str, str]:

@@ -83,18 +83,23 @@ def _half_width(r: Result) -> float:
     return (r.spread.p90 - r.spread.p10) / 2 if r.spread else 0.0
 
 
-def _row(ra: Result | None, rb: Result | None) -> MetricDiff:
-    r = ra or rb
-    assert r is not None
-    row = MetricDiff(
+def _diff_row(r: Result, a: float | None, b: float | None) -> MetricDiff:
+    """The row of `r`'s figure (benchmark, metric, devices, variant, unit): a against b."""
+    return MetricDiff(
         benchmark=r.benchmark,
         metric=r.metric,
         devices=list(r.devices),
         variant={k: r.params[k] for k in VARIANT_KEYS if k in r.params},
         unit=r.unit,
-        a=ra.value if ra else None,
-        b=rb.value if rb else None,
+        a=a,
+        b=b,
     )
+
+
+def _row(ra: Result | None, rb: Result | None) -> MetricDiff:
+    r = ra or rb
+    assert r is not None
+    row = _diff_row(r, ra.value if ra else None, rb.value if rb else None)
     if row.a is None or row.b is None:
         row.note = "only in one run" if ra is None or rb is None else "not measured in both"
         return row
@@ -174,15 +179,7 @@ def compare_to_references(run: Run, results: list[Result]) -> Comparison:
             continue
         j = r.judgement
         value = r.ratio if reference_metric(r) == "decode.roofline_ratio" else r.value
-        row = MetricDiff(
-            benchmark=r.benchmark,
-            metric=r.metric,
-            devices=list(r.devices),
-            variant={k: r.params[k] for k in VARIANT_KEYS if k in r.params},
-            unit=r.unit,
-            a=value,
-            b=j.typical if j else None,
-        )
+        row = _diff_row(r, value, j.typical if j else None)
         if j is None or j.reference is None:
             row.note = "no reference"
         elif value is not None:

@@ -79,7 +79,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from rigbench.catalog.models import LINEAR_MODULES, ModelSpec, get_model
 from rigbench.errors import BadInput
@@ -646,10 +646,6 @@ def fit_inference(
         chunk=prefill_chunk,
         context_gib=float(cuda_context_gib),
     )
-    placements = job.placements(context)
-    limit = _context_limit(spec)
-    best = _max_context(lambda c: all(p.fits for p in job.placements(c)), limit)
-
     settings: dict[str, Any] = {
         "gpus_gib": caps,
         "bits_per_weight": bits,
@@ -665,21 +661,10 @@ def fit_inference(
     }
     if isinstance(bits_per_weight, str):
         settings["weight_format"] = bits_per_weight
-    return FitPlan(
-        kind="inference",
-        model=spec.id,
-        model_name=spec.name,
-        settings=MappingProxyType(settings),
-        placements=placements,
-        max_context=best,
-        max_context_limit="model" if best == limit and spec.max_context else "memory",
-        notes=tuple(_inference_notes(job, context, placements)),
-    )
+    return _fit_plan("inference", job, context, settings, _inference_notes(job, context))
 
 
-def _inference_notes(
-    job: _Inference, context: int, placements: Sequence[GpuPlacement]
-) -> list[str]:
+def _inference_notes(job: _Inference, context: int) -> list[str]:
     spec, n = job.spec, len(job.caps)
     weights = spec.params * job.bits / 8 / GIB
     kv_token = job._kv(1, range(spec.layers), spec.kv_heads) / job.batch / 2**20
@@ -716,11 +701,36 @@ def _inference_notes(
     )
     if not spec.intermediate:
         notes.append("MLP width unknown: workspace assumes 4 × hidden")
-    notes.append(f"CUDA context: {job.context_gib:g} GiB per GPU (assumption)")
+    return notes
+
+
+def _fit_plan(
+    kind: Literal["inference", "training"],
+    job: _Inference | _Training,
+    context: int,
+    settings: dict[str, Any],
+    notes: list[str],
+) -> FitPlan:
+    """`job`'s placements at `context`, the longest context that fits on every GPU, and
+    the notes of the job with the ones every fit ends with."""
+    spec = job.spec
+    placements = job.placements(context)
+    limit = _context_limit(spec)
+    best = _max_context(lambda c: all(p.fits for p in job.placements(c)), limit)
+    notes = [*notes, f"CUDA context: {job.context_gib:g} GiB per GPU (assumption)"]
     worst = min(placements, key=lambda p: p.margin_gib)
     if not worst.fits:
         notes.append(f"GPU {worst.gpu} is short by {-worst.margin_gib:.2f} GiB")
-    return notes
+    return FitPlan(
+        kind=kind,
+        model=spec.id,
+        model_name=spec.name,
+        settings=MappingProxyType(settings),
+        placements=placements,
+        max_context=best,
+        max_context_limit="model" if best == limit and spec.max_context else "memory",
+        notes=tuple(notes),
+    )
 
 
 # ----------------------------------------------------------------------------- training
@@ -900,10 +910,6 @@ def fit_training(
         activation_offload=activation_offload,
         chunked_loss=chunked_loss,
     )
-    placements = job.placements(context)
-    limit = _context_limit(spec)
-    best = _max_context(lambda s: all(p.fits for p in job.placements(s)), limit)
-
     settings: dict[str, Any] = {
         "gpus_gib": caps,
         "mode": mode,
@@ -921,19 +927,10 @@ def fit_training(
         "chunked_loss": chunked_loss,
         "host_gib": job.host_bytes() / GIB,
     }
-    return FitPlan(
-        kind="training",
-        model=spec.id,
-        model_name=spec.name,
-        settings=MappingProxyType(settings),
-        placements=placements,
-        max_context=best,
-        max_context_limit="model" if best == limit and spec.max_context else "memory",
-        notes=tuple(_training_notes(job, context, placements)),
-    )
+    return _fit_plan("training", job, context, settings, _training_notes(job, context))
 
 
-def _training_notes(job: _Training, context: int, placements: Sequence[GpuPlacement]) -> list[str]:
+def _training_notes(job: _Training, context: int) -> list[str]:
     spec, n = job.spec, len(job.caps)
     notes = []
     if job.mode == "full":
@@ -998,8 +995,4 @@ def _training_notes(job: _Training, context: int, placements: Sequence[GpuPlacem
         notes.append(
             f"sequence length {context:,} is beyond the model's max_context {spec.max_context:,}"
         )
-    notes.append(f"CUDA context: {job.context_gib:g} GiB per GPU (assumption)")
-    worst = min(placements, key=lambda p: p.margin_gib)
-    if not worst.fits:
-        notes.append(f"GPU {worst.gpu} is short by {-worst.margin_gib:.2f} GiB")
     return notes

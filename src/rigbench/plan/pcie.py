@@ -40,6 +40,10 @@ HOST_STAGED_SOURCE = (
     "the Minerva 4×3090 workstation write-up: 11.3 GB/s GPU-to-GPU through the host on Gen4 x16"
 )
 
+NARROW_LINK_SOURCE = (
+    "nccl-tests busbw ring formula; the 4×V100 SXM2 server write-up (x1 slot: DDP ~4x slower)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Ring:
@@ -203,10 +207,7 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.narrow_link",
-                    source=(
-                        "nccl-tests busbw ring formula; the 4×V100 SXM2 server write-up (x1"
-                        " slot: DDP ~4x slower)"
-                    ),
+                    source=NARROW_LINK_SOURCE,
                     origin="plan",
                     severity="warning",
                     title=(
@@ -231,10 +232,7 @@ def check_links(build: Build) -> list[Finding]:
             findings.append(
                 Finding(
                     id="pcie.narrow_link",
-                    source=(
-                        "nccl-tests busbw ring formula; the 4×V100 SXM2 server write-up (x1"
-                        " slot: DDP ~4x slower)"
-                    ),
+                    source=NARROW_LINK_SOURCE,
                     origin="plan",
                     severity="info",
                     title=(

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rigbench.judge import EXIT_ERRORS, EXIT_OK, EXIT_WARNINGS, Finding, Severity, exit_code_for
+from rigbench.records import json_ready
 
 # plan's findings use three of the scale's severities: a parts list has nothing "ok" or
 # "skipped" to say per check.
@@ -19,16 +20,6 @@ __all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_WARNINGS", "Finding", "Prediction", "
 
 def _frozen(d: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(d or {}))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 4)
-    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +43,7 @@ class Prediction:
             "value": None if self.value is None else round(self.value, 4),
             "unit": self.unit,
             "basis": self.basis,
-            "evidence": _plain(self.evidence),
+            "evidence": json_ready(self.evidence),
         }
 
 
@@ -91,8 +82,8 @@ class PlanReport:
             "verdict": self.worst,
             "exit_code": self.exit_code,
             "counts": counts,
-            "gpus": [_plain(g) for g in self.gpus],
+            "gpus": [json_ready(g) for g in self.gpus],
             "findings": [f.to_dict() for f in self.findings],
             "predictions": [p.to_dict() for p in self.predictions],
-            "fit": [_plain(f) for f in self.fit],
+            "fit": [json_ready(f) for f in self.fit],
         }

@@ -732,30 +732,12 @@ def _burnin_run(
     rig_reasons: list[dict[str, Any]] = params.get("reasons") or []
     limits = [x for x in rig_reasons if x.get("code") in ("psu", "circuit", "build")]
     if limits:
-        out.append(
-            Table(
-                headers=["what", "severity", "measured against the limit"],
-                rows=[
-                    [
-                        Cell(x["code"]),
-                        Cell(x["severity"], _reason_tone(x["severity"])),
-                        Cell(x["message"]),
-                    ]
-                    for x in limits
-                ],
-                caption="peaks against the PSUs and circuits of the build",
-            )
-        )
+        out.append(_limits_table(limits, "peaks against the PSUs and circuits of the build"))
     elif build is not None and d.telemetry and d.telemetry.samples:
-        compared = _limits_from_telemetry(build, d)
         out.append(
-            Table(
-                headers=["what", "severity", "measured against the limit"],
-                rows=[
-                    [Cell(x.code), Cell(x.severity, _reason_tone(x.severity)), Cell(x.message)]
-                    for x in compared
-                ],
-                caption="peaks of this run against the PSUs and circuits of the report's build",
+            _limits_table(
+                _limits_from_telemetry(build, d),
+                "peaks of this run against the PSUs and circuits of the report's build",
             )
         )
     else:
@@ -788,9 +770,27 @@ def _burnin_run(
     return out
 
 
-def _limits_from_telemetry(build: Any, d: RunData) -> list[Any]:
-    """The burn-in's PSU and circuit comparison (burnin.build) over this run's telemetry."""
+def _limits_table(reasons: list[dict[str, Any]], caption: str) -> Table:
+    """Burn-in reasons (code, severity, message) of the PSUs and circuits, one row each."""
+    return Table(
+        headers=["what", "severity", "measured against the limit"],
+        rows=[
+            [
+                Cell(x["code"]),
+                Cell(x["severity"], _reason_tone(x["severity"])),
+                Cell(x["message"]),
+            ]
+            for x in reasons
+        ],
+        caption=caption,
+    )
+
+
+def _limits_from_telemetry(build: Any, d: RunData) -> list[dict[str, Any]]:
+    """The burn-in's PSU and circuit comparison (burnin.build) over this run's telemetry,
+    as the reasons a burn-in stores."""
     from rigbench.burnin.build import reasons
+    from rigbench.burnin.verdict import reason_dict
 
     assert d.telemetry is not None
     ticks: dict[float, dict[int, float]] = defaultdict(dict)
@@ -801,7 +801,7 @@ def _limits_from_telemetry(build: Any, d: RunData) -> list[Any]:
             watts = inst if inst is not None else avg
             if watts is not None:
                 ticks[t][gpu] = float(watts)
-    return reasons(build, dict(ticks), sorted(d.telemetry.columns))
+    return [reason_dict(f) for f in reasons(build, dict(ticks), sorted(d.telemetry.columns))]
 
 
 def _reason_tone(severity: str) -> Tone:

@@ -12,7 +12,8 @@ from rigbench.formatting import num, verdict_words
 from rigbench.report.telemetry import monitor_table
 from rigbench.tables import Table
 
-_SEVERITY = {"fail": "[red]✗[/red]", "warn": "[yellow]![/yellow]", "info": "[dim]·[/dim]"}
+# a burn-in finding's severity (error: the burn-in's fail, warning: its warn)
+_SEVERITY = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[dim]·[/dim]"}
 
 
 def progress_view(state: LiveState) -> RenderableType:
@@ -102,7 +103,7 @@ def render_burnin(outcome: BurninOutcome, console: Console) -> None:
     )
     for d in v.devices:
         for r in d.reasons:
-            console.print(f"  {_SEVERITY[r.severity]} {d.label}: {r.message}", highlight=False)
+            console.print(f"  {_SEVERITY[r.severity]} {d.label}: {r.title}", highlight=False)
     tot = v.totals
     lines = []
     if tot.get("power_peak_w") is not None:
@@ -124,7 +125,7 @@ def render_burnin(outcome: BurninOutcome, console: Console) -> None:
     for line in lines:
         console.print(line, highlight=False)
     for r in v.reasons:
-        console.print(f"{_SEVERITY[r.severity]} rig: {r.message}", highlight=False)
+        console.print(f"{_SEVERITY[r.severity]} rig: {r.title}", highlight=False)
     for note in outcome.notes:
         console.print(f"[dim]{note}[/dim]", highlight=False)
     console.print(f"rig verdict: {verdict_words(v.verdict)}  (run #{outcome.run.id})")
