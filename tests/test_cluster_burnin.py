@@ -7,7 +7,7 @@ import pytest
 
 from rigbench.bench.cluster import Node
 from rigbench.burnin.cluster import RankReport, merge
-from rigbench.burnin.verdict import DeviceVerdict, Reason, RigVerdict
+from rigbench.burnin.verdict import DeviceVerdict, RigVerdict, finding
 from rigbench.records import Result, Run
 from rigbench.store import Store
 
@@ -15,7 +15,7 @@ COLS = ["run_id", "t", "gpu", "power_instant_w"]
 
 
 def _report(rank: int, node: int, host: str, verdict: str) -> RankReport:
-    reasons = [Reason(code="wrong_result", severity="fail", message="checksum differs")]
+    reasons = [finding(code="wrong_result", severity="fail", message="checksum differs")]
     device = DeviceVerdict(
         label="GPU0",
         name="NVIDIA H100 80GB HBM3",
@@ -69,8 +69,8 @@ def test_a_lost_node_fails_the_run_and_names_it_and_shared_hosts_are_told_apart(
     v = merged.outcome.verdict
     assert v.verdict == "fail"
     assert [d.label for d in v.devices] == ["box-node0:GPU0"]
-    (lost,) = [r for r in v.reasons if r.code == "lost"]
-    assert "box (node 1, ranks 1)" in lost.message
+    (lost,) = [r for r in v.reasons if r.id == "burnin.lost"]
+    assert "box (node 1, ranks 1)" in lost.title
 
 
 def test_a_long_runs_telemetry_is_thinned_for_the_gather_and_says_so(
