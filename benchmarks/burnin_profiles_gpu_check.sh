@@ -58,10 +58,10 @@ echo "exit $?" >> "$log"
 
 step "3. burnin --profile accept --minutes 0.5 (VRAM step after), monitor --rate 100 beside it"
 t=$(secs)
-timeout 300 python3 -m rigbench burnin --profile accept --minutes 0.5 --json --db "$out/r.db" \
+timeout 300 python3 -m rigbench burnin --profile accept --minutes 0.4 --json --db "$out/r.db" \
   > "$out/burnin_accept.json" 2>> "$log" &
 bpid=$!
-sleep 25  # the load is up after the burn-in's start-up
+sleep 20  # the load is up after the burn-in's start-up
 timeout 60 python3 -m rigbench monitor --rate 100 --seconds 10 --json \
   > "$out/monitor_load.json" 2>> "$log"
 echo "monitor exit $?" >> "$log"
@@ -70,7 +70,7 @@ echo "burnin exit $? after $(( $(secs) - t )) s" | tee -a "$log"
 
 step "4. burnin --profile soak --minutes 0.5"
 t=$(secs)
-timeout 300 python3 -m rigbench burnin --profile soak --minutes 0.5 --json --db "$out/r.db" \
+timeout 300 python3 -m rigbench burnin --profile soak --minutes 0.25 --json --db "$out/r.db" \
   > "$out/burnin_soak.json" 2>> "$log"
 echo "exit $? after $(( $(secs) - t )) s" | tee -a "$log"
 

@@ -82,7 +82,7 @@ json_of "$work/doctor.out" > "$out/doctor.json"
 
 note "== 5. burnin --minutes 0.5 under torchrun --nnodes 1 --nproc-per-node $gpus"
 python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
-  --rdzv-endpoint 127.0.0.1:29520 -m rigbench burnin --minutes 0.5 --json \
+  --rdzv-endpoint 127.0.0.1:29520 -m rigbench burnin --minutes 0.3 --json \
   --db "$work/burnin.db" > "$work/burnin.out" 2>> "$log"
 note "exit $?"
 json_of "$work/burnin.out" > "$out/burnin.json"
