@@ -14,10 +14,10 @@ cd "$(dirname "$0")/.." || exit 2
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 python3 -c 'import torch; print("torch", torch.__version__)' > "$out/env.txt" 2>&1
 nvidia-smi >> "$out/env.txt" 2>&1
-timeout 250 bash benchmarks/burnin_profiles_gpu_check.sh "$out/profiles" > "$out/profiles.log" 2>&1
+timeout 215 bash benchmarks/burnin_profiles_gpu_check.sh "$out/profiles" > "$out/profiles.log" 2>&1
 echo "profiles exit $?" >> "$out/env.txt"
-timeout 150 bash benchmarks/multinode_gpu_check.sh "$out/multinode" 1 > "$out/multinode.log" 2>&1
+timeout 125 bash benchmarks/multinode_gpu_check.sh "$out/multinode" 1 > "$out/multinode.log" 2>&1
 echo "multinode exit $?" >> "$out/env.txt"
-timeout 50 python3 -m rigbench bench --only infer --json --db "$out/infer.db" \
+[ "${WITH_INFER:-0}" = 1 ] && timeout 50 python3 -m rigbench bench --only infer --json --db "$out/infer.db" \
   > "$out/infer.json" 2> "$out/infer.err"
 echo "infer exit $?" >> "$out/env.txt"

@@ -207,9 +207,11 @@ def test_sampler_keeps_its_rate_without_drift() -> None:
     slots = stats.ticks + stats.missed
     assert (stopping - started) * 100 - 3 <= slots <= (stopped - before_start) * 100 + 3
     assert stats.achieved_hz is not None and stats.achieved_hz > 70
-    # tick k is due at k/rate: the last tick is still on the grid after a second of reads
-    last = source.times[-1]
-    assert abs(last * 100 - round(last * 100)) < 0.3
+    # tick k is due at k/rate: after a second of reads the ticks are still on the grid (the
+    # median of the last 20; one tick a busy machine ran late is not drift, while a schedule
+    # that slept a period after each 2 ms read would spread them over the whole period)
+    late = sorted(abs(t * 100 - round(t * 100)) for t in source.times[-20:])
+    assert late[len(late) // 2] < 0.3
     assert stats.read_ms_mean is not None and stats.read_ms_mean >= 2.0
 
 
