@@ -48,7 +48,7 @@ step "environment"
 } >> "$log" 2>&1
 
 step "1. NVML read costs (GPU 0)"
-timeout 120 python3 benchmarks/nvml_read_costs.py 100 > "$out/nvml_read_costs.json" 2>> "$log"
+timeout 120 python3 benchmarks/nvml_read_costs.py "${NVML_REPEATS:-100}" > "$out/nvml_read_costs.json" 2>> "$log"
 echo "exit $?" >> "$log"
 
 step "2. monitor --rate 100, idle, 10 s"
@@ -58,7 +58,7 @@ echo "exit $?" >> "$log"
 
 step "3. burnin --profile accept --minutes 0.5 (VRAM step after), monitor --rate 100 beside it"
 t=$(secs)
-timeout 300 python3 -m rigbench burnin --profile accept --minutes 0.3 --json --db "$out/r.db" \
+timeout 300 python3 -m rigbench burnin --profile accept --minutes "${ACCEPT_MIN:-0.3}" --json --db "$out/r.db" \
   > "$out/burnin_accept.json" 2>> "$log" &
 bpid=$!
 sleep 15  # the load is up after the burn-in's start-up
@@ -70,7 +70,7 @@ echo "burnin exit $? after $(( $(secs) - t )) s" | tee -a "$log"
 
 step "4. burnin --profile soak --minutes 0.5"
 t=$(secs)
-timeout 300 python3 -m rigbench burnin --profile soak --minutes 0.25 --json --db "$out/r.db" \
+timeout 300 python3 -m rigbench burnin --profile soak --minutes "${SOAK_MIN:-0.25}" --json --db "$out/r.db" \
   > "$out/burnin_soak.json" 2>> "$log"
 echo "exit $? after $(( $(secs) - t )) s" | tee -a "$log"
 

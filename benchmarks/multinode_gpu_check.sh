@@ -46,14 +46,14 @@ note "== GPUs: $gpus"
 nvidia-smi --query-gpu=index,name,driver_version --format=csv >> "$log" 2>&1
 
 note "== 1. bench without torchrun"
-python -m rigbench bench --only collectives,train --json --db "$work/plain.db" \
+python -m rigbench bench --only "${BENCH_ONLY:-collectives,train}" --json --db "$work/plain.db" \
   > "$work/plain.out" 2>> "$log"
 note "exit $?"
 json_of "$work/plain.out" > "$out/plain.json"
 
 note "== 2. torchrun --nnodes 1 --nproc-per-node $gpus"
 python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
-  --rdzv-endpoint 127.0.0.1:29517 -m rigbench bench --only collectives,train --json \
+  --rdzv-endpoint 127.0.0.1:29517 -m rigbench bench --only "${BENCH_ONLY:-collectives,train}" --json \
   --db "$work/torchrun.db" > "$work/torchrun.out" 2>> "$log"
 note "exit $?"
 json_of "$work/torchrun.out" > "$out/torchrun.json"
@@ -63,7 +63,7 @@ if [ "$gpus" -ge 2 ]; then
   for n in 0 1; do
     CUDA_VISIBLE_DEVICES=$n python -m torch.distributed.run --nnodes 2 --nproc-per-node 1 \
       --rdzv-backend c10d --rdzv-endpoint 127.0.0.1:29518 --rdzv-id gpu2 \
-      -m rigbench bench --only collectives,train --json --db "$work/two$n.db" \
+      -m rigbench bench --only "${BENCH_ONLY:-collectives,train}" --json --db "$work/two$n.db" \
       > "$work/two$n.out" 2>> "$log" &
     [ "$n" = 0 ] && sleep 3  # node 0 hosts the rendezvous store
   done
@@ -82,7 +82,7 @@ json_of "$work/doctor.out" > "$out/doctor.json"
 
 note "== 5. burnin --minutes 0.5 under torchrun --nnodes 1 --nproc-per-node $gpus"
 python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
-  --rdzv-endpoint 127.0.0.1:29520 -m rigbench burnin --minutes 0.3 --json \
+  --rdzv-endpoint 127.0.0.1:29520 -m rigbench burnin --minutes "${BURNIN_MIN:-0.3}" --json \
   --db "$work/burnin.db" > "$work/burnin.out" 2>> "$log"
 note "exit $?"
 json_of "$work/burnin.out" > "$out/burnin.json"

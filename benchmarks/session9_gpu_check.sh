@@ -6,6 +6,8 @@
 #   2. benchmarks/multinode_gpu_check.sh (1 GPU) -> OUTDIR/multinode/summary.txt
 #   3. bench --only infer --json                -> OUTDIR/infer.json
 # Usage: benchmarks/session9_gpu_check.sh OUTDIR
+# Shorter (device time short): ACCEPT_MIN=0.2 SOAK_MIN=0.15 BENCH_ONLY=collectives BURNIN_MIN=0.2
+# PROFILES_S=170 MULTINODE_S=100 benchmarks/session9_gpu_check.sh OUTDIR
 set -uo pipefail
 out=${1:?usage: benchmarks/session9_gpu_check.sh OUTDIR}
 mkdir -p "$out"
@@ -14,9 +16,9 @@ cd "$(dirname "$0")/.." || exit 2
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 python3 -c 'import torch; print("torch", torch.__version__)' > "$out/env.txt" 2>&1
 nvidia-smi >> "$out/env.txt" 2>&1
-timeout 215 bash benchmarks/burnin_profiles_gpu_check.sh "$out/profiles" > "$out/profiles.log" 2>&1
+timeout "${PROFILES_S:-215}" bash benchmarks/burnin_profiles_gpu_check.sh "$out/profiles" > "$out/profiles.log" 2>&1
 echo "profiles exit $?" >> "$out/env.txt"
-timeout 125 bash benchmarks/multinode_gpu_check.sh "$out/multinode" 1 > "$out/multinode.log" 2>&1
+timeout "${MULTINODE_S:-125}" bash benchmarks/multinode_gpu_check.sh "$out/multinode" 1 > "$out/multinode.log" 2>&1
 echo "multinode exit $?" >> "$out/env.txt"
 [ "${WITH_INFER:-0}" = 1 ] && timeout 50 python3 -m rigbench bench --only infer --json --db "$out/infer.db" \
   > "$out/infer.json" 2> "$out/infer.err"
