@@ -103,6 +103,7 @@ def bench(
     from rigbench.hw.backend import select_backend
     from rigbench.judge import exit_code_for
     from rigbench.judge.bench import BenchJudge, judge_results
+    from rigbench.judge.bench_findings import bench_findings
     from rigbench.machine import new_run
     from rigbench.needs import require_torch
     from rigbench.records import Result
@@ -211,7 +212,13 @@ def bench(
         raise typer.Exit(EXIT_ERROR)
     store.finish_run(run, status)  # type: ignore[arg-type]
     if as_json:
-        print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
+        print_json(
+            {
+                "run": run.to_dict(),
+                "findings": [f.to_dict() for f in bench_findings(results)],
+                "results": [r.to_dict() for r in results],
+            }
+        )
     else:
         render_results(results, out)
         out.print(f"[dim]run #{run_id} ({status}) saved to {store.path}[/dim]")
@@ -244,6 +251,7 @@ def _bench_cluster(
     )
     from rigbench.judge import exit_code_for
     from rigbench.judge.bench import judge_inter_node_results
+    from rigbench.judge.bench_findings import bench_findings
     from rigbench.machine import machine_summary, software_versions
     from rigbench.records import Result, Run
     from rigbench.report.results import render_results
@@ -357,7 +365,13 @@ def _bench_cluster(
         store.update_judgements(run_id, results)
     store.finish_run(run, "complete")
     if as_json:
-        print_json({"run": run.to_dict(), "results": [r.to_dict() for r in results]})
+        print_json(
+            {
+                "run": run.to_dict(),
+                "findings": [f.to_dict() for f in bench_findings(results)],
+                "results": [r.to_dict() for r in results],
+            }
+        )
     else:
         render_results(results, out)
         out.print(f"[dim]run #{run_id} (complete) saved to {store.path}[/dim]")
