@@ -18,6 +18,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "simulated"
 # module-scoped fixtures (real runs, a browser) are then made once, not once per worker.
 ONE_WORKER_MODULES = {"tests/test_report_html.py"}
 
+# Tests of one module that share a module-scoped fixture of whole runs (the prefix of their
+# node ids): handed to one worker together, so that the fixture is made once, not once per
+# worker that happens to get one of them (two torchrun "nodes", ~15 s on 2 cores).
+ONE_WORKER_GROUPS = ("tests/test_cluster.py::test_two_nodes_",)
+
 
 # Modules whose tests run whole commands in worker processes, seconds each: collected (and
 # so handed out) first, so that the two workers end together on the quick tests.
@@ -48,7 +53,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return module if module in ONE_WORKER_MODULES else nodeid
+            if module in ONE_WORKER_MODULES:
+                return module
+            return next((g for g in ONE_WORKER_GROUPS if nodeid.startswith(g)), nodeid)
 
     return Scheduling(config, log)
 

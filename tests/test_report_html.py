@@ -66,7 +66,8 @@ def cpu_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Minerva 4x3090 rig simulated: bench (memory, P2P, collectives), doctor, burn-in."""
     db = tmp_path_factory.mktemp("sim") / "sim.db"
-    _cli("bench", "--quick", "--only", "memory,p2p,collectives", "--simulate", SIM, "--db", db)
+    _cli("bench", "--quick", "--only", "memory,p2p,collectives", "--scale", "0.05",
+         "--simulate", SIM, "--db", db)  # fmt: skip
     _cli("doctor", "--simulate", SIM, "--db", db)
     _cli("burnin", "--minutes", "0.02", "--simulate", SIM, "--db", db)
     return db

@@ -16,13 +16,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-
-import torch
+from typing import TYPE_CHECKING
 
 from rigbench.bench.context import BenchContext, BenchDevice, Step
-from rigbench.bench.timing import rates, synchronize, time_iterations
 from rigbench.records import Result
 from rigbench.stats import summarize
+
+if TYPE_CHECKING:  # imported where a step runs: planning (the command's parent) needs no torch
+    import torch
 
 NAME = "p2p"
 LATENCY_COPIES = 100
@@ -55,11 +56,15 @@ def plan(ctx: BenchContext) -> list[Step]:
 
 
 def _checksum(t: torch.Tensor) -> int:
+    import torch
+
     return int(t.view(torch.int32).sum(dtype=torch.int64).item())
 
 
 def verify_copy(src: torch.Tensor, dst: torch.Tensor, generator: torch.Generator) -> str | None:
     """None if dst holds src's bytes (integer checksum plus sampled positions), else why."""
+    import torch
+
     if _checksum(src) != _checksum(dst):
         return "received data differs from what was sent (checksum mismatch)"
     idx = torch.randint(0, src.numel(), (4096,), generator=generator)
@@ -69,6 +74,8 @@ def verify_copy(src: torch.Tensor, dst: torch.Tensor, generator: torch.Generator
 
 
 def _peer_access(a: BenchDevice, b: BenchDevice) -> bool | None:
+    import torch
+
     da, db = torch.device(a.torch_device), torch.device(b.torch_device)
     if da.type != "cuda" or db.type != "cuda":
         return None
@@ -76,6 +83,10 @@ def _peer_access(a: BenchDevice, b: BenchDevice) -> bool | None:
 
 
 def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
+    import torch
+
+    from rigbench.bench.timing import rates, synchronize, time_iterations
+
     i, j = (int(x) for x in step.key.split(":", 1)[1].split("-"))
     a, b = ctx.devices[i], ctx.devices[j]
     fault = ctx.p2p_faults.get(ctx.pair_key(i, j))
