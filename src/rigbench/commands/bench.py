@@ -6,7 +6,7 @@ import contextlib
 import math
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -26,6 +26,9 @@ from rigbench.commands.common import (
     quiet_interrupt,
 )
 from rigbench.errors import BadInput, RigbenchError
+
+if TYPE_CHECKING:
+    from rigbench.records import Result, Run
 
 app = typer.Typer()
 
@@ -101,13 +104,9 @@ def bench(
     from rigbench.bench.options import parse_sets
     from rigbench.bench.suite import build_plan, parse_gpus, parse_only, run_plan
     from rigbench.hw.backend import select_backend
-    from rigbench.judge import exit_code_for
     from rigbench.judge.bench import BenchJudge, judge_results
-    from rigbench.judge.bench_findings import bench_findings
     from rigbench.machine import new_run
     from rigbench.needs import require_torch
-    from rigbench.records import Result
-    from rigbench.report.results import render_results
     from rigbench.store import Store
 
     with one_line_errors():
@@ -211,6 +210,14 @@ def bench(
         )
         raise typer.Exit(EXIT_ERROR)
     store.finish_run(run, status)  # type: ignore[arg-type]
+    _show_and_exit(run, results, f"run #{run_id} ({status}) saved to {store.path}", as_json)
+
+
+def _show(run: Run, results: list[Result], saved: str, as_json: bool) -> None:
+    """A finished bench run: its JSON (run, findings, results) or its table."""
+    from rigbench.judge.bench_findings import bench_findings
+    from rigbench.report.results import render_results
+
     if as_json:
         print_json(
             {
@@ -221,7 +228,14 @@ def bench(
         )
     else:
         render_results(results, out)
-        out.print(f"[dim]run #{run_id} ({status}) saved to {store.path}[/dim]")
+        out.print(f"[dim]{saved}[/dim]")
+
+
+def _show_and_exit(run: Run, results: list[Result], saved: str, as_json: bool) -> None:
+    """Show the run, then exit with the code of its worst verdict (0 when all is normal)."""
+    from rigbench.judge import exit_code_for
+
+    _show(run, results, saved, as_json)
     code = exit_code_for(r.judgement.severity for r in results if r.judgement is not None)
     if code:
         raise typer.Exit(code)
@@ -249,12 +263,8 @@ def _bench_cluster(
         cluster_context,
         run_cluster,
     )
-    from rigbench.judge import exit_code_for
     from rigbench.judge.bench import judge_inter_node_results
-    from rigbench.judge.bench_findings import bench_findings
-    from rigbench.machine import machine_summary, software_versions
-    from rigbench.records import Result, Run
-    from rigbench.report.results import render_results
+    from rigbench.machine import new_run
     from rigbench.store import Store
 
     assert isinstance(env, DistEnv)
@@ -297,13 +307,7 @@ def _bench_cluster(
             ports=ports,
             simulated=backend.kind == "simulated",  # type: ignore[attr-defined]
         )
-    run = Run(
-        command="bench",
-        argv=sys.argv[1:],
-        backend=backend.kind,  # type: ignore[attr-defined]
-        machine=machine_summary(rig),  # type: ignore[arg-type]
-        versions=software_versions(rig),  # type: ignore[arg-type]
-    )
+    run = new_run("bench", backend.kind, rig)  # type: ignore[attr-defined,arg-type]
     results: list[Result] = []
     run_id = store.start_run(run) if store is not None else None
     if store is not None and not as_json:
@@ -364,22 +368,10 @@ def _bench_cluster(
     with one_line_errors():
         store.update_judgements(run_id, results)
     store.finish_run(run, "complete")
-    if as_json:
-        print_json(
-            {
-                "run": run.to_dict(),
-                "findings": [f.to_dict() for f in bench_findings(results)],
-                "results": [r.to_dict() for r in results],
-            }
-        )
-    else:
-        render_results(results, out)
-        out.print(f"[dim]run #{run_id} (complete) saved to {store.path}[/dim]")
     if any(r.status == "failed" for r in results):
+        _show(run, results, f"run #{run_id} (complete) saved to {store.path}", as_json)
         raise typer.Exit(EXIT_ERROR)
-    code = exit_code_for(r.judgement.severity for r in results if r.judgement is not None)
-    if code:
-        raise typer.Exit(code)
+    _show_and_exit(run, results, f"run #{run_id} (complete) saved to {store.path}", as_json)
 
 
 @app.command()

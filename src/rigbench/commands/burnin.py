@@ -287,8 +287,7 @@ def _burnin_cluster(
     from rigbench.bench.cluster import Cluster, DistEnv
     from rigbench.burnin.cluster import gather, merge, rank_devices, run_rank
     from rigbench.burnin.profiles import gate
-    from rigbench.machine import machine_summary, software_versions
-    from rigbench.records import Run
+    from rigbench.machine import new_run
     from rigbench.report.burnin import render_burnin
     from rigbench.store import Store
 
@@ -299,13 +298,7 @@ def _burnin_cluster(
     interrupt_on_signals()
     with one_line_errors(), quiet_interrupt(env.rank):
         cluster = Cluster(env, on_gpu=False, timeout_s=CLUSTER_TIMEOUT_S)
-    run = Run(
-        command="burnin",
-        argv=sys.argv[1:],
-        backend=backend.kind,  # type: ignore[attr-defined]
-        machine=machine_summary(rig),  # type: ignore[arg-type]
-        versions=software_versions(rig),  # type: ignore[arg-type]
-    )
+    run = new_run("burnin", backend.kind, rig)  # type: ignore[attr-defined,arg-type]
     if store is not None:
         store.start_run(run)
         if not as_json:
@@ -438,9 +431,8 @@ def _find_trip_live(
     from rigbench.burnin.psutrip import TripStep
     from rigbench.burnin.psutrip_live import WARNING, run_live_finder
     from rigbench.burnin.run import plan_devices
-    from rigbench.machine import machine_summary, software_versions
+    from rigbench.machine import new_run
     from rigbench.needs import require_torch
-    from rigbench.records import Run
     from rigbench.report.psutrip import step_line
     from rigbench.store import Store
 
@@ -451,13 +443,7 @@ def _find_trip_live(
         raise BadInput("--find-trip needs NVIDIA GPUs to ramp (none here), or --simulate FILE")
     devices, on_gpu = plan_devices(rig, selected, backend_kind="nvml", lost_at={})
     store = Store.open(db)
-    run = Run(
-        command="burnin",
-        argv=sys.argv[1:],
-        backend="nvml",
-        machine=machine_summary(rig),
-        versions=software_versions(rig),
-    )
+    run = new_run("burnin", "nvml", rig)
     store.start_run(run)
     assert run.id is not None
     err.print(WARNING.format(n=len(devices), db=store.path), highlight=False)
@@ -486,9 +472,8 @@ def _sweep(
     from rigbench.burnin.sweep import SweepPoint, parse_sweep, results_of, run_sweep
     from rigbench.errors import one_line
     from rigbench.hw.backend import select_backend
-    from rigbench.machine import machine_summary, software_versions
+    from rigbench.machine import new_run
     from rigbench.needs import require_torch
-    from rigbench.records import Run
     from rigbench.report.sweep import point_line, render_sweep
     from rigbench.store import Store
 
@@ -501,13 +486,7 @@ def _sweep(
         if not selected:
             raise BadInput("--sweep-power: no GPU to sweep (it measures GPUs at power limits)")
         store = Store.open(db)
-        run = Run(
-            command="burnin",
-            argv=sys.argv[1:],
-            backend=backend.kind,
-            machine=machine_summary(rig),
-            versions=software_versions(rig),
-        )
+        run = new_run("burnin", backend.kind, rig)
         store.start_run(run)
     assert run.id is not None
     run_id = run.id

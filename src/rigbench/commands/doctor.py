@@ -154,8 +154,7 @@ def _doctor_cluster(
     from rigbench.bench.cluster import DEFAULT_TIMEOUT_S, NET_ENV, DistEnv, gather_facts
     from rigbench.doctor.cluster import NodeFacts, cluster_findings
     from rigbench.judge import exit_code_for
-    from rigbench.machine import machine_summary, software_versions
-    from rigbench.records import Run
+    from rigbench.machine import new_run, software_versions
     from rigbench.report.findings import render_findings
     from rigbench.store import Store
 
@@ -179,13 +178,7 @@ def _doctor_cluster(
     if store is None:
         return
     findings = cluster_findings(nodes, bound)
-    run = Run(
-        command="doctor",
-        argv=sys.argv[1:],
-        backend=backend.kind,  # type: ignore[attr-defined]
-        machine=machine_summary(rig),
-        versions=software_versions(rig),
-    )
+    run = new_run("doctor", backend.kind, rig)  # type: ignore[attr-defined]
     with one_line_errors():
         store.start_run(run)
         for finding in findings:
