@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -217,27 +218,44 @@ def test_two_nodes_inter_node_rows_expect_the_nic_and_name_a_trained_down_link(
     assert two_nodes["codes"][1 - two_nodes["zero"]] == 0
 
 
-def test_a_killed_node_is_named_and_what_was_measured_is_kept(tmp_path: Path) -> None:
-    agents = _two_agents(tmp_path)
+def _kill_the_other_node(
+    tmp_path: Path,
+    agents: list,
+    banner: str,
+    ready: Callable[[str], bool],
+    wait_s: float,
+    settle_s: float = 0.0,
+) -> tuple[int, int, str]:
+    """Wait for rank 0's banner and `ready(its log)` (then `settle_s` more), kill the agent
+    of the other node, and return rank 0's node, its agent's exit code and its log."""
     zero = None
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + wait_s
     try:
-        while time.monotonic() < deadline:  # rank 0's banner, then a few results
+        while time.monotonic() < deadline:
             logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
             if zero is None:
-                zero = next((i for i in range(2) if "torchrun:" in logs[i]), None)
-            if zero is not None and logs[zero].count("  collectives") >= 8:
+                zero = next((i for i in range(2) if banner in logs[i]), None)
+            if zero is not None and ready(logs[zero]):
                 break
             assert all(a.poll() is None for a in agents), logs
             time.sleep(0.1)
         assert zero is not None
+        time.sleep(settle_s)
         _kill_tree(agents[1 - zero].pid)
         code = agents[zero].wait(timeout=60)
     finally:
         for a in agents:
             if a.poll() is None:
                 _kill_tree(a.pid)
-    log = (tmp_path / f"err{zero}.txt").read_text()
+    return zero, code, (tmp_path / f"err{zero}.txt").read_text()
+
+
+def test_a_killed_node_is_named_and_what_was_measured_is_kept(tmp_path: Path) -> None:
+    agents = _two_agents(tmp_path)
+    # rank 0's banner, then a few results
+    zero, code, log = _kill_the_other_node(
+        tmp_path, agents, "torchrun:", lambda log: log.count("  collectives") >= 8, 180
+    )
     assert code != 0
     lost = [line for line in log.splitlines() if line.startswith("error: lost node")]
     assert len(lost) == 1, log[-3000:]
@@ -355,23 +373,10 @@ def test_burnin_on_two_nodes_writes_one_run_with_node_labels(tmp_path: Path) -> 
 def test_burnin_a_killed_node_is_named_and_the_rest_is_kept(tmp_path: Path) -> None:
     one = {"command": [*BURNIN, "--minutes", "2"], "ranks": 1}
     agents = _two_agents(tmp_path, per_node=[one, one])
-    zero = None
-    deadline = time.monotonic() + 120
-    try:
-        while zero is None and time.monotonic() < deadline:
-            logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
-            zero = next((i for i in range(2) if "torchrun: burn-in" in logs[i]), None)
-            assert all(a.poll() is None for a in agents), logs
-            time.sleep(0.1)
-        assert zero is not None
-        time.sleep(1)  # the loads run
-        _kill_tree(agents[1 - zero].pid)
-        code = agents[zero].wait(timeout=60)
-    finally:
-        for a in agents:
-            if a.poll() is None:
-                _kill_tree(a.pid)
-    log = (tmp_path / f"err{zero}.txt").read_text()
+    # the banner, then a second for the loads to run
+    zero, code, log = _kill_the_other_node(
+        tmp_path, agents, "torchrun: burn-in", lambda log: True, 120, settle_s=1.0
+    )
     assert code != 0 and re.search(r"exitcode\s*:\s*2 ", log), log[-3000:]  # rank 0's
     lost = [line for line in log.splitlines() if line.startswith("error: lost node")]
     assert len(lost) == 1, log[-3000:]
