@@ -298,3 +298,10 @@ def test_a_full_disk_is_one_line_and_loses_nothing(argv: list[str], inputs: dict
     assert res.exit_code == 2, (res.stdout, res.stderr)
     assert len(res.stderr.strip().splitlines()) == 1 and "disk full" in res.stderr
     assert _survived(inputs["stored"]) == ("complete", 1)
+
+
+def test_an_error_line_repeats_the_input_as_given() -> None:
+    """rich read ':100:' in "300:100:10" as an emoji code and printed 300💯10."""
+    res = runner.invoke(app, ["burnin", "--sweep-power", "300:100:10"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2
+    assert "'300:100:10'" in res.stderr, res.stderr

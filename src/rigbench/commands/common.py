@@ -21,8 +21,9 @@ from rigbench.judge.exit_codes import EXIT_ERRORS, EXIT_WARNINGS
 from rigbench.judge.exit_codes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
 from rigbench.judge.exit_codes import EXIT_OK as EXIT_OK
 
-out = Console()
-err = Console(stderr=True)
+# No emoji codes: a user's "300:100:10" or a GPU name must print as given, not as an emoji.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 SimulateOpt = Annotated[
     Path | None,
