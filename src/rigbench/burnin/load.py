@@ -57,6 +57,10 @@ GPU_ALLREDUCE_BYTES = 64 << 20
 CPU_ALLREDUCE_BYTES = 256 << 10
 ALLREDUCE_BATCH = 4
 CHECK_BLOCK = 256
+# A simulated GPU's CPU stand-in runs its steps at a quarter duty: it exists to run the same
+# code as a GPU (sizes, checks, messages) while the rig's trace supplies power and heat, and
+# an 8-GPU replay on a 2-core laptop would otherwise peg every core and starve the sampler.
+STAND_IN_IDLE = 3.0  # seconds idle per second of work
 INIT_TIMEOUT = timedelta(seconds=120)
 LOST_MESSAGE = "CUDA error: unspecified launch failure (simulated: the GPU fell off the bus)"
 
@@ -93,6 +97,11 @@ class JobCrew:
 class LoadConfig:
     t0: float  # the telemetry clock's zero (monotonic), for simulated faults
     seed: int = SEED
+
+
+def stands_in_for_a_gpu(dev: LoadDevice) -> bool:
+    """A CPU stand-in for a simulated GPU (not the CPU of a machine without GPUs)."""
+    return dev.torch_device == "cpu" and dev.gpu_index is not None
 
 
 def _check_lost(dev: LoadDevice, cfg: LoadConfig) -> None:
@@ -191,6 +200,7 @@ class _Load:
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[
             self.dtype_name
         ]
+        self.idle = STAND_IN_IDLE if stands_in_for_a_gpu(dev) else 0.0
         self.reference_sum: int | None = None
         self.mismatches = 0
         self.checks = 0
@@ -341,6 +351,8 @@ class _Load:
                 for _ in range(self.batch):
                     torch.mm(self.a, self.b, out=out)
                 took = time.perf_counter() - t0
+                if self.idle:
+                    stop.wait(self.idle * took)
                 _corrupt(out, self.dev, self.cfg)
                 host.copy_(checksum(out))
                 current = (None, None, None, host, took)
@@ -374,6 +386,8 @@ class _Load:
                 for _ in range(MAX_BATCH):
                     self.dst.copy_(self.src)
                 seconds = time.perf_counter() - t0
+                if self.idle:
+                    stop.wait(self.idle * seconds)
             if seconds > 0:
                 rates.append(2 * self.mem_bytes * MAX_BATCH / seconds / 1e9)
             self.checks += 1
@@ -527,6 +541,9 @@ def crew_rank_main(
                 if problem is None:
                     problem = check_output("all_reduce", rank, world, count, data)
                 batch_s = time.perf_counter() - t_batch
+                if stands_in_for_a_gpu(dev):
+                    stop.wait(STAND_IN_IDLE * batch_s)
+                    batch_s *= 1 + STAND_IN_IDLE
                 # everyone stops after the same batch: the earliest "no more time" wins
                 more = time.monotonic() + batch_s < phase.end and not stop.is_set()
                 flag.fill_(1.0 if more else 0.0)
