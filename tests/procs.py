@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 
@@ -29,3 +30,14 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def outliving(pids: set[int] | list[int], grace_s: float) -> list[int]:
+    """Those of `pids` still alive after up to `grace_s`: a process killed a moment ago may
+    still be tearing down its address space (torch's is large, and the host may be busy)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        left = sorted(pid for pid in pids if alive(pid))
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from procs import alive, descendants
+from procs import descendants, outliving
 
 
 def _count(db: Path, sql: str) -> int:
@@ -69,7 +69,7 @@ def test_ctrl_c_keeps_results_and_marks_run_incomplete(tmp_path: Path, examples:
     assert _with_env(entry) == []
 
     # the hung worker ran in its own session: it must be gone with the run
-    survivors = sorted(pid for pid in workers if alive(pid))
+    survivors = outliving(workers, grace_s=10)
     for pid in survivors:  # a failed test leaves nothing behind either
         os.kill(pid, signal.SIGKILL)
     assert survivors == [], "workers outlived the interrupted run"
