@@ -2,7 +2,7 @@
 # The least of issues 17 and 18 on one real GPU, in about 2 minutes (device time short):
 #   1. monitor --rate 100 for 8 s, --json: achieved rate, fast/slow split, refresh of each field
 #   2. burnin --profile quick --minutes 0.1 --json (the VRAM step after it, the gate)
-#   3. bench --only collectives with and without torchrun --nnodes 1 (the same rows)
+#   3. bench --only collectives,train with and without torchrun --nnodes 1 (the same rows)
 #   4. burnin --minutes 0.1 under torchrun --nnodes 1
 # Changes no GPU setting. Usage: benchmarks/session9_min_gpu_check.sh OUTDIR
 set -uo pipefail
@@ -19,11 +19,11 @@ echo "monitor exit $? at $(( $(date +%s) - t0 )) s" >> "$out/env.txt"
 timeout 90 python3 -m rigbench burnin --profile quick --minutes 0.1 --json --db "$out/r.db" \
   > "$out/quick.json" 2> "$out/quick.err"
 echo "quick exit $? at $(( $(date +%s) - t0 )) s" >> "$out/env.txt"
-timeout 40 python3 -m rigbench bench --only collectives --json --db "$out/plain.db" \
+timeout 120 python3 -m rigbench bench --only collectives,train --json --db "$out/plain.db" \
   > "$out/plain.json" 2> "$out/plain.err"
 echo "plain exit $? at $(( $(date +%s) - t0 )) s" >> "$out/env.txt"
-timeout 50 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node 1 --rdzv-backend c10d \
-  --rdzv-endpoint 127.0.0.1:29531 -m rigbench bench --only collectives --json \
+timeout 120 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node 1 --rdzv-backend c10d \
+  --rdzv-endpoint 127.0.0.1:29531 -m rigbench bench --only collectives,train --json \
   --db "$out/tr.db" > "$out/torchrun.json" 2> "$out/torchrun.err"
 echo "torchrun exit $? at $(( $(date +%s) - t0 )) s" >> "$out/env.txt"
 timeout 60 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node 1 --rdzv-backend c10d \
