@@ -22,14 +22,17 @@ for profile in accept soak; do
 done
 mkdir -p "$out/sweep" && chmod 777 "$out/sweep"
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
-  as=(setpriv --reuid 65534 --regid 65534 --clear-groups env HOME=/tmp "PYTHONPATH=$PYTHONPATH")
+  # the repository may sit where that user cannot read: a world-readable copy of src/
+  rm -rf /tmp/rigbench_src && cp -r src /tmp/rigbench_src && chmod -R a+rX /tmp/rigbench_src
+  as=(setpriv --reuid 65534 --regid 65534 --clear-groups env HOME=/tmp
+      "PYTHONPATH=/tmp/rigbench_src${PYTHONPATH#src}")
 else
   as=()
 fi
 [ "$(id -u)" = 0 ] && [ ${#as[@]} = 0 ] && echo "sweep skipped: root and no setpriv" >> "$out/env.txt"
 if [ "$(id -u)" != 0 ] || [ ${#as[@]} != 0 ]; then
-  timeout 120 "${as[@]}" python3 -m rigbench burnin --sweep-power 300:700:200 --gpus 0 --json \
-    --db "$out/sweep/r.db" > "$out/sweep/sweep.json" 2> "$out/sweep/sweep.err"
+  (cd /tmp && timeout 120 "${as[@]}" python3 -m rigbench burnin --sweep-power 300:700:200 \
+    --gpus 0 --json --db "$out/sweep/r.db" > "$out/sweep/sweep.json" 2> "$out/sweep/sweep.err")
   echo "sweep exit $? (uid $("${as[@]}" id -u)) at $(( $(date +%s) - t0 )) s" >> "$out/env.txt"
 fi
 python3 - "$out" <<'PY' > "$out/summary.txt" 2>&1
