@@ -20,7 +20,8 @@ for profile in accept soak; do
     --json --db "$out/profiles.db" > "$out/$profile.json" 2> "$out/$profile.err"
   echo "$profile exit $? at $(( $(date +%s) - t0 )) s" >> "$out/env.txt"
 done
-mkdir -p "$out/sweep" && chmod 777 "$out/sweep"
+sw=/tmp/rigbench_sweep  # written by the unprivileged user, copied to $out/sweep after
+rm -rf "$sw" && mkdir -p "$sw" "$out/sweep" && chmod 777 "$sw"
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
   # the repository may sit where that user cannot read: a world-readable copy of src/
   rm -rf /tmp/rigbench_src && cp -r src /tmp/rigbench_src && chmod -R a+rX /tmp/rigbench_src
@@ -32,8 +33,9 @@ fi
 [ "$(id -u)" = 0 ] && [ ${#as[@]} = 0 ] && echo "sweep skipped: root and no setpriv" >> "$out/env.txt"
 if [ "$(id -u)" != 0 ] || [ ${#as[@]} != 0 ]; then
   (cd /tmp && timeout 120 "${as[@]}" python3 -m rigbench burnin --sweep-power 300:700:200 \
-    --gpus 0 --json --db "$out/sweep/r.db" > "$out/sweep/sweep.json" 2> "$out/sweep/sweep.err")
+    --gpus 0 --json --db "$sw/r.db" > "$sw/sweep.json" 2> "$sw/sweep.err")
   echo "sweep exit $? (uid $("${as[@]}" id -u)) at $(( $(date +%s) - t0 )) s" >> "$out/env.txt"
+  cp -r "$sw"/. "$out/sweep/"
 fi
 python3 - "$out" <<'PY' > "$out/summary.txt" 2>&1
 import json, sys
