@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from rigbench.catalog.spikes import DEFAULT_SPIKE_FACTOR, GA102_SPIKE_FACTOR, spike_factor
 from rigbench.plan import load_build, plan_build
-from rigbench.plan.power import (
-    ATX3_EXCURSION,
-    DEFAULT_SPIKE_FACTOR,
-    GA102_SPIKE_FACTOR,
-    spike_factor,
-    sustained_wall_w,
-)
+from rigbench.plan.power import ATX3_EXCURSION, sustained_wall_w
 from rigbench.plan.records import PlanReport
 
 BUILDS = Path(__file__).resolve().parent.parent / "examples" / "builds"

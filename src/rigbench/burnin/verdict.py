@@ -22,6 +22,8 @@ import statistics
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from rigbench.catalog.gpus import find_gpu
+from rigbench.catalog.spikes import DEFAULT_SPIKE_FACTOR, spike_factor
 from rigbench.hw.telemetry import GpuChannel, TelemetryEvent
 from rigbench.hw.throttle import REASONS
 from rigbench.hw.xid import xid_info
@@ -469,17 +471,33 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Findin
                 )
             )
     if ch and ch.power_limit_w and a.power.value and a.power.value > 1.05 * ch.power_limit_w:
-        kind = "instantaneous" if ch.power_instant_kind == "instant" else "1 s average"
-        reasons.append(
-            finding(
-                code="power_peak",
-                severity="warn",
-                message=f"{kind} power peaked at {a.power.value:.0f} W{_t(a.power.t)}, "
-                f"{100 * (a.power.value / ch.power_limit_w - 1):.0f} % over its "
-                f"{ch.power_limit_w:.0f} W limit: the transient the PSU must carry",
-            )
-        )
+        reasons.append(_power_peak(d.name, ch, a.power.value, a.power.t))
     return reasons
+
+
+def _power_peak(name: str, ch: GpuChannel, peak: float, t: float | None) -> Finding:
+    """A peak over the power limit. Healthy cards spike over it for milliseconds (the limiter
+    acts on a ~100 ms average): an instantaneous peak within the spike factor `plan` sizes
+    PSUs with is information; beyond it, or a 1 s average over the limit, is a warning."""
+    limit = ch.power_limit_w or 0.0
+    instant = ch.power_instant_kind == "instant"
+    kind = "instantaneous" if instant else "1 s average"
+    message = (
+        f"{kind} power peaked at {peak:.0f} W{_t(t)}, {100 * (peak / limit - 1):.0f} % over "
+        f"its {limit:.0f} W limit: the transient the PSU must carry"
+    )
+    if not instant:
+        return finding(code="power_peak", severity="warn", message=message)
+    spec = find_gpu(name)
+    tdp = spec.tdp_w if spec and spec.tdp_w else limit
+    k, why = spike_factor(spec) if spec else (DEFAULT_SPIKE_FACTOR, "no catalog entry")
+    within = peak <= k * tdp
+    return finding(
+        code="power_peak",
+        severity="info" if within else "warn",
+        message=f"{message}; {'within' if within else 'beyond'} the {k:.2g}x of its "
+        f"{tdp:.0f} W TDP ({k * tdp:.0f} W) that plan sizes PSUs for ({why})",
+    )
 
 
 def judge(
