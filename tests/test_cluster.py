@@ -296,6 +296,31 @@ def test_one_node_under_torchrun_gives_the_rows_of_a_run_without_it(tmp_path: Pa
     assert keys((tmp_path / "b.out").read_text()) == keys((tmp_path / "a.out").read_text())
 
 
+def test_one_rank_under_torchrun_skips_collectives_as_one_device_does(tmp_path: Path) -> None:
+    # The GPU run of `--nnodes 1` on one H100 (benchmarks/2026-12-07-h100-1gpu.md) had the
+    # "needs at least 2 GPUs" row without torchrun and no row at all with it.
+    args = ["-m", "rigbench", "bench", "--only", "collectives", "--json"]
+    one_gpu = str(ROOT / "examples" / "simulated" / "h200-x1.toml")
+    plain = subprocess.Popen(
+        [sys.executable, *args, "--simulate", one_gpu, "--db", str(tmp_path / "a.db")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    launched = subprocess.run(
+        [*TORCHRUN, "--nnodes", "1", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+         "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", *args, "--db", str(tmp_path / "b.db")],
+        capture_output=True, text=True, env=_env(), timeout=240, check=False,
+    )  # fmt: skip
+    _, plain_err = plain.communicate(timeout=240)
+    said = "error: nothing was measured in run #1 (collectives: needs at least 2 GPUs (1 selected))"
+    assert plain.returncode == 2 and plain_err.strip() == said
+    assert launched.returncode != 0 and said in launched.stderr.splitlines(), launched.stderr
+    assert re.findall(r"^\s*exitcode\s*:\s*(-?\d+)", launched.stderr, re.M) == ["2"]
+    for db in ("a.db", "b.db"):
+        status, rows = _rows(tmp_path / db)
+        assert status == "failed"
+        assert [(r["benchmark"], r["status"]) for r in rows] == [("collectives", "skipped")]
+
+
 def test_sbatch_script_names_only_options_torchrun_has() -> None:
     text = SBATCH.read_text()
     joined = text.replace("\\\n", " ")

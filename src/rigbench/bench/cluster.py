@@ -595,6 +595,13 @@ def run_cluster(
         scopes += [cluster.scopes[f"node{n.node_rank}"] for n in cluster.nodes]
         scopes.append(cluster.scopes["inter-node"])
     try:
+        world = len(cluster.scopes["cluster"].ranks)
+        if "collectives" in only and world < 2 and cluster.rank == 0:
+            from rigbench.bench.suite import too_few_devices
+
+            # the row a run without torchrun gives on one device
+            why = too_few_devices(world)
+            on_result(Result.failure("collectives", "collectives", "", why, status="skipped"))
         if "collectives" in only:
             seen: set[tuple[str, str]] = set()
             for scope, m in _collectives(cluster, scopes, sizes_of):

@@ -186,8 +186,14 @@ def build_plan(
             steps = [replace(s, timeout_s=step_timeout_s) for s in steps]
         plan.steps[name] = steps
         if not steps and name in MULTI_DEVICE:
-            plan.skipped[name] = f"needs at least 2 GPUs ({len(ctx.devices)} selected)"
+            plan.skipped[name] = too_few_devices(len(ctx.devices))
     return plan
+
+
+def too_few_devices(n: int) -> str:
+    """Why a benchmark over several devices did not run on `n` (the same with or without
+    torchrun)."""
+    return f"needs at least 2 GPUs ({n} selected)"
 
 
 class _PairHung(Exception):

@@ -29,6 +29,7 @@ from rigbench.errors import BadInput, RigbenchError
 
 if TYPE_CHECKING:
     from rigbench.records import Result, Run
+    from rigbench.store import Store
 
 app = typer.Typer()
 
@@ -196,21 +197,25 @@ def bench(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         judge.monitor.stop()
-    # a figure, or a fault (a hang, wrong data) is evidence; a step that never started is not
-    measured = [r for r in results if r.status == "ok" or r.judgement is not None]
-    if not measured:
-        # a run with nothing measured is no evidence of anything: never a success
-        store.finish_run(run, "failed")
-        why = "; ".join(sorted({f"{r.benchmark}: {r.message}" for r in results if r.message}))
-        err.print(
-            f"[red]error:[/red] nothing was measured in run #{run_id}"
-            + (f" ({escape(why)})" if why else ""),
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(EXIT_ERROR)
+    _fail_if_nothing_measured(store, run, run_id, results)
     store.finish_run(run, status)  # type: ignore[arg-type]
     _show_and_exit(run, results, f"run #{run_id} ({status}) saved to {store.path}", as_json)
+
+
+def _fail_if_nothing_measured(store: Store, run: Run, run_id: int, results: list[Result]) -> None:
+    """A run with nothing measured is no evidence of anything: never a success. A figure, or
+    a fault (a hang, wrong data) is evidence; a step that never started is not."""
+    if any(r.status == "ok" or r.judgement is not None for r in results):
+        return
+    store.finish_run(run, "failed")
+    why = "; ".join(sorted({f"{r.benchmark}: {r.message}" for r in results if r.message}))
+    err.print(
+        f"[red]error:[/red] nothing was measured in run #{run_id}"
+        + (f" ({escape(why)})" if why else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_ERROR)
 
 
 def _show(run: Run, results: list[Result], saved: str, as_json: bool) -> None:
@@ -367,6 +372,7 @@ def _bench_cluster(
     judge_inter_node_results(results)
     with one_line_errors():
         store.update_judgements(run_id, results)
+    _fail_if_nothing_measured(store, run, run_id, results)
     store.finish_run(run, "complete")
     if any(r.status == "failed" for r in results):
         _show(run, results, f"run #{run_id} (complete) saved to {store.path}", as_json)
