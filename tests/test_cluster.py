@@ -200,6 +200,10 @@ def test_two_nodes_one_run_with_intra_inter_node_rows_and_scaling(two_nodes: dic
         ("node_scaling_efficiency", "cluster", None),
     } <= train
     assert all(r["status"] == "ok" for r in rows if r["metric"] == "loss_drop")
+    # one rank's own rows are judged as a run without torchrun judges them (the CPU: no
+    # reference), not left without a verdict
+    (alone,) = [r for r in rows if r["metric"] == "tokens_per_s" and r.get("scope") == "device"]
+    assert alone["judgement"]["verdict"] == "no_reference"
 
 
 def test_two_nodes_inter_node_rows_expect_the_nic_and_name_a_trained_down_link(

@@ -28,6 +28,7 @@ from rigbench.commands.common import (
 from rigbench.errors import BadInput, RigbenchError
 
 if TYPE_CHECKING:
+    from rigbench.hw.model import Rig
     from rigbench.records import Result, Run
     from rigbench.store import Store
 
@@ -249,7 +250,7 @@ def _show_and_exit(run: Run, results: list[Result], saved: str, as_json: bool) -
 def _bench_cluster(
     env: object,
     backend: object,
-    rig: object,
+    rig: Rig,
     names: list[str],
     full: bool,
     scale: float,
@@ -268,7 +269,7 @@ def _bench_cluster(
         cluster_context,
         run_cluster,
     )
-    from rigbench.judge.bench import judge_inter_node_results
+    from rigbench.judge.bench import judge_device_rows, judge_inter_node_results
     from rigbench.machine import new_run
     from rigbench.store import Store
 
@@ -281,7 +282,7 @@ def _bench_cluster(
                 f"(--only {','.join(CLUSTER_BENCHMARKS)}); run {', '.join(other)} without it"
             )
         on_gpu = False
-        if rig.source == "nvml":  # type: ignore[attr-defined]
+        if rig.source == "nvml":
             import torch
 
             on_gpu = torch.cuda.is_available()
@@ -312,7 +313,7 @@ def _bench_cluster(
             ports=ports,
             simulated=backend.kind == "simulated",  # type: ignore[attr-defined]
         )
-    run = new_run("bench", backend.kind, rig)  # type: ignore[attr-defined,arg-type]
+    run = new_run("bench", backend.kind, rig)  # type: ignore[attr-defined]
     results: list[Result] = []
     run_id = store.start_run(run) if store is not None else None
     if store is not None and not as_json:
@@ -367,9 +368,11 @@ def _bench_cluster(
         )
         sys.stderr.flush()
         os._exit(EXIT_ERROR)  # no process-group teardown: it could wait on the lost node
-    # The rows between nodes are judged against their NICs; the others (intra-node, a node,
-    # the training scaling) have no reference here: a failed one makes the exit code.
+    # The rows between nodes are judged against their NICs, one rank's own rows as a run
+    # without torchrun judges them; the others (intra-node, a node, the training scaling)
+    # have no reference here: a failed one makes the exit code.
     judge_inter_node_results(results)
+    judge_device_rows(results, rig, ctx.devices[0].gpu_index)
     with one_line_errors():
         store.update_judgements(run_id, results)
     _fail_if_nothing_measured(store, run, run_id, results)

@@ -225,6 +225,17 @@ def nic_causes(r: Result) -> list[tuple[str, str]]:
     return out
 
 
+def judge_device_rows(results: Iterable[Result], rig: Rig, gpu_index: int | None) -> None:
+    """Verdicts (in place) on the rows one torchrun rank measured alone (scope "device"),
+    against the references a run without torchrun uses for that GPU; on a machine without
+    GPUs (gpu_index None) they are judged as the CPU's."""
+    for r in results:
+        if r.params.get("scope") != "device" or r.judgement is not None or not r.devices:
+            continue
+        labels = {r.devices[0]: gpu_index} if gpu_index is not None else {}
+        r.judgement = judge_result(r, judge_context(rig, labels, stand_ins=False))
+
+
 def judge_inter_node_results(
     results: Iterable[Result], references: tuple[Reference, ...] | None = None
 ) -> None:
