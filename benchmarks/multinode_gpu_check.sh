@@ -41,6 +41,17 @@ t = open(sys.argv[1]).read()
 print(t[t.find("{"):] if "{" in t else "{}")
 PY
 }
+# one_node PORT NAME ARGS...: `rigbench ARGS --json` under torchrun --nnodes 1, one rank a
+# GPU; its JSON to $out/NAME.json, its database $work/NAME.db
+one_node() {
+  local port=$1 name=$2
+  shift 2
+  python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
+    --rdzv-endpoint "127.0.0.1:$port" -m rigbench "$@" --json --db "$work/$name.db" \
+    > "$work/$name.out" 2>> "$log"
+  note "exit $?"
+  json_of "$work/$name.out" > "$out/$name.json"
+}
 
 note "== GPUs: $gpus"
 nvidia-smi --query-gpu=index,name,driver_version --format=csv >> "$log" 2>&1
@@ -52,11 +63,7 @@ note "exit $?"
 json_of "$work/plain.out" > "$out/plain.json"
 
 note "== 2. torchrun --nnodes 1 --nproc-per-node $gpus"
-python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
-  --rdzv-endpoint 127.0.0.1:29517 -m rigbench bench --only "${BENCH_ONLY:-collectives,train}" --json \
-  --db "$work/torchrun.db" > "$work/torchrun.out" 2>> "$log"
-note "exit $?"
-json_of "$work/torchrun.out" > "$out/torchrun.json"
+one_node 29517 torchrun bench --only "${BENCH_ONLY:-collectives,train}"
 
 note "== 3. two one-GPU nodes on localhost"
 if [ "$gpus" -ge 2 ]; then
@@ -74,18 +81,10 @@ else
 fi
 
 note "== 4. doctor under torchrun (cross-node checks on one node)"
-python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
-  --rdzv-endpoint 127.0.0.1:29519 -m rigbench doctor --json --db "$work/doctor.db" \
-  > "$work/doctor.out" 2>> "$log"
-note "exit $?"
-json_of "$work/doctor.out" > "$out/doctor.json"
+one_node 29519 doctor doctor
 
 note "== 5. burnin --minutes 0.5 under torchrun --nnodes 1 --nproc-per-node $gpus"
-python -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
-  --rdzv-endpoint 127.0.0.1:29520 -m rigbench burnin --minutes "${BURNIN_MIN:-0.3}" --json \
-  --db "$work/burnin.db" > "$work/burnin.out" 2>> "$log"
-note "exit $?"
-json_of "$work/burnin.out" > "$out/burnin.json"
+one_node 29520 burnin burnin --minutes "${BURNIN_MIN:-0.3}"
 python - "$work/burnin.db" <<'PY' | tee -a "$sum"
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1])
