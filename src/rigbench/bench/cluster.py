@@ -596,13 +596,12 @@ def run_cluster(
         scopes.append(cluster.scopes["inter-node"])
     try:
         world = len(cluster.scopes["cluster"].ranks)
-        if "collectives" in only and world < 2 and cluster.rank == 0:
-            from rigbench.bench.suite import too_few_devices
+        if "collectives" in only and world < 2:
+            from rigbench.bench.suite import skipped, too_few_devices
 
-            # the row a run without torchrun gives on one device
-            why = too_few_devices(world)
-            on_result(Result.failure("collectives", "collectives", "", why, status="skipped"))
-        if "collectives" in only:
+            if cluster.rank == 0:  # the row a run without torchrun gives on one device
+                on_result(skipped("collectives", too_few_devices(world)))
+        elif "collectives" in only:
             seen: set[tuple[str, str]] = set()
             for scope, m in _collectives(cluster, scopes, sizes_of):
                 if cluster.rank != 0:

@@ -196,6 +196,11 @@ def too_few_devices(n: int) -> str:
     return f"needs at least 2 GPUs ({n} selected)"
 
 
+def skipped(name: str, why: str) -> Result:
+    """The one row of a benchmark that did not run at all."""
+    return Result.failure(name, name, "", why, status="skipped")
+
+
 class _PairHung(Exception):
     """Raised from a result callback to stop the P2P steps at a hang (its worker is killed)."""
 
@@ -265,7 +270,7 @@ def run_plan(
     aborted: list[str] = []
     hung: list[tuple[str, str]] = []
     for name, why in plan.skipped.items():
-        on_result(Result.failure(name, name, "", why, status="skipped"))
+        on_result(skipped(name, why))
     for name, steps in plan.steps.items():
         if not steps:
             continue

@@ -508,6 +508,7 @@ def crew_rank_main(
         pristine = data.clone()
         flag = torch.ones(1, device=tdev)
         factor = 2 * (world - 1) / world
+        idle = STAND_IN_IDLE if stands_in_for_a_gpu(dev) else 0.0
         # one call outside the timed phases: NCCL connects on its first collective
         dist.all_reduce(data)
         data.copy_(pristine)
@@ -541,9 +542,9 @@ def crew_rank_main(
                 if problem is None:
                     problem = check_output("all_reduce", rank, world, count, data)
                 batch_s = time.perf_counter() - t_batch
-                if stands_in_for_a_gpu(dev):
-                    stop.wait(STAND_IN_IDLE * batch_s)
-                    batch_s *= 1 + STAND_IN_IDLE
+                if idle:
+                    stop.wait(idle * batch_s)
+                    batch_s *= 1 + idle
                 # everyone stops after the same batch: the earliest "no more time" wins
                 more = time.monotonic() + batch_s < phase.end and not stop.is_set()
                 flag.fill_(1.0 if more else 0.0)

@@ -229,11 +229,15 @@ def judge_device_rows(results: Iterable[Result], rig: Rig, gpu_index: int | None
     """Verdicts (in place) on the rows one torchrun rank measured alone (scope "device"),
     against the references a run without torchrun uses for that GPU; on a machine without
     GPUs (gpu_index None) they are judged as the CPU's."""
-    for r in results:
-        if r.params.get("scope") != "device" or r.judgement is not None or not r.devices:
-            continue
-        labels = {r.devices[0]: gpu_index} if gpu_index is not None else {}
-        r.judgement = judge_result(r, judge_context(rig, labels, stand_ins=False))
+    rows = [
+        r
+        for r in results
+        if r.params.get("scope") == "device" and r.judgement is None and r.devices
+    ]
+    labels = {r.devices[0]: gpu_index for r in rows} if gpu_index is not None else {}
+    ctx = judge_context(rig, labels, stand_ins=False)
+    for r in rows:
+        r.judgement = judge_result(r, ctx)
 
 
 def judge_inter_node_results(
