@@ -246,13 +246,7 @@ def burnin(
     finally:
         if live_display is not None:
             live_display.stop()
-    code = 0
-    if outcome.interrupted:
-        code = EXIT_INTERRUPTED
-    elif outcome.verdict.verdict == "void":
-        code = EXIT_ERROR  # nothing was tested: neither a pass nor a fault
-    elif outcome.verdict.verdict != "pass":
-        code = EXIT_FAILED
+    code = _exit_code(outcome)
     if as_json:
         doc = outcome.to_dict()
         doc["gate"] = gate(profile, minutes, doc, code)
@@ -264,6 +258,16 @@ def burnin(
         out.print(f"[dim]run #{run.id} saved to {store.path}[/dim]")
     if code:
         raise typer.Exit(code)
+
+
+def _exit_code(outcome: Any) -> int:
+    """A finished burn-in's exit code: interrupted 130; nothing tested (void) 2, neither a
+    pass nor a fault; any other verdict than pass 1."""
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    if outcome.verdict.verdict == "void":
+        return EXIT_ERROR
+    return 0 if outcome.verdict.verdict == "pass" else EXIT_FAILED
 
 
 CLUSTER_TIMEOUT_S = 600.0  # a collective's wait: ranks end their loads minutes apart at most
@@ -342,15 +346,7 @@ def _burnin_cluster(
     outcome = merged.outcome
     broken = bool(lost or error)
     store.finish_run(run, "incomplete" if broken or outcome.interrupted else "complete")
-    code = 0
-    if broken:
-        code = EXIT_ERROR
-    elif outcome.interrupted:
-        code = EXIT_INTERRUPTED
-    elif outcome.verdict.verdict == "void":
-        code = EXIT_ERROR
-    elif outcome.verdict.verdict != "pass":
-        code = EXIT_FAILED
+    code = EXIT_ERROR if broken else _exit_code(outcome)
     if as_json:
         doc = outcome.to_dict()
         doc["nodes"] = [n.name for n in cluster.nodes]
