@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from rigbench import supervisor
 from rigbench.cli import app
+from stepmods import rank_parents
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "simulated"
 
@@ -108,6 +109,17 @@ def test_a_worker_does_not_outlive_a_rigbench_killed_with_9() -> None:
             parent.stdout.close()
         if pid is not None and not _gone(pid):
             os.kill(pid, 9)
+
+
+def test_a_steps_ranks_come_from_the_fork_server_its_worker_came_from() -> None:
+    """A step worker's ranks are started by rigbench from the one fork server (which
+    imported torch once), not from a fork server, and a torch import, of the worker's own."""
+    got: list[Any] = []
+    supervisor.run_steps("stepmods.rank_parents", None, rank_parents.plan(None), got.append)
+    (result,) = got
+    assert result.status == "ok", result.message
+    worker_parent, rank_parent = result.params["parents"]
+    assert rank_parent == worker_parent
 
 
 @pytest.fixture

@@ -14,7 +14,10 @@ limit fails with `timeout_startup` (a slow or busy machine), never with `hang`.
 
 `run_steps` runs a benchmark module's steps (`plan`/`run`, see rigbench.bench) in a
 worker, one timeout per step; a step that starts processes of its own declares a
-`startup_s` and calls `step_ready()` once they are up.
+`startup_s` and calls `step_ready()` once they are up. Those processes (the ranks of a
+multi-device step) come from `start_peers`: rigbench starts them from its own fork
+server at the step's request, so a run pays one torch import however many steps start
+ranks, and rigbench kills them with the step's worker.
 """
 
 from __future__ import annotations
@@ -107,8 +110,8 @@ def _die_with_parent() -> None:
     ends once rigbench has (it reads EOF on a pipe only rigbench writes to). So a worker
     never outlives a rigbench killed with -9. CPython hands every forked child a copy of
     that pipe's write end (for children that use the fork server themselves, which ours
-    do not: they start their own); it is closed here, or the fork server would live as
-    long as any worker."""
+    do not: they ask rigbench to, `start_peers`); it is closed here, or the fork server
+    would live as long as any worker."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError, ImportError):
@@ -147,17 +150,19 @@ def start(
     name: str,
     own_session: bool = True,
     daemon: bool = True,
+    environ: dict[str, str] | None = None,
 ) -> Worker:
-    """Start `target(*args, conn=<its end of a duplex pipe>, **kwargs)` in a worker.
-    `own_session=False` keeps the worker in this process's group (ranks a benchmark worker
-    starts: killing the benchmark worker's group ends them too). A worker that starts
-    workers of its own must be `daemon=False` (multiprocessing's rule); it is still killed
-    with its group when it hangs or its parent ends."""
+    """Start `target(*args, conn=<its end of a duplex pipe>, **kwargs)` in a worker, with
+    `environ` (default: this process's environment). `own_session=False` keeps the worker
+    in this process's group (ranks started outside a step worker: killing this process's
+    group ends them too). A worker that starts workers of its own must be `daemon=False`
+    (multiprocessing's rule); it is still killed with its group when it hangs or its
+    parent ends."""
     ctx = context()
     here, there = ctx.Pipe()
     proc = ctx.Process(
         target=_child_main,
-        args=(target, args, kwargs or {}, there, dict(os.environ), own_session),
+        args=(target, args, kwargs or {}, there, dict(environ or os.environ), own_session),
         name=name,
         daemon=daemon,
     )
@@ -248,6 +253,68 @@ def step_ready() -> None:
         _STEP_CONN.send(("ready",))
 
 
+@dataclass(kw_only=True)
+class Peer:
+    """A process a step started beside its worker (a rank): the pipe to it and its pid.
+    `proc` is there only where this process started it (outside a step worker)."""
+
+    conn: mpc.Connection
+    pid: int
+    name: str
+    proc: BaseProcess | None = None
+
+    def alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.is_alive()
+        try:
+            os.kill(self.pid, 0)  # its parent, rigbench's fork server, reaps it at once
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def exitcode(self) -> int | None:
+        return None if self.proc is None else self.proc.exitcode
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def join(self, timeout: float) -> None:
+        if self.proc is not None:
+            self.proc.join(timeout=timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+PeerSpec = tuple[Callable[..., None], tuple[Any, ...], str]  # target, args, name
+
+
+def start_peers(specs: list[PeerSpec]) -> list[Peer]:
+    """Start `target(*args, conn=...)` for each spec beside this step's worker. Inside a
+    step worker rigbench starts them from its fork server (torch imported once for the
+    whole run; a worker would otherwise start a fork server, and a torch import, of its
+    own), with this worker's environment, and kills them with this worker. Elsewhere they
+    are started here, in this process's group."""
+    if _STEP_CONN is None:
+        workers = [start(t, a, name=n, own_session=False) for t, a, n in specs]
+        return [Peer(conn=w.conn, pid=w.proc.pid or 0, name=w.name, proc=w.proc) for w in workers]
+    _STEP_CONN.send(("peers", specs, dict(os.environ)))
+    reply = _STEP_CONN.recv()
+    if reply[0] != "peers":
+        raise RuntimeError(f"rigbench could not start the step's processes: {reply[1]}")
+    return [
+        Peer(conn=conn, pid=pid, name=name)
+        for (conn, pid), (_t, _a, name) in zip(reply[1], specs, strict=True)
+    ]
+
+
 def _steps_main(
     module_name: str,
     ctx: Any,
@@ -272,6 +339,24 @@ def _steps_main(
             conn.send(("error", step.key, one_line(exc), reason_for(exc), traceback.format_exc()))
         conn.send(("end", step.key))
     conn.send(("done",))
+
+
+def _start_peers_for(
+    worker: Worker, specs: list[PeerSpec], environ: dict[str, str], peers: list[Worker]
+) -> None:
+    """A step worker's `start_peers`, run here: the reply carries each peer's end of its
+    pipe (multiprocessing hands the worker a duplicate of the descriptor) and its pid.
+    This process's copy is closed once sent, so that a peer reads EOF when the worker,
+    its only other holder, is gone."""
+    try:
+        started = [start(t, a, name=n, environ=environ) for t, a, n in specs]
+    except Exception as exc:
+        worker.conn.send(("error", one_line(exc)))
+        return
+    peers.extend(started)
+    worker.conn.send(("peers", [(w.conn, w.proc.pid) for w in started]))
+    for w in started:
+        w.conn.close()
 
 
 def _failure(
@@ -326,6 +411,7 @@ def run_steps(
 
     while remaining and not (stop is not None and stop.is_set()):
         worker: Worker | None = None
+        peers: list[Worker] = []
         current: StepLike | None = None
         ready = False
         try:
@@ -370,6 +456,8 @@ def run_steps(
                     ready = not getattr(current, "startup_s", 0.0)
                 elif kind == "ready":
                     ready = True
+                elif kind == "peers":
+                    _start_peers_for(worker, msg[1], msg[2], peers)
                 elif kind == "result":
                     ready = True
                     on_result(Result.from_dict(msg[1]))
@@ -386,5 +474,7 @@ def run_steps(
             if worker is not None:
                 worker.kill()
                 worker.conn.close()
+            for peer in peers:
+                peer.kill()
         remaining = [s for s in remaining if s.key not in finished]
     return aborted

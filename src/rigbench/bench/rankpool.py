@@ -1,11 +1,11 @@
 """A pool of torch.distributed ranks inside one benchmark worker: the worker is rank 0,
-ranks 1..n-1 are supervisor workers (rigbench.supervisor) that serve commands over pipes.
+ranks 1..n-1 are the step's peers (`rigbench.supervisor.start_peers`: rigbench starts
+them from its fork server) that serve commands over pipes.
 
 The rendezvous is the collectives benchmark's: a TCPStore on 127.0.0.1 on a port the OS
 picks (no window for another process to take it), NCCL on GPUs and gloo on the CPU,
-NCCL_NVLS_ENABLE=0 unless already set (NVLink multicast stays off). The ranks are started
-without a session of their own, so the supervisor's kill of the worker's process group on
-a timeout ends them too. Once every rank is ready the pool tells the supervisor
+NCCL_NVLS_ENABLE=0 unless already set (NVLink multicast stays off). The supervisor kills
+the ranks with the worker on a timeout. Once every rank is ready the pool tells the supervisor
 (`step_ready`): the step's timeout then counts from there, start-up excluded.
 
 What a rank does is a *handler*: a class named by a dotted path ("module:Class", so it
@@ -23,7 +23,6 @@ import multiprocessing.connection as mpc
 import os
 import traceback
 from datetime import timedelta
-from multiprocessing.process import BaseProcess
 from multiprocessing.util import Finalize
 from typing import Any, Protocol
 
@@ -103,8 +102,7 @@ class RankPool:
         self.backend = backend
         self.handler_path = handler_path
         self.world = len(self.devices)
-        self.procs: list[BaseProcess] = []
-        self.conns: list[mpc.Connection] = []
+        self.peers: list[supervisor.Peer] = []
         self.store: Any = None
         self.broken = False
         self.closed = False
@@ -131,23 +129,18 @@ class RankPool:
         port = int(self.store.port)
         os.environ["MASTER_ADDR"] = "127.0.0.1"
         os.environ["MASTER_PORT"] = str(port)
-        for rank in range(1, self.world):
-            worker = supervisor.start(
-                _rank_main,
+        threads = torch.get_num_threads()
+        self.peers = supervisor.start_peers(
+            [
                 (
-                    rank,
-                    self.world,
-                    self.backend,
-                    self.devices[rank],
-                    port,
-                    self.handler_path,
-                    torch.get_num_threads(),
-                ),
-                name=f"rigbench-rank{rank}",
-                own_session=False,
-            )
-            self.procs.append(worker.proc)
-            self.conns.append(worker.conn)
+                    _rank_main,
+                    (rank, self.world, self.backend, self.devices[rank], port,
+                     self.handler_path, threads),
+                    f"rigbench-rank{rank}",
+                )
+                for rank in range(1, self.world)
+            ]
+        )  # fmt: skip
         for rank in range(1, self.world):
             self._recv(rank)  # "started": the process runs (a crash on import shows here)
         dist.init_process_group(self.backend, store=self.store, rank=0, world_size=self.world)
@@ -157,15 +150,18 @@ class RankPool:
         supervisor.step_ready()
 
     def alive(self) -> bool:
-        return not self.broken and not self.closed and all(p.is_alive() for p in self.procs)
+        return not self.broken and not self.closed and all(p.alive() for p in self.peers)
 
     def _recv(self, rank: int) -> tuple[Any, ...]:
-        conn, proc = self.conns[rank - 1], self.procs[rank - 1]
+        peer = self.peers[rank - 1]
+        conn = peer.conn
         while not conn.poll(0.2):
-            if not proc.is_alive() and not conn.poll(0):
+            if not peer.alive() and not conn.poll(0):
                 self.broken = True
+                code = peer.exitcode()
                 raise RuntimeError(
-                    f"rank {rank} ({self.devices[rank]}) exited with code {proc.exitcode}"
+                    f"rank {rank} ({self.devices[rank]}) exited"
+                    + (f" with code {code}" if code is not None else "")
                 )
         try:
             msg: tuple[Any, ...] = conn.recv()
@@ -179,8 +175,8 @@ class RankPool:
         An error on rank 0 raises at once: the others may be waiting for it inside a
         collective, and the runner's timeout ends them."""
         assert self.me is not None
-        for conn in self.conns:
-            conn.send(cmd)
+        for peer in self.peers:
+            peer.conn.send(cmd)
         mine = _safe_handle(self.me, 0, cmd)
         if mine[0] == "error":
             self.broken = True
@@ -193,23 +189,22 @@ class RankPool:
         self.closed = True
         import torch.distributed as dist
 
-        for conn in self.conns:
+        for peer in self.peers:
             with contextlib.suppress(OSError, ValueError):
-                conn.send(("stop",))
+                peer.conn.send(("stop",))
         if self.broken:
-            for proc in self.procs:
-                proc.kill()
+            for peer in self.peers:
+                peer.kill()
         if self.me is not None:
             with contextlib.suppress(Exception):
                 self.me.close()
         if dist.is_initialized():
             dist.destroy_process_group()  # with the others', concurrently (NCCL wants that)
-        for proc in self.procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=10)
-        for conn in self.conns:
-            conn.close()
+        for peer in self.peers:
+            peer.join(timeout=30)
+            if peer.alive():
+                peer.kill()
+                peer.join(timeout=10)
+            peer.conn.close()
         self.store = None
         self._finalizer.cancel()

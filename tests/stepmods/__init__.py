@@ -1,0 +1,1 @@
+"""Benchmark modules (`plan`/`run`) that exist only for the tests."""
