@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import importlib
 import multiprocessing as mp
 import multiprocessing.connection as mpc
@@ -136,6 +137,9 @@ def _child_main(
 ) -> None:
     if own_session:
         os.setsid()
+    # What the fork server imported (torch) lives as long as the worker: frozen, collections
+    # skip it and leave its pages shared with the fork server instead of copying them.
+    gc.freeze()
     _die_with_parent()
     os.environ.clear()
     os.environ.update(environ)
