@@ -41,3 +41,27 @@ def test_info_reads_torch_versions_from_the_installed_packages() -> None:
     from rigbench.hw.system import torch_versions
 
     assert torch_versions()[0] == metadata.version("torch")
+
+
+PLAN_EVERY_BENCHMARK = """
+import sys
+from rigbench.bench.suite import BENCHMARKS, build_plan
+from rigbench.hw.simulated import SimulatedBackend
+rig = SimulatedBackend.from_file(sys.argv[1]).rig()
+plan = build_plan(rig, gpus=[g.index for g in rig.gpus], only=list(BENCHMARKS), mode="full",
+                  cuda_available=False)
+assert plan.total_steps > 0
+print("torch imported" if "torch" in sys.modules else "no torch", file=sys.stderr)
+"""
+
+
+def test_planning_every_benchmark_does_not_import_torch() -> None:
+    # rigbench plans a run in its own process and measures in workers forked from a fork
+    # server that imported torch: a torch import in the planning process is one more
+    # (1-2 CPU-s) before the first step, on every bench and doctor run.
+    rig = Path(__file__).resolve().parents[1] / "examples" / "simulated" / "minerva-4x3090.toml"
+    res = subprocess.run(
+        [sys.executable, "-c", PLAN_EVERY_BENCHMARK, str(rig)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.stderr.strip().splitlines()[-1] == "no torch", res.stderr

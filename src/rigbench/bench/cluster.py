@@ -57,9 +57,6 @@ NET_ENV = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_IB_DISABLE", "NCCL_
 DEFAULT_TIMEOUT_S = 60.0  # a collective that waits longer names the node it waits for
 HEARTBEAT_S = 0.5
 LOST_AFTER_S = 2.5  # a rank whose heartbeat did not move for this long is lost
-CPU_TARGET_S = (
-    0.02  # time a size for about this long on CPU ranks (CI: the code path, not a figure)
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +384,7 @@ def _collectives(
     """Yield (scope, Measured) for every op, scope and size."""
     from rigbench.bench import collectives as col
 
-    target = col.TARGET_S if cluster.on_gpu else CPU_TARGET_S
+    target = col.TARGET_S if cluster.on_gpu else col.TARGET_S_CPU
     for scope in scopes:
         if len(scope.ranks) < 2:
             continue

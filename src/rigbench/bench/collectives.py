@@ -69,10 +69,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rigbench.bench.context import BenchContext, Step
 from rigbench.bench.rankpool import RankPool
@@ -81,6 +78,9 @@ from rigbench.errors import one_line
 from rigbench.records import FailureReason, Result
 from rigbench.stats import percentile, summarize
 from rigbench.supervisor import RANKS_STARTUP_S, step_ready
+
+if TYPE_CHECKING:
+    import torch
 
 NAME = "collectives"
 
@@ -103,8 +103,9 @@ CALIBRATE = 3  # calls timed together to size the timed loop
 TARGET_S = 0.3  # aim for about this long per size in the timed loop
 # CPU stand-ins (no GPU here, or a simulated rig) run the code paths and the data checks;
 # gloo over loopback measures the host, not a link, and no reference judges it (catalog
-# references hold GPUs only): a third of the time per size is enough
-TARGET_S_CPU = 0.1
+# references hold GPUs only): MIN_ITERS or a fiftieth of a second per size is enough
+# (under torchrun as without it)
+TARGET_S_CPU = 0.02
 MIN_ITERS = 5
 MAX_ITERS = 200
 # GPU timing holds the stream while the host enqueues HELD_BATCH ops (fewer than CUDA's
@@ -284,6 +285,8 @@ def pattern(
 ) -> torch.Tensor:
     """Rank `rank`'s checked data at positions offset..offset+count, as float32: integers
     in 1.._MOD that differ between ranks and along the buffer."""
+    import torch
+
     end = offset + count
     dtype = torch.int32 if end <= (1 << 28) and rank < 1 << 10 else torch.int64
     i = torch.arange(offset, end, dtype=dtype, device=device)
@@ -315,6 +318,8 @@ def expected_output(
     op: str, rank: int, world_size: int, count: int, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
     """What rank `rank`'s output must hold after `op`, everyone's input from `input_for`."""
+    import torch
+
     n = world_size
     block = count // n
     if op == "all_reduce":
@@ -335,6 +340,8 @@ def first_mismatch(
     got: torch.Tensor, expected: torch.Tensor
 ) -> tuple[int, int, float, float] | None:
     """(wrong elements, first wrong index, its value, the value expected), or None."""
+    import torch
+
     if got.shape != expected.shape:
         raise ValueError(f"shape {tuple(got.shape)} != {tuple(expected.shape)}")
     bad = got != expected  # NaN (an element never written) counts as wrong
@@ -372,6 +379,8 @@ def _looks_unsupported(exc: BaseException) -> bool:
 
 def _collective(op: str) -> Callable[..., Any] | None:
     """torch.distributed's function for `op`, or None when this torch has none."""
+    import torch.distributed as dist
+
     names = {
         "all_reduce": ("all_reduce",),
         # torch 2.13 renamed the *_tensor forms and warns on the old names.
@@ -395,6 +404,8 @@ class _Rank:
     command, ("fault", faults by rank), sets the simulated fault this rank plays."""
 
     def __init__(self, rank: int, world_size: int, device: str, group: Any = None) -> None:
+        import torch
+
         self.rank = rank  # within `group` (None: the default, whole-world group)
         self.world = world_size
         self.device = torch.device(device)
@@ -438,6 +449,8 @@ class _Rank:
             return ("error", f"rank {self.rank}: {one_line(exc)}", traceback.format_exc())
 
     def _prepare(self, op: str, count: int) -> tuple[Any, ...]:
+        import torch
+
         self._drop()
         self.op, self.count = op, count
         n, dev = self.world, self.device
@@ -453,6 +466,9 @@ class _Rank:
         return ("ok",)
 
     def _call(self) -> None:
+        import torch
+        import torch.distributed as dist
+
         op, out = self.op, self.out
         assert out is not None
         fn = _collective(op)
@@ -521,6 +537,8 @@ class _Rank:
         spin kernel while Python enqueues a batch: the events then time the GPU's work,
         not the host's dispatch of each call (which, for small messages, is the larger).
         Also returns how many batches' holds ended before the host had enqueued them."""
+        import torch
+
         dev = self.device
         before = self._restore if self.pristine is not None else None
         times: list[float] = []
@@ -561,6 +579,8 @@ class _Rank:
     def _drop(self) -> None:
         self._clear()
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.empty_cache()
 
 
@@ -700,6 +720,9 @@ class _Unsupported(Exception):
 
 
 def run(ctx: BenchContext, step: Step) -> Iterator[Result]:
+    import torch
+    import torch.distributed as dist
+
     op = _op_of(step)
     n = len(ctx.devices)
     backend = "nccl" if ctx.on_gpu else "gloo"

@@ -137,7 +137,7 @@ def prefill_flops_per_token(
 
 
 def plan(ctx: BenchContext) -> list[Step]:
-    from rigbench.bench.models.llama import SIZES
+    from rigbench.bench.models.llama_config import SIZES  # no torch in the planning process
 
     if not ctx.devices:
         return []

@@ -6,11 +6,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # imported where used: the main process plans with this module, no torch
+    import torch
 
 
 def synchronize(device: torch.device | str) -> None:
+    import torch
+
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -22,6 +26,8 @@ def device_clock(
     """`(mark, seconds)`: `mark()` records a point in the device's work (a CUDA event on
     the current stream, the host's perf_counter on the CPU); `seconds(a, b)` is the time
     between two marks, waiting for `b` to complete first."""
+    import torch
+
     if torch.device(device).type != "cuda":
         return time.perf_counter, lambda a, b: float(b - a)  # type: ignore[operator,unused-ignore]
 
@@ -52,6 +58,8 @@ def time_iterations(
     `wait_each`: wait for each call to finish before queueing the next (single launches,
     as a "burst" figure is measured, rather than a stream of back-to-back work).
     """
+    import torch
+
     dev = torch.device(device)
     for _ in range(warmup):
         if before_each:
@@ -99,6 +107,8 @@ def warmup_count(
 
 def l2_cache_bytes(device: torch.device | str) -> int | None:
     """The GPU's L2 size in bytes; None on the CPU or where the driver does not say."""
+    import torch
+
     dev = torch.device(device)
     if dev.type != "cuda":
         return None
@@ -109,6 +119,8 @@ def l2_cache_bytes(device: torch.device | str) -> int | None:
 def l2_flusher(device: torch.device | str) -> Callable[[], object] | None:
     """A call that evicts the GPU's L2 by writing a buffer twice its size (run it before each
     timed call, outside the timed region); None on the CPU."""
+    import torch
+
     l2 = l2_cache_bytes(device)
     if l2 is None:
         return None

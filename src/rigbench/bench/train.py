@@ -128,7 +128,7 @@ def loss_windows(losses: list[float], window: int = LOSS_WINDOW) -> tuple[float,
 
 
 def plan(ctx: BenchContext) -> list[Step]:
-    from rigbench.bench.models.gpt import SIZES  # no torch at module level in the parent
+    from rigbench.bench.models.gpt_config import SIZES  # no torch in the planning process
 
     on_gpu = ctx.on_gpu
     opts = options_of(ctx.extra)
@@ -433,7 +433,7 @@ def results_for(
     step: Step, devices: list[BenchDevice], replies: list[dict[str, Any]]
 ) -> list[Result]:
     """The results of one run from every rank's reply (pure: unit-tested on made-up data)."""
-    from rigbench.bench.models.gpt import GPTConfig, flops_per_token
+    from rigbench.bench.models.gpt_config import GPTConfig, flops_per_token
 
     first = replies[0]
     w = len(replies)

@@ -1,37 +1,21 @@
 """A GPT-2-style decoder for the training workload: learned positions, pre-LayerNorm,
 fused attention (`F.scaled_dot_product_attention`, causal), GELU MLP, tied embeddings.
 
-Sizes follow GPT-2 (vocabulary padded to 50304, a multiple of 64, as nanoGPT does).
+Sizes (`gpt_config.SIZES`) follow GPT-2 (vocabulary padded to 50304, a multiple of 64, as
+nanoGPT does).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rigbench.bench.models.gpt_config import SIZES, GPTConfig, flops_per_token
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class GPTConfig:
-    n_layer: int
-    n_embd: int
-    n_head: int
-    block_size: int  # context length in tokens
-    vocab_size: int
-
-
-SIZES: dict[str, GPTConfig] = {
-    "tiny": GPTConfig(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=512),
-    "124m": GPTConfig(n_layer=12, n_embd=768, n_head=12, block_size=1024, vocab_size=50304),
-    "350m": GPTConfig(n_layer=24, n_embd=1024, n_head=16, block_size=1024, vocab_size=50304),
-    "774m": GPTConfig(n_layer=36, n_embd=1280, n_head=20, block_size=1024, vocab_size=50304),
-    "1.5b": GPTConfig(n_layer=48, n_embd=1600, n_head=25, block_size=1024, vocab_size=50304),
-    # Does not fit one 80 GB GPU with AdamW (16 bytes a parameter): the FSDP size.
-    "6.7b": GPTConfig(n_layer=32, n_embd=4096, n_head=32, block_size=2048, vocab_size=50304),
-}
+__all__ = ["GPT", "SIZES", "Block", "GPTConfig", "flops_per_token", "matmul_params"]
 
 
 class Block(nn.Module):
@@ -109,13 +93,3 @@ def matmul_params(model: GPT) -> int:
     lookup). The token embedding counts once, as the tied output projection (nanoGPT's
     `get_num_params`)."""
     return sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
-
-
-def flops_per_token(n_params: int, cfg: GPTConfig, *, attention: bool = True) -> float:
-    """Training FLOPs per token: 6·N (forward 2·N, backward 4·N), plus, with `attention`,
-    12·L·d·T for the attention scores and their weighted sum (PaLM, appendix B; nanoGPT's
-    `estimate_mfu`), counted over the full T×T square although the mask is causal."""
-    base = 6.0 * n_params
-    if attention:
-        base += 12.0 * cfg.n_layer * cfg.n_embd * cfg.block_size
-    return base
