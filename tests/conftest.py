@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.testing
 
 # rigbench's consoles are made at import and keep a COLUMNS they find then (pytest-xdist's
 # workers have COLUMNS=80): the tests give each command its width through CliRunner's env.
@@ -12,6 +14,11 @@ for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "simulated"
+
+# Typer's CliRunner builds the click command again, evaluating every option's annotation, on
+# each invoke (15 ms a time, about 400 invokes in the suite): once per app here. The command
+# a test runs is the same object rigbench's entry point builds.
+typer.testing._get_command = functools.cache(typer.testing._get_command)  # type: ignore[attr-defined]
 
 
 # Under pytest-xdist (`-n 2`), each of these modules runs whole on one worker: their
