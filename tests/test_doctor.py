@@ -217,11 +217,17 @@ def test_p2p_hang_names_the_known_fixes() -> None:
     assert by_id["iommu.ok"]["severity"] == "ok"
 
 
-def test_a_confirmed_p2p_hang_stops_the_all_reduce_probe() -> None:
-    # The all_reduce crosses the hung pair too; with the default limits it would hang for
-    # 2 x 20 s (a retry), while the P2P hang is confirmed after 2 x 5 s: it is stopped then.
-    from rigbench.doctor.probes import run_probes
+def test_a_confirmed_p2p_hang_stops_the_all_reduce_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The all_reduce crosses the hung pair too; with its default limit it would hang for
+    # 2 x 20 s (a retry), while the P2P hang is confirmed after two of the P2P limit, which
+    # is shorter: the all_reduce is stopped then.
+    from rigbench.doctor import probes as probes_module
+    from rigbench.doctor.probes import P2P_TIMEOUT_S, REDUCE_TIMEOUT_S, run_probes
 
+    for p2p_s, reduce_s in zip(P2P_TIMEOUT_S, REDUCE_TIMEOUT_S, strict=True):  # GPUs, CPU
+        assert 2 * p2p_s < reduce_s  # a hang is confirmed before the all_reduce times out
+    # the CPU stand-ins' 5 s P2P limit cut to 1 s: the same order, a fifth of the wait
+    monkeypatch.setattr(probes_module, "P2P_TIMEOUT_S", (P2P_TIMEOUT_S[0], 1.0))
     rig = SimulatedBackend.from_file(EXAMPLES / "tr1920x-3x3090-p2p-hang.toml").rig()
     probes = run_probes(rig, p2p=True, all_reduce=True, load=False)
     assert [(p.a, p.b) for p in probes.pairs or [] if p.status == "hang"] == [(0, 1)]

@@ -25,7 +25,7 @@ def _run(ctx: BenchContext, timeout_s: float) -> tuple[list[Result], list[str], 
 
 
 def test_hung_pair_fails_and_the_others_carry_on() -> None:
-    results, aborted, ended = _run(_ctx(3, {"0-1": "hang"}), timeout_s=4)
+    results, aborted, ended = _run(_ctx(3, {"0-1": "hang"}), timeout_s=2)
     assert aborted == ["p2p:0-1"]
     assert ended == ["p2p:0-1", "p2p:0-2", "p2p:1-2"]
     failed = [r for r in results if r.status == "failed"]
@@ -66,13 +66,13 @@ def test_a_step_that_never_reports_ready_is_a_slow_start_not_a_hang() -> None:
     # A step with a start-up allowance that never calls step_ready() nor yields a result
     # (the hung pair) ends on its start-up limit: timeout_startup, never "hang".
     ctx = _ctx(2, {"0-1": "hang"})
-    steps = [replace(s, timeout_s=60, startup_s=3) for s in p2p.plan(ctx)]
+    steps = [replace(s, timeout_s=60, startup_s=1) for s in p2p.plan(ctx)]
     results: list[Result] = []
     aborted = run_steps("p2p", ctx, steps, results.append)
     assert aborted == ["p2p:0-1"]
     failed = [r for r in results if r.status == "failed"]
     assert [r.reason for r in failed] == ["timeout_startup"]
-    assert "did not start within 3 s" in (failed[0].message or "")
+    assert "did not start within 1 s" in (failed[0].message or "")
 
 
 def test_a_stopped_run_ends_at_once_and_records_nothing_more() -> None:
