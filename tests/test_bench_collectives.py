@@ -282,7 +282,7 @@ def test_corrupting_link_fails_the_check(tag: str) -> None:
 def test_hung_rank_is_killed_with_the_worker(tag: str) -> None:
     ctx = _ctx(2, p2p_faults={"0-1": "hang"})
     (step,) = [s for s in coll.plan(ctx) if s.params["op"] == "broadcast"]
-    step.timeout_s = 3.0  # counts once the ranks are up: nothing ever comes from a hung pair
+    step.timeout_s = 1.0  # counts once the ranks are up: nothing ever comes from a hung pair
     results: list[Result] = []
     run_steps("collectives", ctx, [step], results.append)
     (r,) = results
