@@ -129,11 +129,11 @@ def test_the_finder_stops_at_the_step_a_gpu_falls_off_and_keeps_what_came_before
 ) -> None:
     text = (examples / "v100-sxm2-server-transients.toml").read_text()
     rig = tmp_path / "lost-later.toml"
-    rig.write_text(text.replace("2.5", "9.0"))  # the Xid 79 and the loss, later
-    report, stored = _live(rig, "v100-sxm2-server.toml", None, tmp_path / "r.db", 2.0, 1.0)
+    rig.write_text(text.replace("2.5", "6.0"))  # the Xid 79 and the loss, later
+    report, stored = _live(rig, "v100-sxm2-server.toml", None, tmp_path / "r.db", 1.2, 0.6)
     doc = report.to_dict()  # type: ignore[attr-defined]
     steps = doc["simultaneous"]
-    if not steps:  # the stand-ins took over 9 s to start: lost before any ramp
+    if not steps:  # the stand-ins took over 6 s to start: lost before any ramp
         assert "before the first ramp" in doc["stopped"]
         return
     # nothing dropped in the steps before the loss (the trace's pulses put them at_risk on the
