@@ -377,7 +377,7 @@ BURNIN = ["-m", "rigbench", "burnin", "--simulate", str(SIM)]
 
 
 def test_burnin_on_two_nodes_writes_one_run_with_node_labels(tmp_path: Path) -> None:
-    one = {"command": [*BURNIN, "--minutes", "0.05", "--json"], "ranks": 1}
+    one = {"command": [*BURNIN, "--minutes", "0.02", "--json"], "ranks": 1}
     agents = _two_agents(tmp_path, per_node=[one, one])
     codes = [a.wait(timeout=180) for a in agents]
     logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
