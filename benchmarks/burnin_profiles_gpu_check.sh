@@ -28,12 +28,7 @@
 # monitor_load.json, burnin_accept.json, burnin_soak.json, sweep.json, find_trip.json,
 # find_trip.txt (its stderr: the warning line), r.db and r.db.plots/ (the
 # burn-ins' and the sweep's PNGs).
-set -uo pipefail
-out=${1:?usage: benchmarks/burnin_profiles_gpu_check.sh OUTDIR}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 log="$out/log.txt"
 : > "$log"
 step() { printf '\n=== %s (%s) ===\n' "$1" "$(date -u +%H:%M:%S)" | tee -a "$log"; }

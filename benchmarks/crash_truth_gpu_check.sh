@@ -11,12 +11,7 @@
 #
 # Usage, from anywhere: benchmarks/crash_truth_gpu_check.sh OUTDIR
 # OUTDIR gets summary.txt (read this first), log.txt and the JSON of each step.
-set -uo pipefail
-out=${1:?usage: benchmarks/crash_truth_gpu_check.sh OUTDIR}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 log="$out/log.txt"

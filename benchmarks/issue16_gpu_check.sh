@@ -11,12 +11,7 @@
 # Look for: exit 0 (or 1 with the reason named); in bench.txt no "missing" line; in
 # burnin.txt "reasons == findings: yes" and "gate failed codes == fail reasons: yes".
 # Usage: benchmarks/issue16_gpu_check.sh OUTDIR
-set -uo pipefail
-out=${1:?usage: benchmarks/issue16_gpu_check.sh OUTDIR}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 nvidia-smi > "$out/env.txt" 2>&1
 timeout 240 python3 -m rigbench bench --only memory,hostlink --json --db "$out/r.db" \
   > "$out/bench.json" 2> "$out/bench.err"

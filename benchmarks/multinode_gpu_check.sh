@@ -21,12 +21,7 @@
 #
 # Usage, from anywhere: benchmarks/multinode_gpu_check.sh OUTDIR [GPUS]
 # OUTDIR gets summary.txt (read this first), log.txt and each step's JSON.
-set -uo pipefail
-out=${1:?usage: benchmarks/multinode_gpu_check.sh OUTDIR [GPUS]}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 gpus=${2:-$(python -c 'import torch; print(torch.cuda.device_count())')}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

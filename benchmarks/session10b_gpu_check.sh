@@ -3,12 +3,7 @@
 # exited 1, `bench --only collectives,train` with and without `torchrun --nnodes 1` after the
 # fix to the one-rank collectives row, and the decode workload's bandwidth probe.
 # Changes no GPU setting. Usage: benchmarks/session10b_gpu_check.sh OUTDIR
-set -uo pipefail
-out=${1:?usage: benchmarks/session10b_gpu_check.sh OUTDIR}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 w=$(mktemp -d)
 timeout 40 python3 -m rigbench monitor --rate 100 --seconds 8 --json > "$w/monitor.json" 2> "$w/monitor.err"
 echo "monitor exit $?"

@@ -2,12 +2,7 @@
 # Stop 11, one GPU (about 3 minutes): the GPU paths this stop touched (benchmark modules
 # import torch where they use it; workers and training ranks gc.freeze()) against the
 # figures of the earlier calls. Changes no GPU setting. Usage: benchmarks/session11_gpu_check.sh OUTDIR
-set -uo pipefail
-out=${1:?usage: benchmarks/session11_gpu_check.sh OUTDIR}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 w=$(mktemp -d)
 timeout 300 python3 -m rigbench bench --quick --json --db "$w/q.db" > "$w/quick.json" 2> "$w/quick.err"
 echo "quick exit $?"

@@ -8,12 +8,7 @@
 # Usage: benchmarks/session9_gpu_check.sh OUTDIR
 # Shorter (device time short): ACCEPT_MIN=0.2 SOAK_MIN=0.15 BENCH_ONLY=collectives BURNIN_MIN=0.2
 # PROFILES_S=170 MULTINODE_S=100 benchmarks/session9_gpu_check.sh OUTDIR
-set -uo pipefail
-out=${1:?usage: benchmarks/session9_gpu_check.sh OUTDIR}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 python3 -c 'import torch; print("torch", torch.__version__)' > "$out/env.txt" 2>&1
 nvidia-smi >> "$out/env.txt" 2>&1
 timeout "${PROFILES_S:-215}" bash benchmarks/burnin_profiles_gpu_check.sh "$out/profiles" > "$out/profiles.log" 2>&1

@@ -5,12 +5,7 @@
 #   3. bench --only collectives,train with and without torchrun --nnodes 1 (the same rows)
 #   4. burnin --minutes 0.1 under torchrun --nnodes 1
 # Changes no GPU setting. Usage: benchmarks/session9_min_gpu_check.sh OUTDIR
-set -uo pipefail
-out=${1:?usage: benchmarks/session9_min_gpu_check.sh OUTDIR}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 { nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader
   python3 -c 'import torch; print("torch", torch.__version__)'; } > "$out/env.txt" 2>&1
 t0=$(date +%s)

@@ -18,12 +18,7 @@
 #   burnin.json          rigbench burnin --json
 #   burnin.png           the burn-in's plot (when matplotlib is installed)
 # plus telemetry_stats.json and exit_codes.json are folded into summary.txt (not kept).
-set -uo pipefail
-out=${1:?usage: benchmarks/telemetry_gpu_check.sh OUTDIR}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-cd "$(dirname "$0")/.." || exit 2
-export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/gpu_check_env.sh" "$@"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 log="$out/log.txt"
