@@ -329,6 +329,22 @@ class Cluster:
         except Exception:
             return None
 
+    def share_exit_code(self, code: int | None) -> int | None:
+        """Rank 0's exit code (`code` there; the others pass None) on every rank, or None
+        where rank 0 cannot be heard. Every rank exits with it: torchrun's agent whose
+        workers all exit 0 waits up to 300 s at an exit barrier for the agents whose
+        workers failed, which never come to it (torch/distributed/elastic/agent/server/
+        api.py, `_invoke_run` and `_exit_barrier`), so a rank 0 that alone exits non-zero
+        holds every other node's torchrun for five minutes."""
+        import torch.distributed as dist
+
+        box = [code if self.rank == 0 else None]
+        try:
+            dist.broadcast_object_list(box, src=0, group=self.control)
+        except Exception:
+            return None
+        return box[0] if isinstance(box[0], int) else None
+
     def report_failure(self) -> None:
         with contextlib.suppress(Exception):
             self.store.set(self._key(f"failed/{self.rank}"), "1")
@@ -670,10 +686,11 @@ def join_process_group(env: DistEnv, backend: str, timeout_s: float) -> None:
 def gather_facts(
     env: DistEnv, facts: Any, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> tuple[list[Any], float | None]:
-    """Every node's `facts` (from its local rank 0) on rank 0, in node order, with
+    """Every node's `facts` (from its local rank 0) on every rank, in node order, with
     `time.time()` read on each right after a barrier (set as `facts.clock_s`); also the
     longest barrier any rank saw, which bounds how far apart those reads are. Gloo only:
-    no GPU is touched. Other ranks get ([], None)."""
+    no GPU is touched. Every rank gets the same, so each judges alike and exits with the
+    same code (see Cluster.share_exit_code for why that matters under torchrun)."""
     import torch.distributed as dist
 
     join_process_group(env, "gloo", timeout_s)
@@ -690,7 +707,5 @@ def gather_facts(
         dist.all_gather_object(out, mine)
     finally:
         dist.destroy_process_group()
-    if env.rank != 0:
-        return [], None
     heads = sorted((n, f) for n, f, _ in out if f is not None)
     return [f for _n, f in heads], max(t for _n, _f, t in out)

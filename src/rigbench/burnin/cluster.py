@@ -204,7 +204,8 @@ def gather(
     cluster: Cluster, mine: RankReport, watch: _Watch
 ) -> tuple[list[RankReport], list[Node], str | None]:
     """Rank 0: every reachable rank's report, the nodes lost, and the error that ended the
-    run (None when every rank answered). Other ranks return ([], [], None) once sent."""
+    run (None when every rank answered). Other ranks return ([], [], None) once sent, or
+    an error where a node was lost (the run then ends in error on every rank)."""
     import torch.distributed as dist
 
     c = cluster
@@ -239,7 +240,7 @@ def gather(
         lost_nodes = c.lost_nodes()
         return [mine], lost_nodes, short_error(exc)
     if c.rank != 0:
-        return [], [], None
+        return [], [], (f"{len(lost_nodes)} node(s) lost" if lost_nodes else None)
     return [r for r in out if r is not None], lost_nodes, (watch.reason if lost_nodes else None)
 
 

@@ -260,7 +260,8 @@ def _bench_cluster(
     as_json: bool,
 ) -> None:
     """`bench` in one rank of a torchrun job: rank 0 stores and shows the one run, the
-    other ranks measure and print nothing (a lost node: one line on rank 0)."""
+    other ranks measure, print nothing (a lost node: one line on rank 0) and exit with
+    rank 0's code."""
     from rigbench.bench.cluster import (
         CLUSTER_BENCHMARKS,
         DEFAULT_TIMEOUT_S,
@@ -269,6 +270,7 @@ def _bench_cluster(
         cluster_context,
         run_cluster,
     )
+    from rigbench.judge import exit_code_for
     from rigbench.judge.bench import judge_device_rows, judge_inter_node_results
     from rigbench.machine import new_run
     from rigbench.store import Store
@@ -349,9 +351,12 @@ def _bench_cluster(
         # Out at once: closing this rank's connections frees a rank 0 blocked on it (a
         # process-group teardown here could wait on the lost peers).
         os._exit(EXIT_ERROR)
-    if not outcome.error:
+    if store is None or run_id is None:  # measured, no error: exit with rank 0's code
+        shared = cluster.share_exit_code(None)
         cluster.shutdown()
-    if store is None or run_id is None:
+        code = EXIT_ERROR if shared is None else shared
+        if code:
+            raise typer.Exit(code)
         return
     if outcome.error:
         judge_inter_node_results(results)
@@ -371,16 +376,24 @@ def _bench_cluster(
     # The rows between nodes are judged against their NICs, one rank's own rows as a run
     # without torchrun judges them; the others (intra-node, a node, the training scaling)
     # have no reference here: a failed one makes the exit code.
-    judge_inter_node_results(results)
-    judge_device_rows(results, rig, ctx.devices[0].gpu_index)
-    with one_line_errors():
-        store.update_judgements(run_id, results)
-    _fail_if_nothing_measured(store, run, run_id, results)
-    store.finish_run(run, "complete")
-    if any(r.status == "failed" for r in results):
-        _show(run, results, f"run #{run_id} (complete) saved to {store.path}", as_json)
-        raise typer.Exit(EXIT_ERROR)
-    _show_and_exit(run, results, f"run #{run_id} (complete) saved to {store.path}", as_json)
+    code = EXIT_ERROR  # what the other ranks hear if judging or storing fails
+    try:
+        judge_inter_node_results(results)
+        judge_device_rows(results, rig, ctx.devices[0].gpu_index)
+        with one_line_errors():
+            store.update_judgements(run_id, results)
+        _fail_if_nothing_measured(store, run, run_id, results)
+        store.finish_run(run, "complete")
+        if any(r.status == "failed" for r in results):
+            code = EXIT_ERROR
+        else:
+            code = exit_code_for(r.judgement.severity for r in results if r.judgement)
+    finally:
+        cluster.share_exit_code(code)
+        cluster.shutdown()
+    _show(run, results, f"run #{run_id} (complete) saved to {store.path}", as_json)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -338,15 +338,24 @@ def _burnin_cluster(
                 err.print(f"[red]error:[/red] node {env.node_rank}: {escape(error)}")
                 sys.stderr.flush()
             os._exit(EXIT_ERROR)  # no teardown: it could wait on the lost peers
+        shared = cluster.share_exit_code(None)  # every rank exits with rank 0's code
         cluster.shutdown()
+        code = EXIT_ERROR if shared is None else shared
+        if code:
+            raise typer.Exit(code)
         return
     assert store is not None and run.id is not None
-    with one_line_errors():
-        merged = merge(store, run, cluster.nodes, reports, lost, error)
-    outcome = merged.outcome
     broken = bool(lost or error)
-    store.finish_run(run, "incomplete" if broken or outcome.interrupted else "complete")
-    code = EXIT_ERROR if broken else _exit_code(outcome)
+    code = EXIT_ERROR  # what the other ranks hear if merging or storing fails
+    try:
+        with one_line_errors():
+            merged = merge(store, run, cluster.nodes, reports, lost, error)
+        outcome = merged.outcome
+        store.finish_run(run, "incomplete" if broken or outcome.interrupted else "complete")
+        code = EXIT_ERROR if broken else _exit_code(outcome)
+    finally:
+        if not broken:  # a broken run's other ranks have already ended in error
+            cluster.share_exit_code(code)
     if as_json:
         doc = outcome.to_dict()
         doc["nodes"] = [n.name for n in cluster.nodes]

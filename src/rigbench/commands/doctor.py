@@ -147,7 +147,8 @@ def _doctor_cluster(
     env: object, backend: object, timeout: float | None, db: object, as_json: bool
 ) -> None:
     """`doctor` in one rank of a torchrun job: each node's local rank 0 reads its facts,
-    rank 0 judges them across nodes, stores and shows the findings."""
+    every rank judges them across nodes and exits with the same code; rank 0 alone stores
+    and shows the findings."""
     import os
     import socket
 
@@ -175,16 +176,18 @@ def _doctor_cluster(
     interrupt_on_signals()
     with one_line_errors(), quiet_interrupt(env.rank):
         nodes, bound = gather_facts(env, facts, timeout or DEFAULT_TIMEOUT_S)
-    if store is None:
-        return
     findings = cluster_findings(nodes, bound)
+    code = exit_code_for(findings)
+    if store is None:  # every rank judged the same facts: each exits with rank 0's code
+        if code:
+            raise typer.Exit(code)
+        return
     run = new_run("doctor", backend.kind, rig)  # type: ignore[attr-defined]
     with one_line_errors():
         store.start_run(run)
         for finding in findings:
             store.add_finding(run.id, finding)  # type: ignore[arg-type]
         store.finish_run(run, "complete")
-    code = exit_code_for(findings)
     if as_json:
         print_json(
             {
