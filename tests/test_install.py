@@ -34,11 +34,11 @@ def test_readme_commands_are_what_ci_runs() -> None:
     commands = [line for line in block.splitlines() if line and not line.startswith("#")]
     assert commands == [
         "pip install torch==2.13.0 -e . && rigbench bench --quick",
-        "pip install torch==2.13.0 -e '.[dev]' && python -m pytest -q -n 2",
+        "pip install torch==2.13.0 -e '.[dev]' && python -m pytest -q -n 3",
     ]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install -q torch==2.13.0 -e '.[dev]'\n" in ci
-    assert "python -m pytest -q -n 2" in ci
+    assert "python -m pytest -q -n 3" in ci
 
 
 def test_dev_extra_holds_what_the_tests_import() -> None:
