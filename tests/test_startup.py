@@ -4,6 +4,7 @@ installed packages)."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,63 @@ def test_planning_every_benchmark_does_not_import_torch() -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.stderr.strip().splitlines()[-1] == "no torch", res.stderr
+
+
+def _imported(node: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for stmt in ast.walk(node):
+        if isinstance(stmt, ast.Import):
+            names |= {(a.asname or a.name).split(".")[0] for a in stmt.names}
+        elif isinstance(stmt, ast.ImportFrom):
+            names |= {a.asname or a.name for a in stmt.names}
+    return names
+
+
+def _loaded_at_run_time(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Names a function's body and defaults load (annotations are strings here: left out;
+    nested functions are checked on their own)."""
+    names: set[str] = set()
+    stack: list[ast.AST] = [*fn.body, *fn.args.defaults, *filter(None, fn.args.kw_defaults)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.arg)):
+            continue
+        if isinstance(node, ast.AnnAssign):
+            stack += [node.target, *([node.value] if node.value else [])]
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        stack += ast.iter_child_nodes(node)
+    return names
+
+
+def test_what_a_module_imports_for_typing_only_its_functions_import_where_they_use_it() -> None:
+    # The benchmark modules import torch under TYPE_CHECKING only (the process that plans
+    # a run imports no torch): a function that uses torch without importing it fails only
+    # when it runs, and some run only on a GPU (CUDA events, L2 flush), which CI has not.
+    src = Path(__file__).resolve().parents[1] / "src" / "rigbench"
+    missing = []
+    checked = 0
+    for path in sorted(src.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        typing_only = set()
+        for stmt in tree.body:
+            if isinstance(stmt, ast.If) and getattr(stmt.test, "id", "") == "TYPE_CHECKING":
+                typing_only |= _imported(stmt)
+        if not typing_only:
+            continue
+        checked += 1
+        todo: list[tuple[ast.AST, set[str]]] = [(tree, set())]
+        while todo:
+            node, have = todo.pop()
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    here = have | _imported(child)
+                    where = f"{path.relative_to(src)}:{child.lineno} {child.name}"
+                    for name in sorted((_loaded_at_run_time(child) & typing_only) - here):
+                        missing.append(f"{where}: {name}")
+                    todo.append((child, here))
+                elif isinstance(child, ast.ClassDef):
+                    todo.append((child, have))
+    assert checked >= 8  # the benchmark modules that import torch where they use it
+    assert missing == []
