@@ -111,6 +111,40 @@ def test_a_worker_does_not_outlive_a_rigbench_killed_with_9() -> None:
             os.kill(pid, 9)
 
 
+STEPS = """
+import sys
+sys.path.insert(0, {tests!r})
+from rigbench import supervisor
+from stepmods import ranks_then_wait
+supervisor.run_steps("stepmods.ranks_then_wait", None, ranks_then_wait.plan(None), print)
+"""
+
+
+def test_a_steps_ranks_do_not_outlive_a_rigbench_killed_with_9() -> None:
+    """The ranks a step's worker asked for are rigbench's children, not the worker's: a
+    kill -9 of rigbench mid-step still ends the worker and every rank."""
+    code = STEPS.format(tests=str(Path(__file__).parent))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()  # the worker's print (it shares rigbench's stdout)
+        assert line.startswith("pids "), line
+        pids = [int(p) for p in line.split()[1:]]
+        assert len(pids) == 3 and not any(_gone(p) for p in pids)
+        parent.kill()
+        parent.wait()
+        assert [p for p in pids if not _ends(p, 30)] == []
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+        for pid in pids:
+            if not _gone(pid):
+                os.kill(pid, 9)
+
+
 def test_a_steps_ranks_come_from_the_fork_server_its_worker_came_from() -> None:
     """A step worker's ranks are started by rigbench from the one fork server (which
     imported torch once), not from a fork server, and a torch import, of the worker's own."""
