@@ -3,6 +3,7 @@ the page opened in a real headless Chromium (Debian's `chromium`, driven by Play
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -83,6 +84,7 @@ def evil_build(tmp_path: Path) -> Path:
     return p
 
 
+@functools.cache  # a module fixture's database, read only: one document (its charts) each
 def _document(db: Path, build: Path | None = None) -> Document:
     from rigbench.plan import load_build, plan_build
 
