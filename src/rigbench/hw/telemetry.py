@@ -186,7 +186,8 @@ class TelemetrySource(Protocol):
         ...
 
     def start(self, t0: float) -> None:
-        """Sampling starts at monotonic time `t0`; event watching starts here."""
+        """Sampling starts at monotonic time `t0`; event watching starts here. The sampler
+        takes its first read (every figure) just before, as the sample at t = 0."""
         ...
 
     def read(self, t: float) -> list[TelemetrySample]:
