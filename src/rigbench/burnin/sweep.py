@@ -228,7 +228,7 @@ def run_sweep(
             for g in gpus:
                 backend.set_power_limit(g, limits[0])
         except HardwareError as exc:
-            why = f"cannot set power limits here ({one_line(exc)})"
+            why = f"cannot set power limits here ({exc})"
             for g, w in original.items():
                 with contextlib.suppress(HardwareError):
                     if w is not None:

@@ -22,6 +22,11 @@ PCIE_PATH_MEANING: dict[str, str] = {
 P2PState = Literal["ok", "unsupported", "disabled", "unknown"]
 
 
+# What NVML-backed rigbench says when it may not set a power limit (hw.nvml), and what a
+# simulated rig with `power_limit_set = "needs_root"` replays.
+POWER_LIMIT_NEEDS_ROOT = "setting a GPU power limit needs root (nvmlDeviceSetPowerManagementLimit)"
+
+
 @dataclass(kw_only=True, slots=True)
 class PcieLink:
     """A GPU's PCIe link. `gen_max`/`width_max` are what the GPU and slot together allow;

@@ -15,7 +15,14 @@ import pynvml
 
 from rigbench.errors import HardwareError
 from rigbench.hw.health import HealthInfo
-from rigbench.hw.model import GpuInfo, PairLink, PcieLink, PciePath, Rig
+from rigbench.hw.model import (
+    POWER_LIMIT_NEEDS_ROOT,
+    GpuInfo,
+    PairLink,
+    PcieLink,
+    PciePath,
+    Rig,
+)
 from rigbench.hw.system import host_system_info
 from rigbench.hw.telemetry import TelemetrySource
 
@@ -215,7 +222,7 @@ class NvmlBackend:
     def power_limit_settable(self) -> str | None:
         """None when this process may set power limits, else why not (one line)."""
         if os.geteuid() != 0:
-            return "setting a GPU power limit needs root (nvmlDeviceSetPowerManagementLimit)"
+            return POWER_LIMIT_NEEDS_ROOT
         return None
 
     def set_power_limit(self, gpu: int, watts: float) -> None:

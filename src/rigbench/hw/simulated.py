@@ -38,9 +38,16 @@ from pydantic import (
     model_validator,
 )
 
-from rigbench.errors import SimulationFileError
+from rigbench.errors import HardwareError, SimulationFileError
 from rigbench.hw.health import HealthInfo
-from rigbench.hw.model import GpuInfo, PairLink, PcieLink, Rig, SystemInfo
+from rigbench.hw.model import (
+    POWER_LIMIT_NEEDS_ROOT,
+    GpuInfo,
+    PairLink,
+    PcieLink,
+    Rig,
+    SystemInfo,
+)
 from rigbench.hw.sim_telemetry import SimulatedTelemetry, TelemetrySection, check_trace
 from rigbench.hw.simulated_health import (
     GpuHealthSection,
@@ -150,6 +157,9 @@ class _SystemSection(_Strict):
     torch_cuda_version: str | None = None
     nccl_version: str | None = None
     python_version: str | None = None
+    # whether `burnin --sweep-power` may set limits: "needs_root" replays a run as a normal
+    # user, "refused" a VM whose driver refuses even root (NVML: Insufficient Permissions)
+    power_limit_set: Literal["allowed", "needs_root", "refused"] = "allowed"
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
@@ -468,7 +478,7 @@ def _build(path: Path, spec: _RigFile) -> Rig:
     pairs, faults, measured = _build_pairs(path, spec, len(gpus))
     sys_spec = spec.system
     system = SystemInfo(
-        **sys_spec.model_dump(exclude={"ram_gib", "unavailable"}),
+        **sys_spec.model_dump(exclude={"ram_gib", "unavailable", "power_limit_set"}),
         ram_bytes=_gib_to_bytes(sys_spec.ram_gib) if sys_spec.ram_gib is not None else None,
         unavailable=dict(sys_spec.unavailable),
     )
@@ -506,6 +516,7 @@ class SimulatedBackend:
         self._snapshot = snapshot
         self._health = _build_health(path, spec, snapshot)
         self._trace = spec.telemetry
+        self._power_limit_set = spec.system.power_limit_set
 
     @classmethod
     def from_file(cls, path: Path) -> SimulatedBackend:
@@ -532,10 +543,15 @@ class SimulatedBackend:
         return copy.deepcopy(self._snapshot)
 
     def power_limit_settable(self) -> str | None:
-        return None  # a simulated rig's limit lives in memory: nothing real changes
+        # a simulated rig's limit lives in memory: nothing real changes
+        return POWER_LIMIT_NEEDS_ROOT if self._power_limit_set == "needs_root" else None
 
     def set_power_limit(self, gpu: int, watts: float) -> None:
         """Change the simulated GPU's limit for this process (its baseline draw follows it)."""
+        if self._power_limit_set != "allowed":
+            raise HardwareError(
+                f"GPU {gpu}: cannot set the power limit to {watts:g} W: Insufficient Permissions"
+            )
         for g in self._snapshot.gpus:
             if g.index == gpu:
                 g.power_limit_w = float(watts)
