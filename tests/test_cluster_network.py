@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from rigbench.bench.network import (
@@ -68,6 +71,24 @@ def test_nccl_transport_from_debug_lines() -> None:
     ]
     assert nccl_transport(sock) == {"network": "Socket", "devices": ["eno1"]}
     assert nccl_transport(["gpu-a NCCL INFO Bootstrap : Using eno1:10.0.0.1<0>"]) is None
+
+
+def test_a_users_nccl_debug_leaves_the_transport_unknown_and_says_why(tmp_path: Path) -> None:
+    from rigbench.bench.network import recorded_transport
+
+    log = tmp_path / "rank0.log"
+    log.write_text("gpu-a:12:12 [0] NCCL INFO Using network Socket\n")
+    assert recorded_transport(str(log), None) == {"network": "Socket", "devices": []}
+    assert recorded_transport(None, None) is None  # gloo: nothing to say
+    said = recorded_transport(None, "WARN")
+    assert said is not None and said["network"] is None
+    assert "NCCL_DEBUG=WARN was set" in str(said["unknown"])
+
+
+def test_the_sbatch_script_leaves_nccl_debug_to_rigbench(examples: Path) -> None:
+    # rigbench records NCCL's transport only where NCCL_DEBUG is unset
+    script = (examples / ".." / "slurm" / "rigbench-cluster.sbatch").read_text()
+    assert not re.search(r"^\s*export\s+NCCL_DEBUG=", script, re.M)
 
 
 def test_cluster_doctor_quiet_when_nodes_agree_and_names_a_missing_hca() -> None:

@@ -41,8 +41,8 @@ from typing import Any
 from rigbench.bench.network import (
     NodeNet,
     expected_inter_node,
-    nccl_transport,
     port_facts,
+    recorded_transport,
     slowest_port,
 )
 from rigbench.errors import JoinError, one_line
@@ -163,6 +163,7 @@ class Cluster:
         self.env = env
         self.on_gpu = on_gpu
         self.nccl_log: str | None = None
+        self.user_nccl_debug: str | None = None
         self.backend = "nccl" if on_gpu else "gloo"
         if on_gpu:
             self.device = f"cuda:{env.local_rank}"
@@ -171,7 +172,8 @@ class Cluster:
             # A timed-out NCCL op aborts its communicator and raises (2, "clean up only"),
             # rather than the watchdog ending the process before rank 0 has written.
             os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2")
-            if "NCCL_DEBUG" not in os.environ:  # the transport NCCL picks, into a file we read
+            self.user_nccl_debug = os.environ.get("NCCL_DEBUG")
+            if self.user_nccl_debug is None:  # the transport NCCL picks, into a file we read
                 self.nccl_log = os.path.join(
                     tempfile.mkdtemp(prefix="rigbench-nccl-"), f"rank{env.rank}.log"
                 )
@@ -231,13 +233,7 @@ class Cluster:
 
     def transport(self) -> dict[str, object] | None:
         """What NCCL said it uses for the network (this rank's NCCL_DEBUG_FILE)."""
-        if not self.nccl_log:
-            return None
-        try:
-            with open(self.nccl_log, errors="replace") as f:
-                return nccl_transport(f)
-        except OSError:
-            return None
+        return recorded_transport(self.nccl_log, self.user_nccl_debug)
 
     def _node_nets(self) -> list[NodeNet] | None:
         hosts = {n.host for n in self.nodes}

@@ -141,3 +141,22 @@ def nccl_transport(lines: Iterable[str]) -> dict[str, object] | None:
     if network is None:
         return None
     return {"network": network, "devices": devices}
+
+
+def recorded_transport(log_path: str | None, user_debug: str | None) -> dict[str, object] | None:
+    """What a rank records of NCCL's network: parsed from the INFO lines rigbench had NCCL
+    write to `log_path`, or, where the user's own NCCL_DEBUG (`user_debug`) kept rigbench
+    from asking for them, why it is unknown; None where neither applies (gloo)."""
+    if log_path is None:
+        if user_debug is None:
+            return None
+        return {
+            "network": None,
+            "unknown": f"NCCL_DEBUG={user_debug} was set, so NCCL's INFO lines went where the "
+            "user sent them: unset NCCL_DEBUG to have rigbench record the transport",
+        }
+    try:
+        with open(log_path, errors="replace") as f:
+            return nccl_transport(f)
+    except OSError:
+        return None

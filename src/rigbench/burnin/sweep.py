@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rigbench.errors import BadInput, HardwareError, one_line
+from rigbench.errors import BadInput, HardwareError
 from rigbench.records import Result
 
 MAX_POINTS = 41
