@@ -371,8 +371,7 @@ def test_measured_peaks_against_the_build_psus_and_circuit() -> None:
     from rigbench.burnin import build as build_check
 
     builds = Path(__file__).resolve().parents[1] / "examples" / "builds"
-    build, note = build_check.load(builds / "v100-sxm2-server.toml")
-    assert note is None
+    build = build_check.load(builds / "v100-sxm2-server.toml")
     # four V100s stepping 150 -> 350 W together (seed 001), 100 Hz ticks for 2 s
     ticks = {
         k / 100: {g: (350.0 if (k // 50) % 2 else 150.0) for g in range(4)} for k in range(200)
@@ -380,7 +379,9 @@ def test_measured_peaks_against_the_build_psus_and_circuit() -> None:
     reasons = build_check.reasons(build, ticks, [0, 1, 2, 3])
     psu = next(r for r in reasons if r.id == "burnin.psu")
     assert "GPUs 0,1,2,3 peaked at 1400 W (mean 1000 W)" in psu.title
-    assert psu.severity in ("warning", "error")  # 1400 W + the CPUs on 2x 1100 W paralleled
+    # 1400 W + the CPUs on 2x 1100 W paralleled: past the one unit plan counts for ramps
+    # (seed 001 dropped GPUs there); it held during this run, so a warning
+    assert psu.severity == "warning" and "above which a trip is likely" in psu.title
     circuit = next(r for r in reasons if r.id == "burnin.circuit")
     assert "circuit 0 (120 V x 20 A = 2400 W, 1920 W continuous)" in circuit.title
     # twice the GPUs' draw overloads the PSUs: a failure
@@ -389,6 +390,22 @@ def test_measured_peaks_against_the_build_psus_and_circuit() -> None:
         r.id == "burnin.psu" and r.severity == "error"
         for r in build_check.reasons(build, hot, [0, 1, 2, 3])
     )
+
+
+def test_a_build_that_trained_for_months_reads_healthy_at_its_measured_draw() -> None:
+    # Minerva (seed 000): four cards capped at 300 W on one 1600 W unit, trained for
+    # months. Millisecond peaks of 330 W a card and a 250 W mean are within what plan says
+    # the unit carries; the old comparison failed it (peak + CPU TDP over the rating).
+    from rigbench.burnin import build as build_check
+
+    builds = Path(__file__).resolve().parents[1] / "examples" / "builds"
+    build = build_check.load(builds / "minerva.toml")
+    ticks = {k / 100: {g: 330.0 if k == 50 else 250.0 for g in range(4)} for k in range(200)}
+    reasons = build_check.reasons(build, ticks, [0, 1, 2, 3])
+    assert {r.id for r in reasons} == {"burnin.psu", "burnin.circuit"}
+    assert all(r.severity == "info" for r in reasons), [r.title for r in reasons]
+    psu = next(r for r in reasons if r.id == "burnin.psu")
+    assert "within the 1600 W it carries for milliseconds" in psu.title
 
 
 def test_throttle_time_counts_each_sample_once() -> None:

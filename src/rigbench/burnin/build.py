@@ -1,17 +1,21 @@
-"""`burnin --build BUILD.toml`: the measured GPU power against the build's PSUs and circuits.
+"""`burnin --build BUILD.toml`: the measured GPU power against the build's PSUs and circuits,
+judged by the model `plan` sizes them with (rigbench.plan.power), so that a plan and a
+burn-in of the same build say the same thing of the same load.
 
-Per PSU group of the build (rigbench.plan.build: one ATX unit, or server units paralleled on
-one 12 V bus), the GPUs it feeds are summed tick by tick from the recorded samples (all GPUs
-of one tick are read together): the peak and the mean of that sum, plus what the build
-budgets for the CPU and the rest on the group that feeds them (not measured). Build GPU i is
-the rig's GPU i.
+Per PSU group of the build (one ATX unit, or server units paralleled on one 12 V bus), the
+GPUs it feeds are summed tick by tick from the recorded samples (all GPUs of one tick are
+read together), plus what the build budgets for the CPU and the rest on the group that feeds
+them (not measured):
 
-* PSU: fails when the mean load reaches its rating, or the peak exceeds it (a PSU rated to
-  ATX 3.0 may carry 160 % for 10 ms, about one 100 Hz sample: beyond that it fails); warns
-  from PSU_WARN_SHARE of the rating.
-* Circuit: the wall draw (load over the PSU's efficiency at that load) of every group on it;
-  fails when the mean reaches the continuous rating (breaker x continuous_factor), warns
-  when the peak does (breakers ride through short peaks; sustained load trips them).
+* the peak of that sum against what the group carries for milliseconds (GroupLoad.outcome:
+  holds, at risk, or past the line above which a trip is likely). A burn-in that reached
+  that line and held is a warning, not a failure (as the PSU-trip finder says of a step
+  nothing dropped at): a fall off the bus or a lost worker fails the run by itself;
+* the mean against the group's capacity: over it is a failure, over plan's HEADROOM of it
+  a warning.
+
+Per circuit: the mean wall draw (load over the PSU's efficiency at that load) against the
+breaker and its continuous share (plan.power.circuit_severity). Peaks are shown, not judged.
 """
 
 from __future__ import annotations
@@ -24,22 +28,15 @@ from typing import Any
 from rigbench.burnin.verdict import Severity, code_of, finding
 from rigbench.records import Finding
 
-PSU_WARN_SHARE = 0.8
-ATX3_10MS_SHARE = 1.6
-PENDING = (
-    "--build: the build-file loader (rigbench.plan.build) is not in this version yet; "
-    "the PSU and circuit comparison is skipped"
-)
+# plan's Finding severities, as the burn-in's
+_SEVERITY: dict[str, Severity] = {"error": "fail", "warning": "warn", "info": "info"}
 
 
-def load(path: Path) -> tuple[Any, str | None]:
-    """(the build, None), or (None, why it cannot be compared). A malformed file raises the
-    loader's one-line error (bad input)."""
-    try:
-        from rigbench.plan.build import load_build
-    except ImportError:
-        return None, PENDING
-    return load_build(path), None
+def load(path: Path) -> Any:
+    """The build; a malformed file raises the loader's one-line error (bad input)."""
+    from rigbench.plan.build import load_build
+
+    return load_build(path)
 
 
 def group_series(
@@ -54,54 +51,59 @@ def group_series(
 
 def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int]) -> list[Finding]:
     """Findings for every PSU group and circuit of `build`."""
+    from rigbench.plan.power import HEADROOM, circuit_severity, group_loads
+
     out: list[Finding] = []
-    try:
-        groups = list(build.psus)
-        n_build = len(build.gpus)
-        system_w = float(build.cpu_w) + float(build.other_w)
-        wall = build.wall
-    except AttributeError as exc:  # the loader's model changed under us
-        return [finding(code="build", severity="info", message=f"--build: cannot read {exc}")]
-    if n_build != len(rig_gpus):
+    if len(build.gpus) != len(rig_gpus):
         out.append(
             finding(
                 code="build",
                 severity="warn",
-                message=f"the build has {n_build} GPUs, this run {len(rig_gpus)}: "
+                message=f"the build has {len(build.gpus)} GPUs, this run {len(rig_gpus)}: "
                 "build GPU i is compared as the rig's GPU i",
             )
         )
-    per_circuit: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    for g in groups:
+    per_circuit: dict[int, list[float]] = defaultdict(list)
+    peaks: dict[int, list[float]] = defaultdict(list)
+    for ld in group_loads(build):
+        g = ld.group
         fed = [i for i in g.gpus if i in rig_gpus]
         peak, mean = group_series(ticks, fed)
         if peak is None or mean is None:
             continue
-        extra = system_w if g.system else 0.0
-        load_peak, load_mean = peak + extra, mean + extra
-        rated = float(g.rated_w)
-        share_peak, share_mean = load_peak / rated, load_mean / rated
-        allowed = ATX3_10MS_SHARE if g.atx3 else 1.0
+        load_peak, load_mean = peak + ld.system_w, mean + ld.system_w
+        spike = ld.outcome(load_peak)
         sev: Severity = "info"
-        if share_mean >= 1 or share_peak > allowed:
+        if load_mean > ld.capacity_w:
             sev = "fail"
-        elif share_peak >= PSU_WARN_SHARE:
+        elif spike != "holds" or load_mean > HEADROOM * ld.capacity_w:
             sev = "warn"
         what = f"GPUs {','.join(map(str, fed))} peaked at {peak:.0f} W (mean {mean:.0f} W)"
-        if extra:
-            what += f" + {extra:.0f} W budgeted for CPU and the rest (not measured)"
-        atx = " (ATX 3.0: 160 % for 10 ms allowed)" if g.atx3 else ""
+        if ld.system_w:
+            what += f" + {ld.system_w:.0f} W budgeted for CPU and the rest (not measured)"
+        said = {
+            "holds": f"within the {ld.spike_capacity_w:.0f} W it carries for milliseconds",
+            "at_risk": f"past the {ld.spike_capacity_w:.0f} W it carries for milliseconds at "
+            "low risk",
+            "trips": f"past {ld.high_risk_w:.0f} W, above which a trip is likely; it held "
+            "during this run",
+        }[spike]
         out.append(
             finding(
                 code="psu",
                 severity=sev,
-                message=f"{g.label} ({rated:.0f} W{atx}): {what} = {100 * share_peak:.0f} % "
-                f"at peak, {100 * share_mean:.0f} % on average",
+                message=f"{g.label} ({g.rated_w:.0f} W): {what}: {said} ({ld.spike_basis}); "
+                f"the mean is {100 * load_mean / ld.capacity_w:.0f} % of its "
+                f"{ld.capacity_w:.0f} W capacity",
             )
         )
-        eff_peak = g.efficiency_at(min(share_peak, 1.0))
-        eff_mean = g.efficiency_at(min(share_mean, 1.0))
-        per_circuit[int(g.circuit)].append((load_peak / eff_peak, load_mean / eff_mean))
+        share_peak = min(load_peak / g.rated_w, 1.0)
+        share_mean = min(load_mean / g.rated_w, 1.0)
+        for c in _circuits(g):
+            part = g.share_on(c)
+            per_circuit[c].append(part * load_mean / g.efficiency_at(share_mean))
+            peaks[c].append(part * load_peak / g.efficiency_at(share_peak))
+    wall = build.wall
     if wall is None:
         out.append(
             finding(
@@ -112,25 +114,24 @@ def reasons(build: Any, ticks: dict[float, dict[int, float]], rig_gpus: list[int
         )
         return out
     breaker = float(wall.volts) * float(wall.amps)
-    continuous = breaker * float(wall.continuous_factor)
-    for c, loads in sorted(per_circuit.items()):
-        peak_w = sum(p for p, _ in loads)
-        mean_w = sum(m for _, m in loads)
-        sev = "info"
-        if mean_w >= continuous:
-            sev = "fail"
-        elif peak_w >= continuous:
-            sev = "warn"
+    continuous = breaker * float(wall.continuous_share)
+    for c, means in sorted(per_circuit.items()):
+        mean_w, peak_w = sum(means), sum(peaks[c])
         out.append(
             finding(
                 code="circuit",
-                severity=sev,
+                severity=_SEVERITY[circuit_severity(mean_w, breaker, continuous)],
                 message=f"circuit {c} ({wall.volts:.0f} V x {wall.amps:.0f} A = {breaker:.0f} W, "
-                f"{continuous:.0f} W continuous): about {peak_w:.0f} W at the wall at peak, "
-                f"{mean_w:.0f} W on average (through the PSUs' efficiency)",
+                f"{continuous:.0f} W continuous): about {mean_w:.0f} W at the wall on "
+                f"average, {peak_w:.0f} W at peak (through the PSUs' efficiency; a breaker "
+                "trips on sustained load, not on peaks)",
             )
         )
     return out
+
+
+def _circuits(group: Any) -> list[int]:
+    return sorted(set(group.unit_circuits)) if group.unit_circuits else [int(group.circuit)]
 
 
 def findings(build: Any, ticks: Any, gpus: list[int]) -> list[Finding]:

@@ -24,11 +24,12 @@ group is rated for that nothing dropped at is `at_risk`, not `trips`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rigbench.records import Finding, Origin
 
-Outcome = Literal["holds", "at_risk", "trips"]
+if TYPE_CHECKING:
+    from rigbench.plan.power import SpikeOutcome as Outcome
 TRIP_SOURCE = (
     "rigbench.plan.power (PSU group capacity for millisecond ramps; the 4x V100 SXM2 server "
     "write-up: two paralleled 1100 W units dropped GPUs on DDP ramps, three held)"
@@ -110,12 +111,6 @@ def step_draw(
     return best_t, best
 
 
-def _outcome(load: float, spike_cap: float, high: float) -> Outcome:
-    if load > high:
-        return "trips"
-    return "at_risk" if load > spike_cap else "holds"
-
-
 def step_at(
     build: Any,
     loads: list[Any],
@@ -137,7 +132,7 @@ def step_at(
                 load_w=total,
                 spike_capacity_w=load.spike_capacity_w,
                 high_risk_w=load.high_risk_w,
-                outcome=_outcome(total, load.spike_capacity_w, load.high_risk_w),
+                outcome=load.outcome(total),
             )
         )
         settled = sum(sustained.get(i, 0.0) for i in g.gpus) + load.system_w

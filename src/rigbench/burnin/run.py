@@ -160,7 +160,6 @@ def run_burnin(
     minutes: float,
     rate_hz: float,
     build: Any = None,
-    build_note: str | None = None,
     vram: bool = False,
     on_live: Callable[[LiveState], None] | None = None,
     stand_ins: int = CPU_STAND_INS,
@@ -175,8 +174,6 @@ def run_burnin(
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
     notes: list[str] = []
-    if build_note:
-        notes.append(build_note)
     source = backend.telemetry(selected)
     try:
         channels = source.channels()
@@ -286,8 +283,6 @@ def run_burnin(
     rig_reasons = _crew_reasons(coord.crews, crew_size, stopped_t)
     if build is not None:
         rig_reasons += build_check.reasons(build, _ticks(store, run.id, channels), selected)
-    elif build_note:
-        rig_reasons.append(finding(code="build", severity="info", message=build_note))
     if interrupted:
         rig_reasons.append(
             finding(

@@ -191,7 +191,7 @@ def burnin(
                 f"samples at {rate:g} Hz, so it tests nothing"
             )
         require_torch("burnin")
-        build_obj, build_note = build_check.load(build) if build is not None else (None, None)
+        build_obj = build_check.load(build) if build is not None else None
         backend = select_backend(simulate)
         rig = backend.rig()
     if dist_env is not None:
@@ -235,7 +235,6 @@ def burnin(
                 minutes=minutes,
                 rate_hz=rate,
                 build=build_obj,
-                build_note=build_note,
                 vram=PROFILES[profile].vram if vram is None and profile is not None else bool(vram),
                 on_live=on_live,
             )
@@ -403,9 +402,7 @@ def _find_trip(
             raise BadInput("--find-trip needs --build BUILD.toml (the PSU groups to test)")
         if stagger is not None and not 0 < stagger <= 10_000:
             raise BadInput(f"--stagger must be above 0 and at most 10000 ms (got {stagger:g})")
-        build_obj, note = build_check.load(build)
-        if build_obj is None:
-            raise BadInput(note or "--build: cannot be read")
+        build_obj = build_check.load(build)
         backend = select_backend(simulate)
         if backend.kind == "nvml":
             report = _find_trip_live(backend, build_obj, stagger, gpus, db, as_json)

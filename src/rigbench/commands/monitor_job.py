@@ -47,13 +47,11 @@ def monitor_job(
         if price_kwh is not None and not price_kwh >= 0:
             raise BadInput(f"--price-kwh must be 0 or more (got {price_kwh:g})")
         parser = MetricParser.from_option(metric)
-        build_obj, build_note = build_check.load(build) if build is not None else (None, None)
+        build_obj = build_check.load(build) if build is not None else None
         backend = select_backend(simulate)
         rig = backend.rig()
         source = backend.telemetry()
         store = Store.open(db)
-    if build_note:
-        err.print(f"[dim]{build_note}[/dim]")
     channels = source.channels()
     if not as_json:
         if not channels:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from rigbench.catalog.spikes import spike_factor
 from rigbench.plan.build import Build, GpuUnit, PsuGroup
@@ -95,6 +96,18 @@ def excursion_w(gpu: GpuUnit) -> float:
     return (k - 1) * tdp
 
 
+SpikeOutcome = Literal["holds", "at_risk", "trips"]
+
+
+def circuit_severity(draw_w: float, breaker_w: float, continuous_w: float) -> str:
+    """A sustained wall draw against a breaker: over the breaker is an error, over the share
+    a continuous load may draw (US NEC 210.19/210.20: 80 %) a warning. Short peaks are not
+    judged: a breaker trips on sustained overload, not on milliseconds."""
+    if draw_w > breaker_w:
+        return "error"
+    return "warning" if draw_w > continuous_w else "info"
+
+
 @dataclass(frozen=True, slots=True)
 class GroupLoad:
     group: PsuGroup
@@ -107,6 +120,13 @@ class GroupLoad:
     spike_capacity_w: float  # what the group carries for milliseconds at low risk
     high_risk_w: float  # above this, a trip is likely
     spike_basis: str
+
+    def outcome(self, load_w: float) -> SpikeOutcome:
+        """What a millisecond load of `load_w` on this group means: it holds, it is at risk
+        (past what the group carries at low risk), or a trip is likely."""
+        if load_w > self.high_risk_w:
+            return "trips"
+        return "at_risk" if load_w > self.spike_capacity_w else "holds"
 
     @property
     def risk(self) -> str:
@@ -434,7 +454,8 @@ def check_circuits(build: Build) -> list[Finding]:
         if limit is not None:
             evidence["safe_power_limit_w"] = limit
             fix += f"; or cap the GPUs on it at {limit:g} W"
-        if draw > breaker_w:
+        severity = circuit_severity(draw, breaker_w, continuous_w)
+        if severity == "error":
             findings.append(
                 Finding(
                     id="power.circuit_breaker",
@@ -447,7 +468,7 @@ def check_circuits(build: Build) -> list[Finding]:
                     evidence=evidence,
                 )
             )
-        elif draw > continuous_w:
+        elif severity == "warning":
             findings.append(
                 Finding(
                     id="power.circuit_continuous",
