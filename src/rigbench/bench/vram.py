@@ -30,6 +30,8 @@ NAME = "vram"
 METRIC = "bad_words"
 UNIT = "words"
 
+# The share of free memory the patterns cover: gpu-burn's and gpu-fryer's default
+# (wilicc/gpu-burn gpu_burn-drv.cpp L32 "USEMEM 0.9"; huggingface/gpu-fryer src/main.rs L36).
 FREE_SHARE = 0.9
 CPU_BYTES = 16 << 20
 CHUNK_WORDS = 1 << 24  # 64 MiB of int32: the unit of the random pattern's checksums

@@ -38,6 +38,9 @@ WorkerStatus = Literal["starting", "ready", "running", "done", "failed"]
 
 GPU_STARTUP_S = 180.0
 CPU_STARTUP_S = 90.0
+# Unknown: a load worker speaks every 0.5 s (load.BEAT_S) and its matmul batches last ~20 ms,
+# so 30 s of silence (60 missed beats) is a stuck GPU or driver, not a slow one. PyTorch's
+# NCCL watchdogs (8-10 min) are far looser because they cover collectives across nodes.
 GPU_HANG_S = 30.0
 CPU_HANG_S = 10.0
 GPU_CREW_GRACE_S = 30.0

@@ -37,12 +37,42 @@ Severity = Literal["fail", "warn", "info"]
 # or stopped before the load began), so neither pass nor fail can be said.
 Verdict = Literal["pass", "fail", "void"]
 
+# Each threshold's source, or "unknown" with why the value was kept (pinned commits of the
+# repositories cited: docs/references.md, "Burn-in thresholds").
+#
+# A GPU whose checked matmul rate is this far below the best GPU of its model fails: the
+# default of gpu-fryer's --tflops-tolerance, which compares with the best GPU too
+# (huggingface/gpu-fryer src/main.rs L73-76, L610-616). GPUs of one SKU vary about 8 % on
+# average (Sinha et al., "Not All GPUs Are Created Equal", SC22, arXiv 2208.11035), so a
+# tighter limit would fail healthy parts.
 SLOWER_LIMIT = 0.10
+# Seconds of thermal slowdown or HW slowdown / power brake under load that fail a GPU. DCGM's
+# diagnostic fails on any sample of these reasons (NVIDIA/DCGM nvvs/src/DcgmRecorder.cpp
+# L956-1020), as gpu-fryer does; NVML may set HW slowdown for a moment during a P-state
+# change (dcgm_fields.h: "may be also reported during PState or clock change"), so 0.5 s
+# (25 samples at 50 Hz) ignores a lone flag and nothing longer.
 THROTTLE_FAIL_S = 0.5
+# A power-capped GPU's SM clock this far below the best GPU of its model fails: DCGM's
+# diagnostic has the check (clocks_tolerance_pcnt, SM clock against the peers' mean; off by
+# default, PluginStrings.h L330) and gpu-fryer's 10 % on throughput (SLOWER_LIMIT) sizes it:
+# under a cap the clock sets the matmul rate.
 CLOCK_GAP_LIMIT = 0.10
-CAPPED_SHARE = 0.5  # of sustained-load samples with the power cap set
+# Unknown: the share of sustained-load samples with the power cap set before a clock gap is
+# put down to the cap (a majority). DCGM's failure mask and Azure's health checks treat the
+# power cap alone as benign (DcgmRecorder.cpp L956; azurehpc-health-checks
+# customTests/azure_gpu_clock_throttling.nhc); it never fails a GPU by itself.
+CAPPED_SHARE = 0.5
+# Unknown: no published drift limit. Healthy heat soak moves clocks 1-2 % (Llama 3 paper,
+# arXiv 2407.21783 s. 3.3.4: "a diurnal 1-2% throughput variation" from DVFS); a 15 % fall
+# over one run is cooling or power delivery failing, not drift.
 CLOCK_FALL_LIMIT = 0.15
+# Unknown, and a warning only: NVML reports the distance to the slowdown temperature (DCGM
+# field 153) but NVIDIA gives no warning band; 5 degC is a warmer room or a longer soak away.
 TEMP_MARGIN_C = 5.0
+# A 1 s-average power reading over the limit by more than NVML's stated accuracy of the
+# reading ("+/- 5% of current power draw", nvmlDeviceGetPowerUsage) means the limiter is not
+# holding. Instantaneous peaks are judged against the spike factor instead (_power_peak).
+POWER_OVER_LIMIT = 1.05
 
 THERMAL = ("sw_thermal", "hw_thermal")
 BRAKE = ("hw_slowdown", "hw_power_brake")
@@ -470,7 +500,12 @@ def _judge_device(d: DeviceEvidence, peers: list[DeviceEvidence]) -> list[Findin
                     message=f"{what} rose by {last - first} during the run ({first} -> {last})",
                 )
             )
-    if ch and ch.power_limit_w and a.power.value and a.power.value > 1.05 * ch.power_limit_w:
+    if (
+        ch
+        and ch.power_limit_w
+        and a.power.value
+        and a.power.value > POWER_OVER_LIMIT * ch.power_limit_w
+    ):
         reasons.append(_power_peak(d.name, ch, a.power.value, a.power.t))
     return reasons
 
