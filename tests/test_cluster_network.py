@@ -217,3 +217,31 @@ def test_inter_node_busbw_above_one_port_is_no_fault_where_the_node_has_several(
     two.params["nic"]["ports"] = 2
     judge_inter_node_results([two])
     assert two.judgement is not None and two.judgement.verdict == "normal"
+
+
+def test_nccl_ib_hca_is_read_as_nccl_reads_it_and_its_ports_must_be_active() -> None:
+    from rigbench.doctor.cluster import NodeFacts, cluster_findings, hca_ports
+
+    p0 = NetPort(name="mlx5_0/1", kind="infiniband", state="ACTIVE", rate_gbps=400.0)
+    p1 = NetPort(name="mlx5_1/1", kind="infiniband", state="DOWN", rate_gbps=None)
+    p10 = NetPort(name="mlx5_10/1", kind="infiniband", state="ACTIVE", rate_gbps=400.0)
+    ports = [ETH25, p0, p1, p10]
+    assert hca_ports("mlx5_1", ports) == [p1, p10]  # a prefix, as NCCL matches it
+    assert hca_ports("=mlx5_1", ports) == [p1]
+    assert hca_ports("^mlx5_0", ports) == [p1, p10]
+    assert hca_ports("mlx5_0:1,mlx5_1:2", ports) == [p0]
+    versions = {"driver": "550.54.15"}
+
+    def errors(hca: str) -> list[str]:
+        node = NodeFacts(
+            node="b (node 1)", versions=versions, env={"NCCL_IB_HCA": hca}, ports=ports
+        )
+        ok = NodeFacts(node="a (node 0)", versions=versions, env={}, ports=[p0])
+        return [f.title for f in cluster_findings([ok, node]) if f.severity == "error"]
+
+    assert errors("mlx5_0") == [] and errors("^mlx5_1") == []
+    # the HCA exists, its one port is down: NCCL crosses nodes over sockets
+    assert errors("=mlx5_1") == [
+        "NCCL_IB_HCA==mlx5_1 on b (node 1) selects only ports that are not active"
+    ]
+    assert errors("mlx5_4") == ["NCCL_IB_HCA=mlx5_4 on b (node 1) names no HCA port there"]

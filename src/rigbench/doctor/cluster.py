@@ -9,8 +9,8 @@ gathers them (bench.cluster.gather_facts) and judges them here:
   by one version on every node), and NCCL's maintainer reads such errors as "a version or
   configuration mismatch between two ranks" (NVIDIA/nccl#1328).
 * NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME name an interface that exists and is up on each
-  node, NCCL_IB_HCA an HCA that exists: a name that matches nothing makes NCCL fail at
-  set-up ("no socket interface found") or fall back to another network.
+  node, NCCL_IB_HCA an HCA port that is active: a name that matches nothing, or ports that
+  are down, make NCCL fail at set-up ("no socket interface found") or fall back to sockets.
 * RDMA on each node: active InfiniBand/RoCE ports with a limited memlock (RDMA registers
   pinned memory under it), or with NCCL_IB_DISABLE=1 (NCCL then crosses nodes over
   sockets), are warnings naming the node.
@@ -117,24 +117,9 @@ def check_interfaces(facts: list[NodeFacts]) -> list[Finding]:
             )
         hca = f.env.get("NCCL_IB_HCA")
         if hca:
-            devs = {p.name.split("/")[0] for p in f.ports if "/" in p.name}
-            wanted = [h.split(":")[0] for h in hca.lstrip("^=").split(",") if h]
-            if not hca.startswith("^") and not any(
-                d.startswith(w) if not hca.startswith("=") else d == w for w in wanted for d in devs
-            ):
-                out.append(
-                    Finding(
-                        id="cluster.nccl_ib_hca",
-                        severity="error",
-                        title=f"NCCL_IB_HCA={hca} on {f.node} names no HCA there",
-                        evidence={"node": f.node, "NCCL_IB_HCA": hca, "hcas": sorted(devs)},
-                        why="NCCL then uses no InfiniBand device on that node (socket "
-                        "fallback, a fraction of the rate) or fails",
-                        fix=f"set NCCL_IB_HCA to HCAs of {f.node}: {', '.join(sorted(devs))}",
-                        source=NCCL_ENV_SOURCE,
-                        origin="reading",
-                    )
-                )
+            found = _hca_finding(f, hca)
+            if found is not None:
+                out.append(found)
     if not out and any(f.env for f in facts):
         out.append(
             Finding(
@@ -234,4 +219,50 @@ def cluster_findings(facts: list[NodeFacts], clock_bound_s: float | None = None)
         + check_interfaces(facts)
         + check_rdma(facts)
         + check_clock_skew(facts, clock_bound_s)
+    )
+
+
+def hca_ports(spec: str, ports: list[NetPort]) -> list[NetPort]:
+    """The InfiniBand/RoCE ports ("mlx5_0/1") an NCCL_IB_HCA value selects, as NCCL reads it:
+    `^` excludes the listed HCAs, `=` matches names exactly (else as prefixes), and `:N`
+    picks port N of an HCA."""
+    ib = [p for p in ports if "/" in p.name]
+    exclude, spec = spec.startswith("^"), spec.lstrip("^")
+    exact, spec = spec.startswith("="), spec.lstrip("=")
+    wanted = [w.strip().partition(":") for w in spec.split(",") if w.strip()]
+
+    def listed(p: NetPort) -> bool:
+        dev, _, num = p.name.partition("/")
+        return any(
+            (dev == w if exact else dev.startswith(w)) and (not n or n == num) for w, _, n in wanted
+        )
+
+    return [p for p in ib if listed(p) != exclude]
+
+
+def _hca_finding(f: NodeFacts, hca: str) -> Finding | None:
+    """An error where NCCL_IB_HCA selects no port of the node, or only ports that are not
+    active (NCCL then crosses nodes over sockets, or fails)."""
+    ports = f.ports or []
+    chosen = hca_ports(hca, ports)
+    if chosen and any((p.state or "").upper() == "ACTIVE" for p in chosen):
+        return None
+    have = ", ".join(f"{p.name} ({p.state or '?'})" for p in ports if "/" in p.name) or "none"
+    if chosen:
+        title = f"NCCL_IB_HCA={hca} on {f.node} selects only ports that are not active"
+        listed = ", ".join(f"{p.name} ({p.state or '?'})" for p in chosen)
+        fix = f"bring {listed} up (cable, switch port, subnet manager), or name active ports"
+    else:
+        title = f"NCCL_IB_HCA={hca} on {f.node} names no HCA port there"
+        fix = f"set NCCL_IB_HCA to HCAs of {f.node}: {have}"
+    return Finding(
+        id="cluster.nccl_ib_hca",
+        severity="error",
+        title=title,
+        evidence={"node": f.node, "NCCL_IB_HCA": hca, "ports": have},
+        why="NCCL then uses no InfiniBand device on that node (socket fallback, a fraction "
+        "of the rate) or fails",
+        fix=fix,
+        source=NCCL_ENV_SOURCE,
+        origin="reading",
     )
