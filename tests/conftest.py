@@ -55,6 +55,7 @@ WAITING_FIRST = (
     "tests/test_runner.py",
     "tests/test_monitor.py",
     "tests/test_cli.py",
+    "tests/test_launch.py",
 )
 
 

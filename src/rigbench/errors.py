@@ -33,3 +33,10 @@ def one_line(exc: BaseException) -> str:
     a failure record or a message, where a traceback would not fit)."""
     text = f"{type(exc).__name__}: {exc}".strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+class Interrupted(RigbenchError):
+    """Stopped by a signal (Ctrl-C, SIGTERM) where the one line is ours to say: exit 130,
+    the shell's code for a SIGINT."""
+
+    exit_code = 130
