@@ -367,7 +367,7 @@ def test_build_compares_burnin_peaks_with_its_psus_and_circuit(sim_db: Path) -> 
     burn = next(s for s in doc.sections if s.id == "burnin")
     texts = [c.text for b in burn.blocks if b.kind == "table" for row in b.rows for c in row]
     psu = next(t for t in texts if t.startswith("psu[0] (1600 W): GPUs 0,1,2,3 peaked at"))
-    assert "% at peak" in psu
+    assert "it carries for milliseconds" in psu and "% of its 1600 W capacity" in psu
     assert any(t.startswith("circuit 0 (120 V x 15 A = 1800 W") for t in texts)
 
 
