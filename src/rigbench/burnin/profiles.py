@@ -85,6 +85,7 @@ def thresholds() -> dict[str, Any]:
         "capped_clock_gap_max": v.CLOCK_GAP_LIMIT,
         "sm_clock_fall_max": v.CLOCK_FALL_LIMIT,
         "temperature_warn_margin_c": v.TEMP_MARGIN_C,
+        "power_1s_average_over_limit_warn": v.POWER_OVER_LIMIT,
         "checksums_across_same_model": "identical",
         "xid_events_max": 0,
         "ecc_errors_rise_max": 0,
@@ -101,9 +102,13 @@ def help_text() -> str:
         "failing address ranges in --json), an Xid, falling off the bus, a "
         "result differing from its peers', a matmul rate more than "
         f"{t['matmul_slower_than_peers_max']:.0%} below the best GPU of its model, thermal or "
-        f"power-brake slowdown for {t['thermal_or_brake_throttle_max_s']:g} s or more, SM "
-        f"clocks falling more than {t['sm_clock_fall_max']:.0%} over the run, a temperature at "
-        "its reported limit, ECC errors rising. --minutes overrides the length."
+        f"power-brake slowdown for {t['thermal_or_brake_throttle_max_s']:g} s or more, a "
+        f"power-capped SM clock more than {t['capped_clock_gap_max']:.0%} below the best GPU "
+        f"of its model, SM clocks falling more than {t['sm_clock_fall_max']:.0%} over the run, "
+        "a temperature at its reported limit, ECC errors rising; it warns within "
+        f"{t['temperature_warn_margin_c']:g} degC of that limit and on a 1 s power average "
+        f"more than {t['power_1s_average_over_limit_warn'] - 1:.0%} over the limit. Sources: "
+        "docs/references.md. --minutes overrides the length."
     )
     return " ".join(lines)
 
