@@ -101,28 +101,24 @@ def test_sweep_without_a_gpu_says_so_in_one_line(tmp_path: Path, examples: Path)
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize(
-    ("mode", "said"),
-    [
-        ("needs_root", "setting a GPU power limit needs root (nvmlDeviceSetPowerManagementLimit)"),
-        ("refused", "cannot set power limits here (GPU 0: cannot set the power limit to 300 W: "
-                    "Insufficient Permissions)"),
-    ],
-)  # fmt: skip
-def test_a_sweep_that_may_not_set_limits_says_so_once_and_measures_the_current_limit(
-    tmp_path: Path, examples: Path, mode: str, said: str
-) -> None:
-    # as a normal user (the H100 run of 2026-12-07), or root refused by the driver (a VM)
-    rig = tmp_path / "rig.toml"
+def _refusing(tmp_path: Path, examples: Path, mode: str) -> Path:
+    rig = tmp_path / f"{mode}.toml"
     rig.write_text(
         (examples / "h200-x1.toml")
         .read_text()
         .replace("[system]\n", f'[system]\npower_limit_set = "{mode}"\n', 1)
     )
+    return rig
+
+
+def test_a_sweep_that_may_not_set_limits_says_so_once_and_measures_the_current_limit(
+    tmp_path: Path, examples: Path
+) -> None:
+    # as a normal user (the H100 run of 2026-12-07)
     res = CliRunner().invoke(
         app,
         ["burnin", "--sweep-power", "300:500:200", "--json", "--db", str(tmp_path / "r.db"),
-         "--simulate", str(rig)],
+         "--simulate", str(_refusing(tmp_path, examples, "needs_root"))],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
@@ -130,7 +126,22 @@ def test_a_sweep_that_may_not_set_limits_says_so_once_and_measures_the_current_l
     # the current limit only: none set (limit_w None), the one enforced read
     assert [(p["limit_w"], p["enforced_limit_w"]) for p in doc["points"]] == [(None, 700)]
     assert [n for n in doc["notes"] if "measuring at the current limit only" in n] == [
-        f"{said}: measuring at the current limit only (GPU 0 700 W)"
+        "setting a GPU power limit needs root (nvmlDeviceSetPowerManagementLimit): measuring "
+        "at the current limit only (GPU 0 700 W)"
     ]
     assert doc["best_per_watt"] == {}
-    assert SimulatedBackend.from_file(rig).rig().gpus[0].power_limit_w == 700
+
+
+def test_root_refused_by_the_driver_measures_the_current_limit_and_changes_nothing(
+    tmp_path: Path, examples: Path
+) -> None:
+    # a VM whose driver refuses even root: the first setting fails, the limit stays
+    backend = SimulatedBackend.from_file(_refusing(tmp_path, examples, "refused"))
+    report = run_sweep(backend, [300.0, 500.0], [0], size_scale=0.25, train=False)
+    assert not report.limits_set
+    assert [(p.limit_w, p.enforced_limit_w) for p in report.points] == [(None, 700)]
+    assert [n for n in report.notes if "current limit only" in n] == [
+        "cannot set power limits here (GPU 0: cannot set the power limit to 300 W: "
+        "Insufficient Permissions): measuring at the current limit only (GPU 0 700 W)"
+    ]
+    assert backend.rig().gpus[0].power_limit_w == 700
