@@ -1,29 +1,93 @@
 #!/usr/bin/env bash
-# Stop 13, one GPU, one call (about 7 minutes): every GPU path changed since the last GPU run
-# (stop 11: ranks from rigbench's fork server, gc.freeze, torch-free planning; stop 12: every
-# rank exits with rank 0's code under torchrun), and the paths of issues 17 and 18 that never
-# ran on a GPU (the live PSU-trip finder).
-#   a/ benchmarks/burnin_profiles_gpu_check.sh with the sweep and the soak left out (the sweep
-#      ran at stop 10 as an unprivileged user; as root here it would call an NVML setter)
-#   b/ benchmarks/multinode_gpu_check.sh: bench plain vs torchrun --nnodes 1, doctor and burnin
-#      under torchrun, bad input under torchrun (every rank's exit code)
-#   c/ bench --quick and doctor, plain
-# Changes no GPU setting. Usage: benchmarks/session13_gpu_check.sh OUTDIR
+# Stop 13, one GPU, one call (about 3-4 minutes): the GPU paths changed since the last GPU run
+# and those never run on a GPU. Changes no GPU setting (no power limit, no clocks).
+#   1. burnin --find-trip on GPU 0 with a 1-GPU build, --stagger 20 (issue 18: the live
+#      PSU-trip finder; one H100 on a 3.3 kW unit cannot trip: two steps, stored as measured)
+#   2. monitor --rate 100 --seconds 5 --json (the sampler's tick 0 now read before the clock)
+#   3. rigbench cluster --nnodes 1 -- bench --only collectives,train (torchrun in one process;
+#      every rank exits with rank 0's code)
+#   4. torchrun --nnodes 1 ... burnin --minutes 0.2, and ... doctor (issue 17)
+#   5. rigbench cluster with one rank more than the GPUs: bad input, exit 2 from every rank
+#   6. bench --quick (ranks from rigbench's fork server, gc.freeze: stop 11)
+# Usage: benchmarks/session13_gpu_check.sh OUTDIR
 . "$(dirname "$0")/gpu_check_env.sh" "$@"
-t0=$(date +%s)
-SWEEP_AS_ROOT=0 SOAK_MIN=0 NVML_REPEATS=50 timeout 330 bash benchmarks/burnin_profiles_gpu_check.sh "$out/a" > /dev/null 2>&1
-echo "a exit $? at $(( $(date +%s) - t0 )) s" | tee "$out/codes.txt"
-BURNIN_MIN=0.2 timeout 200 bash benchmarks/multinode_gpu_check.sh "$out/b" 1 > /dev/null 2>&1
-echo "b exit $? at $(( $(date +%s) - t0 )) s" | tee -a "$out/codes.txt"
 w=$(mktemp -d)
-timeout 100 python3 -m rigbench bench --quick --json --db "$w/q.db" > "$out/quick.json" 2> "$w/quick.err"
-echo "quick exit $? at $(( $(date +%s) - t0 )) s" | tee -a "$out/codes.txt"
-timeout 60 python3 -m rigbench doctor --json --db "$w/d.db" > "$out/doctor.json" 2> "$w/doctor.err"
-echo "doctor exit $? at $(( $(date +%s) - t0 )) s" | tee -a "$out/codes.txt"
-{ echo "== quick.err"; tail -c 1500 "$w/quick.err"; echo "== doctor.err"; tail -c 1500 "$w/doctor.err"; } > "$out/c-logs.txt"
-# what comes back is at most 8 files: the summaries beside one archive of everything
-cp "$out/a/summary.txt" "$out/summary-a.txt" 2>/dev/null
-cp "$out/b/summary.txt" "$out/summary-b.txt" 2>/dev/null
-tar czf "$w/all.tgz" -C "$out" a b quick.json doctor.json c-logs.txt 2>/dev/null
-rm -rf "$out/a" "$out/b" "$out/c-logs.txt"
-mv "$w/all.tgz" "$out/all.tgz"
+t0=$(date +%s)
+step() { echo "$1 exit $2 at $(( $(date +%s) - t0 )) s" | tee -a "$out/codes.txt"; }
+nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader > "$out/codes.txt" 2>&1
+gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
+
+timeout 150 python3 -m rigbench burnin --find-trip --build examples/builds/checks/h100-sxm-1gpu.toml \
+  --stagger 20 --gpus 0 --json --db "$w/r.db" > "$w/find_trip.json" 2> "$w/find_trip.err"
+step find-trip $?
+timeout 30 python3 -m rigbench monitor --rate 100 --seconds 5 --json > "$w/monitor.json" 2> "$w/monitor.err"
+step monitor $?
+timeout 150 python3 -m rigbench cluster --nnodes 1 --rdzv-endpoint 127.0.0.1:29631 -- \
+  bench --only collectives,train --json --db "$w/c.db" > "$w/cluster.json" 2> "$w/cluster.err"
+step "cluster bench" $?
+timeout 120 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
+  --rdzv-endpoint 127.0.0.1:29632 -m rigbench burnin --minutes 0.2 --json --db "$w/b.db" \
+  > "$w/burnin.json" 2> "$w/burnin.err"
+step "torchrun burnin" $?
+timeout 60 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
+  --rdzv-endpoint 127.0.0.1:29633 -m rigbench doctor --json --db "$w/d.db" \
+  > "$w/doctor_tr.json" 2> "$w/doctor_tr.err"
+step "torchrun doctor" $?
+timeout 60 python3 -m rigbench cluster --nnodes 1 --nproc-per-node $((gpus + 1)) \
+  --rdzv-endpoint 127.0.0.1:29634 -- bench --only collectives --db "$w/x.db" > /dev/null 2> "$w/bad.err"
+step "cluster bad input ($((gpus + 1)) ranks)" $?
+timeout 120 python3 -m rigbench bench --quick --json --db "$w/q.db" > "$w/quick.json" 2> "$w/quick.err"
+step quick $?
+
+python3 - "$w" > "$out/summary.txt" 2>&1 <<'PY'
+import json, sqlite3, sys
+from pathlib import Path
+w = Path(sys.argv[1])
+def load(name):
+    try:
+        t = (w / name).read_text()
+        return json.loads(t[t.index("{"):])
+    except Exception as e:
+        return {"_error": f"{type(e).__name__}: {e}"}
+d = load("find_trip.json")
+print("find-trip:", d.get("_error", ""), "measured", d.get("measured"), "stopped", d.get("stopped"),
+      "findings", [(f.get("id"), f.get("severity")) for f in d.get("findings", [])])
+for r in d.get("ramps", []):
+    print(f"  GPU {r['gpu']}: idle {r['idle_w']} W, highest {r['peak_w']} W, settled {r['sustained_w']} W, {r.get('source')}")
+for s in (d.get("staggered") or []) + d.get("simultaneous", []):
+    print(f"  step {s['ramping']} stagger {s['stagger_ms']} ms: peak {s['gpus_peak_w']} W ({s['samples']} samples), "
+          f"{s['outcome']}, observed {s['observed']}, groups {[(g['label'], round(g['load_w']), g['spike_capacity_w']) for g in s['groups']]}")
+err = (w / "find_trip.err").read_text()
+print("  warning line:", "warning: --find-trip" in err)
+try:
+    con = sqlite3.connect(w / "r.db")
+    print("  stored:", con.execute("SELECT json_extract(params, '$.state'), json_extract(params, '$.ramping'), value "
+          "FROM results WHERE benchmark = 'burnin.find_trip' ORDER BY id").fetchall())
+except Exception as e:
+    print("  r.db:", e)
+m = load("monitor.json")
+s = m.get("sampler", {})
+print("monitor:", m.get("_error", ""), s.get("achieved_hz"), "Hz of", s.get("rate_hz"), "ticks", s.get("ticks"),
+      "missed", s.get("missed"), "read ms", s.get("read_ms_mean"), s.get("read_ms_max"))
+for f, r in m.get("fields", {}).items():
+    print(f"  {f:20s} {r['cadence']:4s} read {r['read_hz']} Hz, changes {r['changes_hz']}/s")
+for name in ("cluster", "quick"):
+    d = load(f"{name}.json")
+    print(name, d.get("_error", ""), len(d.get("results", [])), "rows")
+    for r in d.get("results", []):
+        p = r["params"]
+        keep = {k: p.get(k) for k in ("op", "dtype", "world_size", "scope", "bytes", "direction") if k in p}
+        print("   ", r["benchmark"], r["metric"], r["status"], keep, r.get("value"), r.get("unit"),
+              (r.get("judgement") or {}).get("verdict"), (r.get("message") or "")[:60])
+b = load("burnin.json")
+print("torchrun burnin:", b.get("_error", ""), b.get("verdict"), [(g.get("label"), g.get("verdict")) for g in b.get("gpus", [])])
+doc = load("doctor_tr.json")
+print("torchrun doctor:", doc.get("_error", ""), [(f["id"], f["severity"]) for f in doc.get("findings", [])])
+bad = (w / "bad.err").read_text()
+print("bad input:", [l for l in bad.splitlines() if l.startswith("error:")][:3], "Traceback" in bad)
+PY
+for f in find_trip.err monitor.err cluster.err burnin.err doctor_tr.err quick.err; do
+  echo "== $f"; tail -c 1200 "$w/$f"
+done > "$out/logs.txt" 2>&1
+tar czf "$out/all.tgz" -C "$w" --exclude='*.db-*' . 2>/dev/null
+cat "$out/summary.txt"
