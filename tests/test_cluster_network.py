@@ -245,3 +245,26 @@ def test_nccl_ib_hca_is_read_as_nccl_reads_it_and_its_ports_must_be_active() -> 
         "NCCL_IB_HCA==mlx5_1 on b (node 1) selects only ports that are not active"
     ]
     assert errors("mlx5_4") == ["NCCL_IB_HCA=mlx5_4 on b (node 1) names no HCA port there"]
+
+
+def test_doctor_names_a_node_whose_port_trained_down_and_the_slowest_node() -> None:
+    from rigbench.doctor.cluster import NodeFacts, cluster_findings
+
+    slow = NetPort(name="ens1f0", kind="ethernet", state="up", rate_gbps=25.0, max_rate_gbps=100.0)
+    versions = {"driver": "550.54.15"}
+    nodes = [
+        NodeFacts(node="a (node 0)", versions=versions, ports=[ETH25, ETH100], backend="gloo"),
+        NodeFacts(node="b (node 1)", versions=versions, ports=[ETH25, slow], backend="gloo"),
+    ]
+    by_id = {f.id: f for f in cluster_findings(nodes)}
+    assert by_id["cluster.link_degraded"].severity == "warning"
+    assert by_id["cluster.link_degraded"].title == (
+        "b (node 1): ens1f0 (ethernet) trained at 25 Gb/s of its 100 Gb/s"
+    )
+    assert by_id["cluster.link_rates"].severity == "info"
+    assert "b (node 1) ens1f0 at 25 Gb/s is the slowest" in by_id["cluster.link_rates"].title
+    # every node on a healthy 100 GbE port, or only 25 GbE where that is all it can do: quiet
+    same = [
+        NodeFacts(node=f"n{i}", versions=versions, ports=[ETH25], backend="gloo") for i in range(2)
+    ]
+    assert not [f for f in cluster_findings(same) if f.id.startswith("cluster.link")]

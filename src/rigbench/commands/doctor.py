@@ -171,6 +171,7 @@ def _doctor_cluster(
                 env={k: os.environ[k] for k in NET_ENV if os.environ.get(k)},
                 ports=host.net_ports,
                 memlock_bytes=host.memlock_bytes,
+                backend="nccl" if rig.gpus else "gloo",
             )
         store = Store.open(db) if env.rank == 0 else None  # type: ignore[arg-type]
     interrupt_on_signals()

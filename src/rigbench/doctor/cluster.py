@@ -14,6 +14,10 @@ gathers them (bench.cluster.gather_facts) and judges them here:
 * RDMA on each node: active InfiniBand/RoCE ports with a limited memlock (RDMA registers
   pinned memory under it), or with NCCL_IB_DISABLE=1 (NCCL then crosses nodes over
   sockets), are warnings naming the node.
+* the port each node's inter-node traffic takes (bench.network.node_port, as bench expects
+  it): one trained below what it and its link partner can do is a warning naming the node
+  and both rates (a 100 GbE NIC at 25); different rates between nodes are reported, the
+  slowest sets the job's inter-node rate.
 * clock skew between nodes, measured after a barrier: reported (info) with its bound; no
   threshold is known to matter for NCCL or torch, so none is invented.
 """
@@ -24,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rigbench.bench.network import matches_ifname
+from rigbench.bench.network import NodeNet, matches_ifname, node_port
 from rigbench.hw.health import NetPort
 from rigbench.records import Finding
 
@@ -44,6 +48,7 @@ class NodeFacts:
     ports: list[NetPort] | None = None
     clock_s: float | None = None  # time.time() right after a barrier
     memlock_bytes: int | None = None  # soft RLIMIT_MEMLOCK; -1 unlimited
+    backend: str = "nccl"  # what carries the node's data: nccl (GPUs) or gloo (CPU only)
 
 
 def check_versions_equal(facts: list[NodeFacts]) -> list[Finding]:
@@ -218,6 +223,7 @@ def cluster_findings(facts: list[NodeFacts], clock_bound_s: float | None = None)
         check_versions_equal(facts)
         + check_interfaces(facts)
         + check_rdma(facts)
+        + check_links(facts)
         + check_clock_skew(facts, clock_bound_s)
     )
 
@@ -266,3 +272,54 @@ def _hca_finding(f: NodeFacts, hca: str) -> Finding | None:
         source=NCCL_ENV_SOURCE,
         origin="reading",
     )
+
+
+def check_links(facts: list[NodeFacts]) -> list[Finding]:
+    out = []
+    picked = []
+    for f in facts:
+        if not f.ports:
+            continue
+        port = node_port(NodeNet(node=f.node, ports=tuple(f.ports), env=f.env), f.backend)
+        if port is None or not port.rate_gbps:
+            continue
+        picked.append((port.rate_gbps, f.node, port))
+        top = port.max_rate_gbps
+        if top and port.rate_gbps < top:
+            out.append(
+                Finding(
+                    id="cluster.link_degraded",
+                    severity="warning",
+                    title=f"{f.node}: {port.name} ({port.kind}) trained at "
+                    f"{port.rate_gbps:g} Gb/s of its {top:g} Gb/s",
+                    evidence={
+                        "node": f.node,
+                        "port": port.name,
+                        "kind": port.kind,
+                        "rate_gbps": port.rate_gbps,
+                        "max_rate_gbps": top,
+                    },  # fmt: skip
+                    why="the node's inter-node traffic takes this port: every collective "
+                    "across nodes runs at the slowest node's rate",
+                    fix="reseat or replace the cable or transceiver and check the switch "
+                    f"port's speed (ethtool {port.name.split('/')[0]}, ibstatus)",
+                    source="the port's trained rate (/sys/class/net/*/speed, "
+                    "/sys/class/infiniband/*/ports/*/rate) against what it and its link "
+                    "partner support (ethtool)",
+                    origin="reading",
+                )
+            )
+    if len({rate for rate, _, _ in picked}) > 1:
+        rate, node, port = min(picked, key=lambda t: t[0])
+        out.append(
+            Finding(
+                id="cluster.link_rates",
+                severity="info",
+                title=f"the nodes' inter-node ports differ: {node} {port.name} at {rate:g} "
+                "Gb/s is the slowest and sets the job's inter-node rate",
+                evidence={n: f"{p.name} {r:g} Gb/s" for r, n, p in picked},
+                source="bench.network.node_port: the port NCCL/gloo take on each node",
+                origin="reading",
+            )
+        )
+    return out
