@@ -13,39 +13,44 @@
 . "$(dirname "$0")/gpu_check_env.sh" "$@"
 w=$(mktemp -d)
 t0=$(date +%s)
-step() { echo "$1 exit $2 at $(( $(date +%s) - t0 )) s" | tee -a "$out/codes.txt"; }
+# each step's JSON straight to $out (what comes back is at most 8 files, and a run cut at
+# its limit still returns what it wrote); its stderr's tail to codes.txt
+step() {
+  echo "$1 exit $2 at $(( $(date +%s) - t0 )) s" | tee -a "$out/codes.txt"
+  [ -n "${3:-}" ] && { tail -c 800 "$3" | sed 's/^/    /'; } >> "$out/codes.txt"
+}
 nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader > "$out/codes.txt" 2>&1
 gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 
 timeout 150 python3 -m rigbench burnin --find-trip --build examples/builds/checks/h100-sxm-1gpu.toml \
-  --stagger 20 --gpus 0 --json --db "$w/r.db" > "$w/find_trip.json" 2> "$w/find_trip.err"
-step find-trip $?
-timeout 30 python3 -m rigbench monitor --rate 100 --seconds 5 --json > "$w/monitor.json" 2> "$w/monitor.err"
-step monitor $?
+  --stagger 20 --gpus 0 --json --db "$w/r.db" > "$out/find_trip.json" 2> "$w/find_trip.err"
+step find-trip $? "$w/find_trip.err"
+timeout 30 python3 -m rigbench monitor --rate 100 --seconds 5 --json > "$out/monitor.json" 2> "$w/monitor.err"
+step monitor $? "$w/monitor.err"
 timeout 150 python3 -m rigbench cluster --nnodes 1 --rdzv-endpoint 127.0.0.1:29631 -- \
-  bench --only collectives,train --json --db "$w/c.db" > "$w/cluster.json" 2> "$w/cluster.err"
-step "cluster bench" $?
+  bench --only collectives,train --json --db "$w/c.db" > "$out/cluster.json" 2> "$w/cluster.err"
+step "cluster bench" $? "$w/cluster.err"
 timeout 120 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
   --rdzv-endpoint 127.0.0.1:29632 -m rigbench burnin --minutes 0.2 --json --db "$w/b.db" \
-  > "$w/burnin.json" 2> "$w/burnin.err"
-step "torchrun burnin" $?
+  > "$out/burnin.json" 2> "$w/burnin.err"
+step "torchrun burnin" $? "$w/burnin.err"
 timeout 60 python3 -m torch.distributed.run --nnodes 1 --nproc-per-node "$gpus" --rdzv-backend c10d \
   --rdzv-endpoint 127.0.0.1:29633 -m rigbench doctor --json --db "$w/d.db" \
-  > "$w/doctor_tr.json" 2> "$w/doctor_tr.err"
-step "torchrun doctor" $?
+  > "$out/doctor_tr.json" 2> "$w/doctor_tr.err"
+step "torchrun doctor" $? "$w/doctor_tr.err"
 timeout 60 python3 -m rigbench cluster --nnodes 1 --nproc-per-node $((gpus + 1)) \
   --rdzv-endpoint 127.0.0.1:29634 -- bench --only collectives --db "$w/x.db" > /dev/null 2> "$w/bad.err"
-step "cluster bad input ($((gpus + 1)) ranks)" $?
-timeout 120 python3 -m rigbench bench --quick --json --db "$w/q.db" > "$w/quick.json" 2> "$w/quick.err"
-step quick $?
+step "cluster bad input ($((gpus + 1)) ranks)" $? "$w/bad.err"
+timeout 120 python3 -m rigbench bench --quick --json --db "$w/q.db" > "$out/quick.json" 2> "$w/quick.err"
+step quick $? "$w/quick.err"
 
-python3 - "$w" > "$out/summary.txt" 2>&1 <<'PY'
+python3 - "$w" "$out" > "$out/summary.txt" 2>&1 <<'PY'
 import json, sqlite3, sys
 from pathlib import Path
-w = Path(sys.argv[1])
+w, out = Path(sys.argv[1]), Path(sys.argv[2])
 def load(name):
     try:
-        t = (w / name).read_text()
+        t = (out / name).read_text()
         return json.loads(t[t.index("{"):])
     except Exception as e:
         return {"_error": f"{type(e).__name__}: {e}"}
@@ -86,8 +91,4 @@ print("torchrun doctor:", doc.get("_error", ""), [(f["id"], f["severity"]) for f
 bad = (w / "bad.err").read_text()
 print("bad input:", [l for l in bad.splitlines() if l.startswith("error:")][:3], "Traceback" in bad)
 PY
-for f in find_trip.err monitor.err cluster.err burnin.err doctor_tr.err quick.err; do
-  echo "== $f"; tail -c 1200 "$w/$f"
-done > "$out/logs.txt" 2>&1
-tar czf "$out/all.tgz" -C "$w" --exclude='*.db-*' . 2>/dev/null
 cat "$out/summary.txt"
