@@ -72,12 +72,19 @@ def test_nodes_that_never_join_end_in_one_line_within_the_join_timeout() -> None
 
 
 def test_the_ranks_code_is_the_exit_code() -> None:
-    base = ["--nnodes", "1", "--nproc-per-node", "1", "--rdzv-endpoint", f"127.0.0.1:{_port()}"]
-    proc, _ = _cluster(*base, "--", "info", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count('"source": "none"') == 1  # the rank ran the command
-    base[-1] = f"127.0.0.1:{_port()}"
-    base[3] = "2"
-    proc, _ = _cluster(*base, "--", "bench", "--bogus")  # bad input: 2 from every rank
-    assert proc.returncode == 2, proc.stderr
-    assert "ChildFailedError" not in proc.stderr
+    # both jobs at once: most of each is waiting on torchrun's agent
+    def start(ranks: int, *command: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rigbench", "cluster", "--nnodes", "1", "--nproc-per-node",
+             str(ranks), "--rdzv-endpoint", f"127.0.0.1:{_port()}", "--", *command],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
+        )  # fmt: skip
+
+    ok = start(1, "info", "--json")
+    bad = start(2, "bench", "--bogus")  # bad input: 2 from every rank
+    out, err = ok.communicate(timeout=120)
+    assert ok.returncode == 0, err
+    assert out.count('"source": "none"') == 1  # the rank ran the command
+    _out, err = bad.communicate(timeout=120)
+    assert bad.returncode == 2, err
+    assert "ChildFailedError" not in err
