@@ -268,3 +268,22 @@ def test_doctor_names_a_node_whose_port_trained_down_and_the_slowest_node() -> N
         NodeFacts(node=f"n{i}", versions=versions, ports=[ETH25], backend="gloo") for i in range(2)
     ]
     assert not [f for f in cluster_findings(same) if f.id.startswith("cluster.link")]
+
+
+def test_doctor_warns_where_a_nodes_infiniband_is_down_and_the_others_is_up() -> None:
+    from rigbench.doctor.cluster import NodeFacts, cluster_findings
+
+    down = NetPort(name="mlx5_0/1", kind="infiniband", state="DOWN", rate_gbps=None)
+    versions = {"driver": "550.54.15"}
+    nodes = [
+        NodeFacts(node="a (node 0)", versions=versions, ports=[ETH25, IB]),
+        NodeFacts(node="b (node 1)", versions=versions, ports=[ETH25, down]),
+    ]
+    (f,) = [f for f in cluster_findings(nodes) if f.id == "cluster.rdma_down"]
+    assert f.severity == "warning"
+    assert f.title == (
+        "b (node 1): no InfiniBand/RoCE port is active (mlx5_0/1 (DOWN)) while a (node 0) has one"
+    )
+    # every node's IB down, or a CPU-only (gloo) node: nothing to compare, nothing said
+    both = [NodeFacts(node=f"n{i}", versions=versions, ports=[ETH25, down]) for i in range(2)]
+    assert not [f for f in cluster_findings(both) if f.id == "cluster.rdma_down"]

@@ -14,6 +14,8 @@ gathers them (bench.cluster.gather_facts) and judges them here:
 * RDMA on each node: active InfiniBand/RoCE ports with a limited memlock (RDMA registers
   pinned memory under it), or with NCCL_IB_DISABLE=1 (NCCL then crosses nodes over
   sockets), are warnings naming the node.
+* InfiniBand/RoCE present on a node but no port active there while other nodes have one
+  (NCCL then crosses to it over sockets): a warning naming the node and its ports' states.
 * the port each node's inter-node traffic takes (bench.network.node_port, as bench expects
   it): one trained below what it and its link partner can do is a warning naming the node
   and both rates (a 100 GbE NIC at 25); different rates between nodes are reported, the
@@ -147,18 +149,19 @@ MEMLOCK_SOURCE = (
 )
 
 
-def _rdma_ports(f: NodeFacts) -> list[str]:
-    return [
-        p.name
-        for p in f.ports or []
-        if p.kind in ("infiniband", "roce") and (p.state or "").upper() == "ACTIVE"
-    ]
+def _rdma_ports(f: NodeFacts) -> list[NetPort]:
+    """The node's InfiniBand/RoCE ports, whatever their state."""
+    return [p for p in f.ports or [] if p.kind in ("infiniband", "roce")]
+
+
+def _active(p: NetPort) -> bool:
+    return (p.state or "").upper() == "ACTIVE"
 
 
 def check_rdma(facts: list[NodeFacts]) -> list[Finding]:
     out = []
     for f in facts:
-        rdma = _rdma_ports(f)
+        rdma = [p.name for p in _rdma_ports(f) if _active(p)]
         if not rdma:
             continue
         if f.env.get("NCCL_IB_DISABLE") == "1":
@@ -277,9 +280,28 @@ def _hca_finding(f: NodeFacts, hca: str) -> Finding | None:
 def check_links(facts: list[NodeFacts]) -> list[Finding]:
     out = []
     picked = []
+    rdma_up = [f.node for f in facts if any(_active(p) for p in _rdma_ports(f))]
     for f in facts:
         if not f.ports:
             continue
+        down = _rdma_ports(f)
+        if rdma_up and f.backend == "nccl" and down and not any(_active(p) for p in down):
+            states = ", ".join(f"{p.name} ({p.state or '?'})" for p in down)
+            out.append(
+                Finding(
+                    id="cluster.rdma_down",
+                    severity="warning",
+                    title=f"{f.node}: no InfiniBand/RoCE port is active ({states}) while "
+                    f"{', '.join(rdma_up)} has one",
+                    evidence={"node": f.node, "ports": states, "active_on": rdma_up},
+                    why="NCCL then crosses to that node over TCP sockets: every collective "
+                    "across nodes runs at the socket's rate",
+                    fix="check the cable, the switch port and the subnet manager (ibstat: "
+                    "State Active, Physical state LinkUp)",
+                    source="the ports' state (/sys/class/infiniband/*/ports/*/state)",
+                    origin="reading",
+                )
+            )
         port = node_port(NodeNet(node=f.node, ports=tuple(f.ports), env=f.env), f.backend)
         if port is None or not port.rate_gbps:
             continue
