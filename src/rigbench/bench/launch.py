@@ -82,6 +82,10 @@ def launch(job: Launch) -> int:
         raise BadInput(f"--join-timeout must be above 0 s (got {job.join_timeout_s:g})")
     resolve(host)
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    # torchrun's warnings (the OMP_NUM_THREADS notice, each SIGTERM it sends) are noise
+    # around rigbench's own lines; its errors (a rank that failed, and how) stay. Its
+    # loggers take their level from LOGLEVEL when torch.distributed.elastic is imported.
+    os.environ.setdefault("LOGLEVEL", "ERROR")
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import (
