@@ -492,3 +492,29 @@ def test_a_rendezvous_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0, res.stderr
     assert "cannot join the job at 127.0.0.1:" in res.stderr
+
+
+def test_a_burnin_rank_that_cannot_reach_the_store_says_so_within_its_timeout(
+    tmp_path: Path,
+) -> None:
+    # the burn-in's group waits minutes (its ranks end their loads apart): reaching the
+    # store has its own, short limit (--timeout), here a closed port of torchrun's agent
+    env = {**_env(), "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1",
+           "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "TORCHELASTIC_USE_AGENT_STORE": "True"}  # fmt: skip
+    t0 = time.monotonic()
+    res = subprocess.run(
+        [sys.executable, "-m", "rigbench", "burnin", "--timeout", "1", "--minutes", "0.1",
+         "--db", str(tmp_path / "b.db")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().count("\n") == 0, res.stderr
+    assert "rank 0 cannot reach the job's store at 127.0.0.1:" in res.stderr
+    assert "within 1 s" in res.stderr
+    assert time.monotonic() - t0 < 60  # not the group's 600 s
+    res = subprocess.run(
+        [sys.executable, "-m", "rigbench", "burnin", "--timeout", "5"],
+        capture_output=True, text=True, env=_env(), timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 2 and "--timeout: only under torchrun" in res.stderr

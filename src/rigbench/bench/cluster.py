@@ -161,6 +161,7 @@ class Cluster:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         ports: list[NetPort] | None = None,
         simulated: bool = False,
+        reach_s: float | None = None,
     ):
         import torch
         import torch.distributed as dist
@@ -192,7 +193,7 @@ class Cluster:
         # Nodes on one host (tests, a rehearsal) talk over loopback: no NIC to expect, unless
         # the NICs are a simulated rig's (what the user asked to see).
         self.simulated = simulated
-        join_process_group(env, self.backend, timeout_s)
+        join_process_group(env, self.backend, timeout_s, reach_s)
         # Replies travel over gloo whatever carries the data (objects, not GPU tensors).
         self.control = dist.new_group(backend="gloo", timeout=self.timeout) if on_gpu else None
         self.prefix = self._prefix = f"rigbench/{env.run_id}/{env.restart}"
@@ -669,11 +670,18 @@ def cluster_context(
     )
 
 
-def join_process_group(env: DistEnv, backend: str, timeout_s: float) -> None:
+def join_process_group(
+    env: DistEnv, backend: str, timeout_s: float, reach_s: float | None = None
+) -> None:
     """torch.distributed's default group from torchrun's environment; a rendezvous that
-    cannot be reached, or ranks that never come, is one line (JoinError), not a traceback."""
+    cannot be reached, or ranks that never come, is one line (JoinError), not a traceback.
+    `reach_s`: where the group's timeout is long (a burn-in's gathers wait for minutes),
+    the store is first reached within this many seconds, so a rank that cannot reach it
+    says so then rather than after `timeout_s`."""
     import torch.distributed as dist
 
+    if reach_s is not None:
+        _reach_store(env, reach_s)
     try:
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError, DistNetworkError
@@ -681,6 +689,30 @@ def join_process_group(env: DistEnv, backend: str, timeout_s: float) -> None:
             f"rank {env.rank} cannot join the job at {env.master_addr}:{env.master_port} "
             f"within {timeout_s:g} s ({short_error(exc).rstrip('.')}): check the rendezvous "
             "endpoint, that every node started, and the firewall (README, Several machines)"
+        ) from None
+
+
+def _reach_store(env: DistEnv, reach_s: float) -> None:
+    """Connect to the job's store as a client within `reach_s`. Only where the store is
+    already up before any rank starts (torchrun's agent holds it), or from a rank other than
+    0 (rank 0 may be the one about to create it)."""
+    import torch.distributed as dist
+
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" and env.rank == 0:
+        return
+    try:
+        dist.TCPStore(
+            env.master_addr,
+            env.master_port,
+            is_master=False,
+            timeout=timedelta(seconds=reach_s),
+            wait_for_workers=False,
+        )
+    except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError, DistNetworkError
+        raise JoinError(
+            f"rank {env.rank} cannot reach the job's store at {env.master_addr}:"
+            f"{env.master_port} within {reach_s:g} s ({short_error(exc).rstrip('.')}): check "
+            "the rendezvous endpoint and the firewall (README, Several machines)"
         ) from None
 
 

@@ -119,6 +119,15 @@ def burnin(
             metavar="LO:HI:STEP",
         ),
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Under torchrun: seconds a rank may take to reach the job's rendezvous "
+            "before it says so in one line (default: bench's and doctor's, 60).",
+            metavar="SECONDS",
+        ),
+    ] = None,
     simulate: SimulateOpt = None,
     as_json: JsonOpt = False,
     db: DbOpt = None,
@@ -146,10 +155,16 @@ def burnin(
             raise BadInput("--profile: a burn-in's, not with --find-trip or --sweep-power")
         if (find_trip or sweep_power is not None) and vram is not None:
             raise BadInput("--vram: a burn-in's, not with --find-trip or --sweep-power")
-    from rigbench.bench.cluster import torchrun_env
+    from rigbench.bench.cluster import DEFAULT_TIMEOUT_S, torchrun_env
 
     dist_env = torchrun_env()
     with one_line_errors():
+        if timeout is not None and not timeout > 0:
+            raise BadInput(f"--timeout must be above 0 s (got {timeout:g})")
+        if timeout is not None and dist_env is None:
+            raise BadInput(
+                "--timeout: only under torchrun (the time to reach the job's rendezvous)"
+            )
         if dist_env is not None:
             given = [
                 name
@@ -195,7 +210,10 @@ def burnin(
         backend = select_backend(simulate)
         rig = backend.rig()
     if dist_env is not None:
-        _burnin_cluster(dist_env, backend, rig, minutes, rate, profile, db, as_json)
+        _burnin_cluster(
+            dist_env, backend, rig, minutes, rate, profile, db, as_json,
+            timeout or DEFAULT_TIMEOUT_S,
+        )  # fmt: skip
         return
     with one_line_errors():
         selected = parse_gpus(gpus, rig)
@@ -281,6 +299,7 @@ def _burnin_cluster(
     profile: str | None,
     db: Path | None,
     as_json: bool,
+    reach_s: float,
 ) -> None:
     """`burnin` in one rank of a torchrun job: each rank burns in its own device; rank 0
     gathers every rank's verdict and telemetry and writes one run (a lost node: one line
@@ -300,7 +319,7 @@ def _burnin_cluster(
         store = Store.open(db) if env.rank == 0 else None
     interrupt_on_signals()
     with one_line_errors(), quiet_interrupt(env.rank):
-        cluster = Cluster(env, on_gpu=False, timeout_s=CLUSTER_TIMEOUT_S)
+        cluster = Cluster(env, on_gpu=False, timeout_s=CLUSTER_TIMEOUT_S, reach_s=reach_s)
     run = new_run("burnin", backend.kind, rig)  # type: ignore[attr-defined,arg-type]
     if store is not None:
         store.start_run(run)
