@@ -1,9 +1,14 @@
-"""/proc readings the process tests share: a process's descendants, and whether one lives."""
+"""What the process tests share: /proc readings (a process's descendants, whether one lives),
+and the environment and a free port for the rigbench and torchrun processes they start."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def descendants(pid: int) -> list[int]:
@@ -41,3 +46,19 @@ def outliving(pids: set[int] | list[int], grace_s: float) -> list[int]:
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.1)
+
+
+def child_env() -> dict[str, str]:
+    """This environment for a child rigbench: the source tree on its path, and no torchrun
+    variables left over from a process that was itself a rank."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR"):
+        env.pop(k, None)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

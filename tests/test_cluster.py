@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from procs import child_env, free_port
 from rigbench.bench.cluster import DistEnv, node_scaling, short_error, torchrun_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,20 +27,6 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 SBATCH = ROOT / "examples" / "slurm" / "rigbench-cluster.sbatch"
 SIM = ROOT / "examples" / "simulated" / "h100-8x-nvswitch.toml"
 BENCH = ["-m", "rigbench", "bench", "--only", "collectives,train", "--scale", "0.05"]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR"):
-        env.pop(k, None)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _agent(
@@ -65,7 +52,7 @@ def _agent(
             cmd,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            env={**_env(), **(env or {})},
+            env={**child_env(), **(env or {})},
             cwd=log.parent,
             start_new_session=True,
         )
@@ -83,7 +70,7 @@ def _two_agents(
     the agent whose node is node 0 (rank 0's). torchrun numbers nodes in the order of
     their --local-addr, then of their agents' pids, which wrap: left to the pids, the order
     changes from run to run."""
-    port = _free_port()
+    port = free_port()
     kw = [dict(k) for k in (per_node or [{}, {}])]
     for i, k in enumerate(kw):
         k["local_addr"] = "127.0.0.1" if i == zero else "localhost"  # "1" sorts before "l"
@@ -307,15 +294,15 @@ def test_one_node_under_torchrun_gives_the_rows_of_a_run_without_it(tmp_path: Pa
     with (tmp_path / "a.out").open("w") as a_out, (tmp_path / "b.out").open("w") as b_out:
         plain = subprocess.Popen(
             [sys.executable, *args, "--db", str(tmp_path / "a.db")],
-            stdout=a_out, stderr=subprocess.DEVNULL, env=_env(),
+            stdout=a_out, stderr=subprocess.DEVNULL, env=child_env(),
         )  # fmt: skip
         launched = subprocess.Popen(
             [
                 *TORCHRUN, "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
-                "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", *args,
+                "--rdzv-endpoint", f"127.0.0.1:{free_port()}", *args,
                 "--db", str(tmp_path / "b.db"),
             ],
-            stdout=b_out, stderr=subprocess.PIPE, text=True, env=_env(),
+            stdout=b_out, stderr=subprocess.PIPE, text=True, env=child_env(),
         )  # fmt: skip
         _out, launched_err = launched.communicate(timeout=240)
         plain.wait(timeout=240)
@@ -339,12 +326,12 @@ def test_one_rank_under_torchrun_skips_collectives_as_one_device_does(tmp_path: 
     one_gpu = str(ROOT / "examples" / "simulated" / "h200-x1.toml")
     plain = subprocess.Popen(
         [sys.executable, *args, "--simulate", one_gpu, "--db", str(tmp_path / "a.db")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=child_env(),
     )  # fmt: skip
     launched = subprocess.run(
         [*TORCHRUN, "--nnodes", "1", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-         "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", *args, "--db", str(tmp_path / "b.db")],
-        capture_output=True, text=True, env=_env(), timeout=240, check=False,
+         "--rdzv-endpoint", f"127.0.0.1:{free_port()}", *args, "--db", str(tmp_path / "b.db")],
+        capture_output=True, text=True, env=child_env(), timeout=240, check=False,
     )  # fmt: skip
     _, plain_err = plain.communicate(timeout=240)
     said = "error: nothing was measured in run #1 (collectives: needs at least 2 GPUs (1 selected))"
@@ -465,9 +452,9 @@ def test_bad_input_under_torchrun_is_one_line_and_exit_2_from_every_rank(tmp_pat
     jobs = [
         subprocess.Popen(
             [*TORCHRUN, "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
-             "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "-m", "rigbench", *args,
+             "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "rigbench", *args,
              "--db", str(tmp_path / "x.db")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=child_env(),
             cwd=tmp_path,
         )
         for args in cases
@@ -482,9 +469,9 @@ def test_bad_input_under_torchrun_is_one_line_and_exit_2_from_every_rank(tmp_pat
 
 
 def test_a_rendezvous_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
-    env = {**_env(), "RANK": "1", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1",
-           "GROUP_RANK": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(_free_port())}  # fmt: skip
+    env = {**child_env(), "RANK": "1", "LOCAL_RANK": "0", "WORLD_SIZE": "2",
+           "LOCAL_WORLD_SIZE": "1", "GROUP_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port())}  # fmt: skip
     res = subprocess.run(
         [sys.executable, "-m", "rigbench", "doctor", "--timeout", "1", "--db", str(tmp_path / "d")],
         capture_output=True, text=True, env=env, timeout=120, check=False,
@@ -499,8 +486,9 @@ def test_a_burnin_rank_that_cannot_reach_the_store_says_so_within_its_timeout(
 ) -> None:
     # the burn-in's group waits minutes (its ranks end their loads apart): reaching the
     # store has its own, short limit (--timeout), here a closed port of torchrun's agent
-    env = {**_env(), "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1",
-           "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+    env = {**child_env(), "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2",
+           "LOCAL_WORLD_SIZE": "1", "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()),
            "TORCHELASTIC_USE_AGENT_STORE": "True"}  # fmt: skip
     t0 = time.monotonic()
     res = subprocess.run(
@@ -515,6 +503,6 @@ def test_a_burnin_rank_that_cannot_reach_the_store_says_so_within_its_timeout(
     assert time.monotonic() - t0 < 60  # not the group's 600 s
     res = subprocess.run(
         [sys.executable, "-m", "rigbench", "burnin", "--timeout", "5"],
-        capture_output=True, text=True, env=_env(), timeout=60, check=False,
+        capture_output=True, text=True, env=child_env(), timeout=60, check=False,
     )  # fmt: skip
     assert res.returncode == 2 and "--timeout: only under torchrun" in res.stderr

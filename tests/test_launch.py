@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,30 +9,17 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from procs import child_env, free_port
 from rigbench.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR"):
-        env.pop(k, None)
-    return env
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cluster(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "rigbench", "cluster", *args],
-        capture_output=True, text=True, env=_env(), timeout=timeout, cwd=ROOT,
+        capture_output=True, text=True, env=child_env(), timeout=timeout, cwd=ROOT,
     )  # fmt: skip
     return proc, time.monotonic() - t0
 
@@ -55,7 +40,7 @@ def test_an_endpoint_that_does_not_resolve_or_is_malformed_is_one_line() -> None
 
 
 def test_nodes_that_never_join_end_in_one_line_within_the_join_timeout() -> None:
-    endpoint = f"127.0.0.1:{_port()}"
+    endpoint = f"127.0.0.1:{free_port()}"
     proc, took = _cluster(
         "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-endpoint", endpoint,
         "--join-timeout", "2", "--", "info",
@@ -76,8 +61,8 @@ def test_the_ranks_code_is_the_exit_code() -> None:
     def start(ranks: int, *command: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "rigbench", "cluster", "--nnodes", "1", "--nproc-per-node",
-             str(ranks), "--rdzv-endpoint", f"127.0.0.1:{_port()}", "--", *command],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
+             str(ranks), "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--", *command],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
         )  # fmt: skip
 
     ok = start(1, "info", "--json")

@@ -685,11 +685,15 @@ def join_process_group(
     try:
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError, DistNetworkError
-        raise JoinError(
-            f"rank {env.rank} cannot join the job at {env.master_addr}:{env.master_port} "
-            f"within {timeout_s:g} s ({short_error(exc).rstrip('.')}): check the rendezvous "
-            "endpoint, that every node started, and the firewall (README, Several machines)"
-        ) from None
+        raise _cannot(env, "join the job", timeout_s, exc) from None
+
+
+def _cannot(env: DistEnv, what: str, seconds: float, exc: BaseException) -> JoinError:
+    return JoinError(
+        f"rank {env.rank} cannot {what} at {env.master_addr}:{env.master_port} within "
+        f"{seconds:g} s ({short_error(exc).rstrip('.')}): check the rendezvous endpoint, that "
+        "every node started, and the firewall (README, Several machines)"
+    )
 
 
 def _reach_store(env: DistEnv, reach_s: float) -> None:
@@ -709,11 +713,7 @@ def _reach_store(env: DistEnv, reach_s: float) -> None:
             wait_for_workers=False,
         )
     except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError, DistNetworkError
-        raise JoinError(
-            f"rank {env.rank} cannot reach the job's store at {env.master_addr}:"
-            f"{env.master_port} within {reach_s:g} s ({short_error(exc).rstrip('.')}): check "
-            "the rendezvous endpoint and the firewall (README, Several machines)"
-        ) from None
+        raise _cannot(env, "reach the job's store", reach_s, exc) from None
 
 
 def gather_facts(
