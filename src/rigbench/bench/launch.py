@@ -17,6 +17,7 @@ must be set before torch loads: the CLI imports no torch before a command asks f
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -83,9 +84,11 @@ def launch(job: Launch) -> int:
     resolve(host)
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     # torchrun's warnings (the OMP_NUM_THREADS notice, each SIGTERM it sends) are noise
-    # around rigbench's own lines; its errors (a rank that failed, and how) stay. Its
-    # loggers take their level from LOGLEVEL when torch.distributed.elastic is imported.
+    # around rigbench's own lines; its errors (a rank that failed, and how) stay. Some of
+    # its loggers take their level from LOGLEVEL when imported, the others from their
+    # ancestor.
     os.environ.setdefault("LOGLEVEL", "ERROR")
+    logging.getLogger("torch.distributed").setLevel(os.environ["LOGLEVEL"])
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import (
