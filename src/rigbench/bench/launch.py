@@ -86,9 +86,8 @@ def launch(job: Launch) -> int:
     # torchrun's warnings (the OMP_NUM_THREADS notice, each SIGTERM it sends) are noise
     # around rigbench's own lines; its errors (a rank that failed, and how) stay. Some of
     # its loggers take their level from LOGLEVEL when imported, the others from their
-    # ancestor.
+    # ancestor, which torch's import resets: set after the imports below.
     os.environ.setdefault("LOGLEVEL", "ERROR")
-    logging.getLogger("torch.distributed").setLevel(os.environ["LOGLEVEL"])
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import (
@@ -97,6 +96,7 @@ def launch(job: Launch) -> int:
     )
     from torch.distributed.run import get_args_parser, run
 
+    logging.getLogger("torch.distributed").setLevel(os.environ["LOGLEVEL"])
     args = get_args_parser().parse_args(job.torchrun_args())
     try:
         run(args)
