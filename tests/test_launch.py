@@ -38,6 +38,14 @@ def test_an_endpoint_that_does_not_resolve_or_is_malformed_is_one_line() -> None
         assert res.stderr.startswith(f"error: {said}") and len(res.stderr.splitlines()) == 1
     res = CliRunner().invoke(app, ["cluster", "--nnodes", "1", "--rdzv-endpoint", "x:1"])
     assert res.exit_code == 2 and "name the command every rank runs after --" in res.stderr
+    for nnodes in ("abc", "0", "3:2", "1:2:3"):  # torchrun: a ValueError or AssertionError
+        res = CliRunner().invoke(
+            app, ["cluster", "--nnodes", nnodes, "--rdzv-endpoint", "x:1", "--", "info"]
+        )
+        assert res.exit_code == 2, res.output
+        assert res.stderr == (
+            f"error: --nnodes must be N or MIN:MAX with 0 < MIN <= MAX (got {nnodes!r})\n"
+        )
 
 
 def test_nodes_that_never_join_end_in_one_line_within_the_join_timeout() -> None:

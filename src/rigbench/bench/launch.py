@@ -54,6 +54,14 @@ def _gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def check_nnodes(nnodes: str) -> None:
+    """N or MIN:MAX, as torchrun takes it, with 0 < MIN <= MAX (torchrun asserts it)."""
+    parts = nnodes.split(":")
+    ok = len(parts) in (1, 2) and all(p.strip().isdigit() for p in parts)
+    if not ok or not 0 < int(parts[0]) <= int(parts[-1]):
+        raise BadInput(f"--nnodes must be N or MIN:MAX with 0 < MIN <= MAX (got {nnodes!r})")
+
+
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     host, sep, port = endpoint.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -74,6 +82,7 @@ def resolve(host: str) -> None:
 
 def launch(job: Launch) -> int:
     """Run torchrun for `job` in this process; the ranks' exit code (0 when all exit 0)."""
+    check_nnodes(job.nnodes)
     host, _port = split_endpoint(job.endpoint)
     if not job.command:
         raise BadInput("rigbench cluster: name the command every rank runs after --")
