@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +17,7 @@ from rigbench.commands.common import (
     DbOpt,
     JsonOpt,
     SimulateOpt,
+    check_timeout,
     err,
     interrupt_on_signals,
     one_line_errors,
@@ -116,8 +116,7 @@ def bench(
             raise BadInput("choose one of --quick and --full")
         if not 0 < scale <= 16:
             raise BadInput("--scale must be in (0, 16]")
-        if timeout is not None and not 0 < timeout < math.inf:
-            raise BadInput(f"--timeout must be a positive number of seconds (got {timeout:g})")
+        check_timeout(timeout)
         require_torch("bench")
         names = parse_only(only)
         options = parse_sets(settings)

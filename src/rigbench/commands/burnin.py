@@ -18,6 +18,7 @@ from rigbench.commands.common import (
     DbOpt,
     JsonOpt,
     SimulateOpt,
+    check_timeout,
     err,
     interrupt_on_signals,
     one_line_errors,
@@ -159,8 +160,7 @@ def burnin(
 
     dist_env = torchrun_env()
     with one_line_errors():
-        if timeout is not None and not timeout > 0:
-            raise BadInput(f"--timeout must be above 0 s (got {timeout:g})")
+        check_timeout(timeout)
         if timeout is not None and dist_env is None:
             raise BadInput(
                 "--timeout: only under torchrun (the time to reach the job's rendezvous)"

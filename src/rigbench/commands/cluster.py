@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from rigbench.bench.launch import DEFAULT_JOIN_TIMEOUT_S
 from rigbench.commands.common import one_line_errors
 
 app = typer.Typer()
@@ -47,7 +48,7 @@ def cluster(
             help="Seconds to wait for every node to join before giving up in one line.",
             metavar="SECONDS",
         ),
-    ] = 300.0,
+    ] = DEFAULT_JOIN_TIMEOUT_S,
 ) -> None:
     """Run `rigbench COMMAND` on every node through torchrun (c10d rendezvous), e.g.
     `rigbench cluster --nnodes 2 --rdzv-endpoint node-a:29400 -- bench --only collectives,train`

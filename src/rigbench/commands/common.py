@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from rigbench.errors import RigbenchError
+from rigbench.errors import BadInput, RigbenchError
 from rigbench.judge.exit_codes import EXIT_ERRORS, EXIT_WARNINGS
 from rigbench.judge.exit_codes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
 from rigbench.judge.exit_codes import EXIT_OK as EXIT_OK
@@ -123,3 +124,9 @@ def quiet_interrupt(rank: int) -> Iterator[None]:
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def check_timeout(timeout: float | None) -> None:
+    """--timeout, where given, is a finite number of seconds above 0."""
+    if timeout is not None and not 0 < timeout < math.inf:
+        raise BadInput(f"--timeout must be a positive number of seconds (got {timeout:g})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from rigbench.commands.common import (
     DbOpt,
     JsonOpt,
     SimulateOpt,
+    check_timeout,
     err,
     interrupt_on_signals,
     one_line_errors,
@@ -21,7 +21,6 @@ from rigbench.commands.common import (
     print_json,
     quiet_interrupt,
 )
-from rigbench.errors import BadInput
 
 app = typer.Typer()
 
@@ -62,8 +61,7 @@ def doctor(
     from rigbench.store import Store
 
     with one_line_errors():
-        if timeout is not None and not 0 < timeout < math.inf:
-            raise BadInput(f"--timeout must be a positive number of seconds (got {timeout:g})")
+        check_timeout(timeout)
         checks = parse_checks(only)
         backend = select_backend(simulate)
         from rigbench.bench.cluster import torchrun_env

@@ -78,15 +78,21 @@ class Sampler:
         100 Hz periods, which inside the schedule would be counted as four missed ticks. So it
         is read before the clock starts and delivered as the sample at t = 0."""
         before = time.monotonic()
-        samples = self.source.read(0.0)
+        try:
+            first: list[TelemetrySample] | None = self.source.read(0.0)
+        except Exception as exc:  # as a read inside the loop would: surfaced by stop()/check()
+            self.error, first = exc, None
         self.t0 = time.monotonic()
-        took = self.t0 - before
         self.source.start(self.t0)
         self._last = self.t0
-        self._thread = threading.Thread(
-            target=self._loop, args=(samples, took), name="rigbench-sampler", daemon=True
-        )
-        self._thread.start()
+        if first is not None:
+            self._thread = threading.Thread(
+                target=self._loop,
+                args=(first, self.t0 - before),
+                name="rigbench-sampler",
+                daemon=True,
+            )
+            self._thread.start()
         return self.t0
 
     def now(self) -> float:
@@ -96,11 +102,7 @@ class Sampler:
     def _loop(self, first: list[TelemetrySample], took: float) -> None:
         k = 1  # tick 0 was read by start(); its sinks run here, in the sampler's thread
         try:
-            events = self.source.events()
-            for sink in self.sinks:
-                sink(0.0, first, events)
-            with self._lock:
-                self._ticks, self._read_sum, self._read_max = 1, took, took
+            self._deliver(0.0, first, self.source.events(), took, self.t0)
             while True:
                 due = self.t0 + k * self.period
                 wait = due - time.monotonic()
@@ -112,13 +114,7 @@ class Sampler:
                 samples = self.source.read(before - self.t0)
                 events = self.source.events()
                 took = time.monotonic() - before
-                for sink in self.sinks:
-                    sink(before - self.t0, samples, events)
-                with self._lock:
-                    self._ticks += 1
-                    self._read_sum += took
-                    self._read_max = max(self._read_max, took)
-                    self._last = before
+                self._deliver(before - self.t0, samples, events, took, before)
                 k += 1
                 # A whole period behind schedule: skip the ticks whose time has passed
                 # (counted as missed). Less late, the next tick is taken at once: a read
@@ -131,6 +127,23 @@ class Sampler:
                         self._missed += skip
         except BaseException as exc:  # surfaced to the caller by stop()/check()
             self.error = exc
+
+    def _deliver(
+        self,
+        t: float,
+        samples: list[TelemetrySample],
+        events: list[TelemetryEvent],
+        took: float,
+        at: float,
+    ) -> None:
+        """One tick's samples to the sinks, and its read counted."""
+        for sink in self.sinks:
+            sink(t, samples, events)
+        with self._lock:
+            self._ticks += 1
+            self._read_sum += took
+            self._read_max = max(self._read_max, took)
+            self._last = at
 
     def check(self) -> None:
         """Raise what stopped the sampler thread, if anything did (as a HardwareError
