@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from procs import child_env, free_port
+from rigbench.bench import rollcall
 from rigbench.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,31 +50,75 @@ def test_an_endpoint_that_does_not_resolve_or_is_malformed_is_one_line() -> None
         )
 
 
-def test_nodes_that_never_join_end_in_one_line_within_the_join_timeout() -> None:
-    endpoint = f"127.0.0.1:{free_port()}"
-    proc, took = _cluster(
-        "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-endpoint", endpoint,
-        "--join-timeout", "2", "--", "info",
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rigbench", "cluster", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
     )  # fmt: skip
-    assert proc.returncode == 2, proc.stderr
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+
+
+def _errors(proc: subprocess.Popen[str]) -> tuple[int, list[str], str]:
+    _out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and "frame #" not in err, err
+    return proc.returncode, [ln for ln in err.splitlines() if ln.startswith("error:")], err
+
+
+def test_a_node_that_never_joins_is_named_by_every_node_that_did() -> None:
+    # a 3-node job: the endpoint's host and a second node start, the third never does;
+    # whichever times out first closes the rendezvous under the other (torchrun's
+    # RendezvousClosedError), and both name the missing node. A 2-node job without --hosts
+    # names the node that joined.
+    here = socket.gethostname()
+    three = f"127.0.0.1:{free_port()}"
+    two = f"127.0.0.1:{free_port()}"
+    advice = (
+        "start `rigbench cluster` with --rdzv-id rigbench on every node, and check that each "
+        "can reach the endpoint (README, Several machines)"
+    )
+    job = ("--nproc-per-node", "1", "--join-timeout", "3")
+    named = [
+        _start("--nnodes", "3", "--rdzv-endpoint", three, *job,
+               "--hosts", "localhost,127.0.0.1,node-c.invalid", "--", "info")
+        for _ in range(2)
+    ]  # fmt: skip
+    alone = _start("--nnodes", "2", "--rdzv-endpoint", two, *job, "--", "info")
+    for proc in named:
+        code, errors, err = _errors(proc)
+        assert code == 2, err
+        assert errors == [
+            f"error: node-c.invalid did not join at {three} within 3 s (joined: {here}, "
+            f"{here}): {advice}"
+        ], err
+    code, errors, err = _errors(alone)
+    assert code == 2, err
     assert errors == [
-        f"error: not all of the 2 node(s) joined at {endpoint} within 2 s: start "
-        "`rigbench cluster` with the same --rdzv-id on every node, and check that each can "
-        "reach the endpoint (README, Several machines)"
-    ]
-    assert "Traceback" not in proc.stderr and "frame #" not in proc.stderr
-    assert took < 30
+        f"error: 1 of the 2 node(s) joined at {two} within 3 s ({here}); name the nodes with "
+        f"--hosts to see which did not: {advice}"
+    ], err
+
+
+def test_hosts_are_matched_by_name_or_address_and_counted_against_nnodes() -> None:
+    me = rollcall.Node("gpu-a", "10.0.0.5")
+    assert rollcall.matches("gpu-a.cluster.local", me) and rollcall.matches("GPU-A", me)
+    assert rollcall.matches("10.0.0.5", me) and not rollcall.matches("10.0.0.6", me)
+    assert rollcall.matches("localhost", rollcall.Node("vm", "127.0.0.1"))
+    assert rollcall.missing(["gpu-a", "gpu-b"], [me]) == ["gpu-b"]
+    assert rollcall.missing(["gpu-a", "gpu-a"], [me]) == ["gpu-a"]  # one node, one host
+    res = CliRunner().invoke(
+        app, ["cluster", "--nnodes", "2", "--rdzv-endpoint", "x:1", "--hosts", "a,b,c", "--",
+              "info"],
+    )  # fmt: skip
+    assert res.exit_code == 2
+    assert res.stderr == (
+        "error: --hosts must name up to 2 node(s) (--nnodes 2), comma-separated (got 'a,b,c')\n"
+    )
 
 
 def test_the_ranks_code_is_the_exit_code() -> None:
     # both jobs at once: most of each is waiting on torchrun's agent
     def start(ranks: int, *command: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "rigbench", "cluster", "--nnodes", "1", "--nproc-per-node",
-             str(ranks), "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--", *command],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
-        )  # fmt: skip
+        return _start("--nnodes", "1", "--nproc-per-node", str(ranks),
+                      "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--", *command)  # fmt: skip
 
     ok = start(1, "info", "--json")
     bad = start(2, "bench", "--bogus")  # bad input: 2 from every rank

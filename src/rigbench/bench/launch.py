@@ -6,9 +6,11 @@ and `run`); what this adds is what the torchrun command line cannot give:
 * the rendezvous host is resolved first, so a misspelt `--rdzv-endpoint` is one line at once
   instead of a minute of c10d retries and C++ frames (torchrun 2.13, measured: 2 min 18 s
   and 31 lines for an unresolvable name);
-* a rendezvous that cannot be reached (RendezvousConnectionError) and nodes that do not all
-  join within `--join-timeout` (RendezvousTimeoutError) end with one line naming the
-  endpoint and the count of nodes asked for;
+* a rendezvous that cannot be reached (RendezvousConnectionError) ends in one line naming
+  the endpoint;
+* nodes that do not all join within `--join-timeout` (RendezvousTimeoutError) end in one
+  line naming the nodes that joined and, where `--hosts` lists the nodes, those that did
+  not (rollcall.py);
 * the exit code is the ranks' (every rank exits with rank 0's code), not torchrun's 1.
 
 torch's C++ warnings (each c10d retry) are kept to errors with TORCH_CPP_LOG_LEVEL, which
@@ -22,6 +24,7 @@ import os
 import socket
 from dataclasses import dataclass
 
+from rigbench.bench import rollcall
 from rigbench.errors import BadInput, Interrupted, JoinError
 
 DEFAULT_JOIN_TIMEOUT_S = 300.0  # torchrun's own default is 600 s
@@ -35,12 +38,13 @@ class Launch:
     rdzv_id: str
     join_timeout_s: float
     command: tuple[str, ...]  # the rigbench command every rank runs
+    hosts: tuple[str, ...] = ()  # the nodes expected, to name those that never join
 
     def torchrun_args(self) -> list[str]:
         return [
             "--nnodes", self.nnodes,
             "--nproc-per-node", str(self.nproc_per_node or _gpus() or 1),
-            "--rdzv-backend", "c10d",
+            "--rdzv-backend", rollcall.BACKEND,
             "--rdzv-endpoint", self.endpoint,
             "--rdzv-id", self.rdzv_id,
             "--rdzv-conf", f"join_timeout={self.join_timeout_s:g}",
@@ -69,6 +73,45 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def check_hosts(hosts: tuple[str, ...], nnodes: str) -> None:
+    most = int(nnodes.split(":")[-1])
+    if len(hosts) > most or any(not h.strip() for h in hosts):
+        raise BadInput(
+            f"--hosts must name up to {most} node(s) (--nnodes {nnodes}), comma-separated "
+            f"(got {','.join(hosts)!r})"
+        )
+
+
+def not_joined(job: Launch, joined: list[rollcall.Node]) -> str:
+    """The join timeout's line: the nodes that never joined where --hosts names them."""
+    names = ", ".join(n.host for n in joined)
+    where = f"at {job.endpoint} within {job.join_timeout_s:g} s"
+    advice = (
+        f"start `rigbench cluster` with --rdzv-id {job.rdzv_id} on every node, and check that "
+        "each can reach the endpoint (README, Several machines)"
+    )
+    if not joined:  # the roll-call could not be read: the host node's store went first
+        return f"not all of the {job.nnodes} node(s) joined {where}: {advice}"
+    absent = rollcall.missing(list(job.hosts), joined)
+    if job.hosts and absent:
+        return f"{', '.join(absent)} did not join {where} (joined: {names}): {advice}"
+    return (
+        f"{len(joined)} of the {job.nnodes} node(s) joined {where} ({names}); name the nodes "
+        f"with --hosts to see which did not: {advice}"
+    )
+
+
+def closed(job: Launch, joined: list[rollcall.Node]) -> str:
+    fewest = int(job.nnodes.split(":")[0])
+    if joined and (len(joined) < fewest or rollcall.missing(list(job.hosts), joined)):
+        return not_joined(job, joined)  # closed while nodes were still joining
+    return (
+        f"the rendezvous {job.rdzv_id} at {job.endpoint} was closed by another node: the job "
+        "ended there (that node's output says why), or one with this --rdzv-id already ran; "
+        "start every node again, with a new --rdzv-id"
+    )
+
+
 def resolve(host: str) -> None:
     """One line where the rendezvous host has no address (a typo, or DNS/hosts missing)."""
     try:
@@ -83,7 +126,8 @@ def resolve(host: str) -> None:
 def launch(job: Launch) -> int:
     """Run torchrun for `job` in this process; the ranks' exit code (0 when all exit 0)."""
     check_nnodes(job.nnodes)
-    host, _port = split_endpoint(job.endpoint)
+    host, port = split_endpoint(job.endpoint)
+    check_hosts(job.hosts, job.nnodes)
     if not job.command:
         raise BadInput("rigbench cluster: name the command every rank runs after --")
     if job.nproc_per_node is not None and job.nproc_per_node < 1:
@@ -100,6 +144,7 @@ def launch(job: Launch) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import (
+        RendezvousClosedError,
         RendezvousConnectionError,
         RendezvousTimeoutError,
     )
@@ -107,14 +152,14 @@ def launch(job: Launch) -> int:
 
     logging.getLogger("torch.distributed").setLevel(os.environ["LOGLEVEL"])
     args = get_args_parser().parse_args(job.torchrun_args())
+    seen = rollcall.RollCall()
+    rollcall.register(seen, host, port, job.join_timeout_s)
     try:
         run(args)
     except RendezvousTimeoutError:
-        raise JoinError(
-            f"not all of the {job.nnodes} node(s) joined at {job.endpoint} within "
-            f"{job.join_timeout_s:g} s: start `rigbench cluster` with the same --rdzv-id on "
-            "every node, and check that each can reach the endpoint (README, Several machines)"
-        ) from None
+        raise JoinError(not_joined(job, seen.joined())) from None
+    except RendezvousClosedError:  # another node gave up first and closed the rendezvous
+        raise JoinError(closed(job, seen.joined())) from None
     except RendezvousConnectionError as exc:
         cause = exc.__cause__ or exc.__context__ or exc
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__

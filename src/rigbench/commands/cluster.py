@@ -49,6 +49,15 @@ def cluster(
             metavar="SECONDS",
         ),
     ] = DEFAULT_JOIN_TIMEOUT_S,
+    hosts: Annotated[
+        str,
+        typer.Option(
+            "--hosts",
+            help="The nodes, comma-separated (names or addresses), so that a node that never "
+            "joins is named; every node must be started with `rigbench cluster`.",
+            metavar="A,B,...",
+        ),
+    ] = "",
 ) -> None:
     """Run `rigbench COMMAND` on every node through torchrun (c10d rendezvous), e.g.
     `rigbench cluster --nnodes 2 --rdzv-endpoint node-a:29400 -- bench --only collectives,train`
@@ -66,6 +75,7 @@ def cluster(
                 rdzv_id=rdzv_id,
                 join_timeout_s=join_timeout,
                 command=tuple(ctx.args),
+                hosts=tuple(h.strip() for h in hosts.split(",")) if hosts else (),
             )
         )
         raise typer.Exit(code)
