@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from procs import child_env, free_port
 from rigbench.bench import rollcall
+from rigbench.bench.launch import Launch, closed, not_joined
 from rigbench.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,38 +64,46 @@ def _errors(proc: subprocess.Popen[str]) -> tuple[int, list[str], str]:
     return proc.returncode, [ln for ln in err.splitlines() if ln.startswith("error:")], err
 
 
+ADVICE = (
+    "start `rigbench cluster` with --rdzv-id rigbench on every node, and check that each can "
+    "reach the endpoint (README, Several machines)"
+)
+
+
 def test_a_node_that_never_joins_is_named_by_every_node_that_did() -> None:
     # a 3-node job: the endpoint's host and a second node start, the third never does;
     # whichever times out first closes the rendezvous under the other (torchrun's
-    # RendezvousClosedError), and both name the missing node. A 2-node job without --hosts
-    # names the node that joined.
+    # RendezvousClosedError), and both name the missing node from the roll-call
     here = socket.gethostname()
-    three = f"127.0.0.1:{free_port()}"
-    two = f"127.0.0.1:{free_port()}"
-    advice = (
-        "start `rigbench cluster` with --rdzv-id rigbench on every node, and check that each "
-        "can reach the endpoint (README, Several machines)"
-    )
-    job = ("--nproc-per-node", "1", "--join-timeout", "3")
+    endpoint = f"127.0.0.1:{free_port()}"
     named = [
-        _start("--nnodes", "3", "--rdzv-endpoint", three, *job,
-               "--hosts", "localhost,127.0.0.1,node-c.invalid", "--", "info")
+        _start("--nnodes", "3", "--rdzv-endpoint", endpoint, "--nproc-per-node", "1",
+               "--join-timeout", "3", "--hosts", "localhost,127.0.0.1,node-c.invalid",
+               "--", "info")
         for _ in range(2)
     ]  # fmt: skip
-    alone = _start("--nnodes", "2", "--rdzv-endpoint", two, *job, "--", "info")
     for proc in named:
         code, errors, err = _errors(proc)
         assert code == 2, err
         assert errors == [
-            f"error: node-c.invalid did not join at {three} within 3 s (joined: {here}, "
-            f"{here}): {advice}"
+            f"error: node-c.invalid did not join at {endpoint} within 3 s (joined: {here}, "
+            f"{here}): {ADVICE}"
         ], err
-    code, errors, err = _errors(alone)
-    assert code == 2, err
-    assert errors == [
-        f"error: 1 of the 2 node(s) joined at {two} within 3 s ({here}); name the nodes with "
-        f"--hosts to see which did not: {advice}"
-    ], err
+
+
+def test_without_hosts_the_nodes_that_joined_are_named() -> None:
+    job = Launch("2", 1, "gpu-a:29400", "rigbench", 300, ("info",))
+    joined = [rollcall.Node("gpu-a", "10.0.0.5")]
+    assert not_joined(job, joined) == (
+        "1 of the 2 node(s) joined at gpu-a:29400 within 300 s (gpu-a); name the nodes with "
+        f"--hosts to see which did not: {ADVICE}"
+    )
+    # the roll-call unread (the host node's store went first): the count alone
+    assert not_joined(job, []).startswith("not all of the 2 node(s) joined at gpu-a:29400")
+    # a rendezvous closed under a node that had every node it needed: the job ended there
+    assert closed(job, joined * 2).startswith(
+        "the rendezvous rigbench at gpu-a:29400 was closed by another node"
+    )
 
 
 def test_hosts_are_matched_by_name_or_address_and_counted_against_nnodes() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from rigbench.bench import infer, nbody, train
+from rigbench.bench import collectives, infer, nbody, train
 from rigbench.bench.context import BenchContext, BenchDevice
 from rigbench.bench.options import WorkloadOptions, option_keys, parse_sets
 from rigbench.cli import app
@@ -37,6 +37,7 @@ def test_settings_parse_to_typed_values() -> None:
         ("train.batch=0", "train.batch"),
         ("infer.contexts=512,x", "infer.contexts"),
         ("nbody.engines=cuda", "nbody.engines"),
+        ("collectives.ops=allreduce", "collectives.ops"),
     ],
 )
 def test_bad_settings_are_one_line_errors(item: str, needle: str) -> None:
@@ -58,3 +59,6 @@ def test_settings_reach_the_workload_plans() -> None:
     steps = infer.plan(_ctx(parse_sets(["infer.contexts=8", "infer.batches=2"])))
     assert [(s.params["context"], s.params["batches"]) for s in steps] == [(8, [2])]
     assert [s.params.get("engine") for s in nbody.plan(_ctx(WorkloadOptions()))]
+    asked = collectives.plan(_ctx(parse_sets(["collectives.ops=all_gather,all_reduce"])))
+    assert [s.params["op"] for s in asked] == ["all_reduce", "all_gather"]  # in the usual order
+    assert len(collectives.plan(_ctx(WorkloadOptions()))) == 5

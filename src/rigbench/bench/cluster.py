@@ -397,7 +397,10 @@ class GroupPool:
 
 
 def _collectives(
-    cluster: Cluster, scopes: list[Scope], sizes_of: Callable[[str, int], list[int]]
+    cluster: Cluster,
+    scopes: list[Scope],
+    ops: tuple[str, ...],
+    sizes_of: Callable[[str, int], list[int]],
 ) -> Any:
     """Yield (scope, Measured) for every op, scope and size."""
     from rigbench.bench import collectives as col
@@ -411,7 +414,7 @@ def _collectives(
         pool = GroupPool(cluster, scope, handler)
         try:
             scope.transport = _scope_transport(cluster, scope)
-            for op in col.OPS:
+            for op in ops:
                 for count in sizes_of(op, len(scope.ranks)):
                     try:
                         yield scope, col._measure(pool, op, count, target)
@@ -618,7 +621,7 @@ def run_cluster(
                 on_result(skipped("collectives", too_few_devices(world)))
         elif "collectives" in only:
             seen: set[tuple[str, str]] = set()
-            for scope, m in _collectives(cluster, scopes, sizes_of):
+            for scope, m in _collectives(cluster, scopes, col.ops_of(ctx), sizes_of):
                 if cluster.rank != 0:
                     continue
                 first = (scope.label(), m.op) not in seen  # sizes ascend: the latency row

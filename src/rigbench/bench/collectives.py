@@ -72,6 +72,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rigbench.bench.context import BenchContext, Step
+from rigbench.bench.options import options_of
 from rigbench.bench.rankpool import RankPool
 from rigbench.bench.timing import synchronize, time_iterations
 from rigbench.errors import one_line
@@ -634,6 +635,12 @@ def _op_of(step: Step) -> str:
     return str(step.params.get("op") or step.key.split(":", 1)[1])
 
 
+def ops_of(ctx: BenchContext) -> tuple[str, ...]:
+    """The collectives `--set collectives.ops=...` asks for, in OPS order (default: all)."""
+    asked = options_of(ctx.extra).collectives_ops
+    return tuple(op for op in OPS if asked is None or op in asked)
+
+
 def plan(ctx: BenchContext) -> list[Step]:
     """One step per op over all devices; none when fewer than two devices are given."""
     n = len(ctx.devices)
@@ -642,7 +649,7 @@ def plan(ctx: BenchContext) -> list[Step]:
     backend = "nccl" if ctx.on_gpu else "gloo"
     labels = [d.label for d in ctx.devices]
     steps = []
-    for op in OPS:
+    for op in ops_of(ctx):
         counts = message_counts(op, planned_sizes(ctx), ctx.size_scale, n)
         steps.append(
             Step(

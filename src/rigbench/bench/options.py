@@ -51,6 +51,14 @@ class WorkloadOptions(BaseModel):
     infer_batches: tuple[int, ...] | None = Field(
         default=None, description="batch sizes, comma-separated"
     )
+    collectives_ops: (
+        tuple[Literal["all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"], ...]
+        | None
+    ) = Field(
+        default=None,
+        description="collectives to run, comma-separated (default: all_reduce, all_gather, "
+        "reduce_scatter, broadcast, all_to_all)",
+    )
     nbody_engines: tuple[Literal["triton", "torch"], ...] | None = Field(
         default=None, description="integrators: triton, torch (default both on a GPU)"
     )
@@ -67,7 +75,7 @@ class WorkloadOptions(BaseModel):
                 raise ValueError("positive integers separated by commas")
         return v
 
-    @field_validator("nbody_engines", mode="before")
+    @field_validator("nbody_engines", "collectives_ops", mode="before")
     @classmethod
     def _names(cls, v: object) -> object:
         if isinstance(v, str):

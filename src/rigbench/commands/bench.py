@@ -38,7 +38,7 @@ app = typer.Typer()
 # the keys and their meaning live in rigbench/bench/options.py.
 _SETTINGS_HELP = (
     "train.size, train.compile, train.fsdp, train.batch, infer.model, infer.engine,"
-    " infer.attn, infer.contexts, infer.batches, nbody.engines (see the README)."
+    " infer.attn, infer.contexts, infer.batches, nbody.engines, collectives.ops (see the README)."
 )
 
 
