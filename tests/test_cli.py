@@ -42,6 +42,10 @@ def test_every_command_and_option_has_help() -> None:
         (["show", "42"], "no run #42"),
         (["bench", "--only", ","], "--only names no benchmark"),
         (["bench", "--gpus", ","], "--gpus names no GPU"),
+        *(
+            ([cmd, "--db-on-every-node"], "--db-on-every-node: only under torchrun")
+            for cmd in ("bench", "doctor", "burnin")
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:

@@ -187,17 +187,17 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> dict:
     agents = _two_agents(
         tmp,
         ["--simulate", str(sim), "--set", "train.batch=2",
-         "--set", "collectives.ops=all_reduce,all_gather"],
+         "--set", "collectives.ops=all_reduce,all_gather", "--db-on-every-node"],
         zero=1,
     )  # fmt: skip
     codes = _wait_all(agents, tmp, 240)
     logs = [(tmp / f"err{i}.txt").read_text() for i in range(2)]
-    written = [db for db in (tmp / f"db{i}.db" for i in range(2)) if db.exists()]
-    assert len(written) == 1, ("rank 0 alone writes the run", logs)
-    zero = int(written[0].stem[-1])
-    assert zero == 1
-    status, rows = _rows(written[0])
-    return {"codes": codes, "zero": zero, "logs": logs, "status": status, "rows": rows}
+    # rank 0 (on agent 1) writes the run; asked, node 1's first rank keeps a copy of it
+    status, rows = _rows(tmp / "db1.db")
+    assert _rows(tmp / "db0.db") == (status, rows), logs
+    kept = [ln for ln in logs[0].splitlines() if ln.startswith("node 1: run #1 of rank 0")]
+    assert kept == [f"node 1: run #1 of rank 0 kept as run #1 ({tmp / 'db0.db'})"], logs[0]
+    return {"codes": codes, "zero": 1, "logs": logs, "status": status, "rows": rows}
 
 
 def test_two_nodes_one_run_with_intra_inter_node_rows_and_scaling(two_nodes: dict) -> None:
@@ -376,7 +376,7 @@ def test_doctor_across_nodes_finds_a_version_mismatch_and_a_wrong_ifname(tmp_pat
     text = SIM.read_text()
     assert 'driver_version = "550.54.15"' in text
     other.write_text(text.replace('driver_version = "550.54.15"', 'driver_version = "535.104.05"'))
-    doctor = ["-m", "rigbench", "doctor", "--only", "net", "--json"]  # as the issue writes it
+    doctor = ["-m", "rigbench", "doctor", "--only", "net", "--json", "--db-on-every-node"]
     node = [
         {"command": [*doctor, "--simulate", str(SIM)], "ranks": 1,
          "env": {"NCCL_SOCKET_IFNAME": "eno1"}},
@@ -386,11 +386,12 @@ def test_doctor_across_nodes_finds_a_version_mismatch_and_a_wrong_ifname(tmp_pat
     agents = _two_agents(tmp_path, per_node=node, zero=1)  # rank 0 off the store's host
     codes = _wait_all(agents, tmp_path, 120)
     logs = [(tmp_path / f"err{i}.txt").read_text() for i in range(2)]
-    assert not (tmp_path / "db0.db").exists()
     assert codes == [1, 1], logs  # errors: every rank exits 2, each torchrun 1
     assert all(re.search(r"exitcode\s*:\s*2 ", log) for log in logs), logs
     with sqlite3.connect(tmp_path / "db1.db") as con:
         rows = con.execute("SELECT finding, severity, title FROM findings").fetchall()
+    with sqlite3.connect(tmp_path / "db0.db") as con:  # asked: node 1 keeps the run too
+        assert con.execute("SELECT finding, severity, title FROM findings").fetchall() == rows
     by_id = {i: (sev, title) for i, sev, title in rows}
     assert by_id["cluster.versions.driver"][0] == "error"
     assert "node" in by_id["cluster.versions.driver"][1]

@@ -338,14 +338,19 @@ class Cluster:
         workers failed, which never come to it (torch/distributed/elastic/agent/server/
         api.py, `_invoke_run` and `_exit_barrier`), so a rank 0 that alone exits non-zero
         holds every other node's torchrun for five minutes."""
+        return self.share_end(code)[0]
+
+    def share_end(self, code: int | None, copy: Any = None) -> tuple[int | None, Any]:
+        """share_exit_code, with what rank 0 passes as `copy` (the stored run, for the
+        nodes asked to keep it too: `--db-on-every-node`) on every rank."""
         import torch.distributed as dist
 
-        box = [code if self.rank == 0 else None]
+        box = [code, copy] if self.rank == 0 else [None, None]
         try:
             dist.broadcast_object_list(box, src=0, group=self.control)
         except Exception:
-            return None
-        return box[0] if isinstance(box[0], int) else None
+            return None, None
+        return (box[0] if isinstance(box[0], int) else None), box[1]
 
     def report_failure(self) -> None:
         with contextlib.suppress(Exception):

@@ -15,15 +15,19 @@ from rigbench.commands.common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     DbOpt,
+    EveryNodeOpt,
     JsonOpt,
     SimulateOpt,
+    check_every_node,
     check_timeout,
     err,
     interrupt_on_signals,
+    keep_copy,
     one_line_errors,
     out,
     print_json,
     quiet_interrupt,
+    stored_run,
 )
 from rigbench.errors import BadInput, RigbenchError
 
@@ -80,6 +84,7 @@ def bench(
     simulate: SimulateOpt = None,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    every_node: EveryNodeOpt = False,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -125,10 +130,12 @@ def bench(
         from rigbench.bench.cluster import torchrun_env
 
         dist_env = torchrun_env()
+        check_every_node(every_node, dist_env is not None)
         if dist_env is not None:
             _bench_cluster(
-                dist_env, backend, rig, names, full, scale, timeout, options, db, as_json
-            )
+                dist_env, backend, rig, names, full, scale, timeout, options, db, as_json,
+                every_node,
+            )  # fmt: skip
             return
         selected = parse_gpus(gpus, rig)
         store = Store.open(db)
@@ -257,6 +264,7 @@ def _bench_cluster(
     options: object,
     db: object,
     as_json: bool,
+    every_node: bool,
 ) -> None:
     """`bench` in one rank of a torchrun job: rank 0 stores and shows the one run, the
     other ranks measure, print nothing (a lost node: one line on rank 0) and exit with
@@ -351,8 +359,10 @@ def _bench_cluster(
         # process-group teardown here could wait on the lost peers).
         os._exit(EXIT_ERROR)
     if store is None or run_id is None:  # measured, no error: exit with rank 0's code
-        shared = cluster.share_exit_code(None)
+        shared, copy = cluster.share_end(None)
         cluster.shutdown()
+        if every_node and env.local_rank == 0:
+            keep_copy(copy, db, env.node_rank)  # type: ignore[arg-type]
         code = EXIT_ERROR if shared is None else shared
         if code:
             raise typer.Exit(code)
@@ -388,7 +398,7 @@ def _bench_cluster(
         else:
             code = exit_code_for(r.judgement.severity for r in results if r.judgement)
     finally:
-        cluster.share_exit_code(code)
+        cluster.share_end(code, stored_run(store, run_id) if every_node else None)
         cluster.shutdown()
     _show(run, results, f"run #{run_id} (complete) saved to {store.path}", as_json)
     if code:

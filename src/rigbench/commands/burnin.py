@@ -16,15 +16,19 @@ from rigbench.commands.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     DbOpt,
+    EveryNodeOpt,
     JsonOpt,
     SimulateOpt,
+    check_every_node,
     check_timeout,
     err,
     interrupt_on_signals,
+    keep_copy,
     one_line_errors,
     out,
     print_json,
     quiet_interrupt,
+    stored_run,
 )
 from rigbench.errors import BadInput
 
@@ -132,6 +136,7 @@ def burnin(
     simulate: SimulateOpt = None,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    every_node: EveryNodeOpt = False,
 ) -> None:
     """Load every chosen GPU with checked matmuls, memory traffic and all_reduce, alternated
     with idle->full steps on all GPUs at once, while sampling telemetry; then a verdict per
@@ -161,6 +166,7 @@ def burnin(
     dist_env = torchrun_env()
     with one_line_errors():
         check_timeout(timeout)
+        check_every_node(every_node, dist_env is not None)
         if timeout is not None and dist_env is None:
             raise BadInput(
                 "--timeout: only under torchrun (the time to reach the job's rendezvous)"
@@ -212,7 +218,7 @@ def burnin(
     if dist_env is not None:
         _burnin_cluster(
             dist_env, backend, rig, minutes, rate, profile, db, as_json,
-            timeout or DEFAULT_TIMEOUT_S,
+            timeout or DEFAULT_TIMEOUT_S, every_node,
         )  # fmt: skip
         return
     with one_line_errors():
@@ -300,6 +306,7 @@ def _burnin_cluster(
     db: Path | None,
     as_json: bool,
     reach_s: float,
+    every_node: bool,
 ) -> None:
     """`burnin` in one rank of a torchrun job: each rank burns in its own device; rank 0
     gathers every rank's verdict and telemetry and writes one run (a lost node: one line
@@ -356,8 +363,10 @@ def _burnin_cluster(
                 err.print(f"[red]error:[/red] node {env.node_rank}: {escape(error)}")
                 sys.stderr.flush()
             os._exit(EXIT_ERROR)  # no teardown: it could wait on the lost peers
-        shared = cluster.share_exit_code(None)  # every rank exits with rank 0's code
+        shared, copy = cluster.share_end(None)  # every rank exits with rank 0's code
         cluster.shutdown()
+        if every_node and env.local_rank == 0:
+            keep_copy(copy, db, env.node_rank)
         code = EXIT_ERROR if shared is None else shared
         if code:
             raise typer.Exit(code)
@@ -373,7 +382,7 @@ def _burnin_cluster(
         code = EXIT_ERROR if broken else _exit_code(outcome)
     finally:
         if not broken:  # a broken run's other ranks have already ended in error
-            cluster.share_exit_code(code)
+            cluster.share_end(code, stored_run(store, run.id) if every_node else None)
     if as_json:
         doc = outcome.to_dict()
         doc["nodes"] = [n.name for n in cluster.nodes]

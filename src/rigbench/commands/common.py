@@ -48,6 +48,46 @@ DbOpt = Annotated[
         "--db", help="SQLite database for results (default: the user data dir).", metavar="PATH"
     ),
 ]
+EveryNodeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--db-on-every-node",
+        help="Under torchrun: every node's first rank also keeps the run rank 0 stored in its "
+        "own --db (default: rank 0 alone writes).",
+    ),
+]
+
+
+def check_every_node(every_node: bool, under_torchrun: bool) -> None:
+    if every_node and not under_torchrun:
+        raise BadInput("--db-on-every-node: only under torchrun (one machine keeps its own run)")
+
+
+def stored_run(store: Any, run_id: int) -> tuple[Any, ...] | None:
+    """Rank 0's stored run, as keep_copy takes it; None where it cannot be read back."""
+    try:
+        return (store.get_run(run_id), store.results(run_id), store.findings(run_id))
+    except RigbenchError:
+        return None
+
+
+def keep_copy(copy: Any, db: Path | None, node_rank: int) -> None:
+    """On a node's first rank asked to keep the run: store rank 0's `copy` (run, results,
+    findings) in this node's database and say where, in one line."""
+    from rigbench.store import Store
+
+    if copy is None:
+        err.print(f"node {node_rank}: rank 0 sent no run to keep", highlight=False, soft_wrap=True)
+        return
+    with one_line_errors():
+        store = Store.open(db)
+        run_id = store.copy_run(*copy)
+    err.print(
+        f"node {node_rank}: run #{copy[0].id} of rank 0 kept as run #{run_id} ({store.path})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
 
 # The exit codes are judge's (one mapping); a command whose run failed exits as warnings do.
 EXIT_FAILED = EXIT_WARNINGS

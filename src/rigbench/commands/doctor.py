@@ -11,8 +11,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rigbench.commands.common import (
     EXIT_INTERRUPTED,
     DbOpt,
+    EveryNodeOpt,
     JsonOpt,
     SimulateOpt,
+    check_every_node,
     check_timeout,
     err,
     interrupt_on_signals,
@@ -41,6 +43,7 @@ def doctor(
         ),
     ] = None,
     db: DbOpt = None,
+    every_node: EveryNodeOpt = False,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -67,8 +70,9 @@ def doctor(
         from rigbench.bench.cluster import torchrun_env
 
         dist_env = torchrun_env()
+        check_every_node(every_node, dist_env is not None)
         if dist_env is not None:
-            _doctor_cluster(dist_env, backend, timeout, db, as_json)
+            _doctor_cluster(dist_env, backend, timeout, db, as_json, every_node)
             return
         store = Store.open(db)
     sampler = None
@@ -142,7 +146,12 @@ def doctor(
 
 
 def _doctor_cluster(
-    env: object, backend: object, timeout: float | None, db: object, as_json: bool
+    env: object,
+    backend: object,
+    timeout: float | None,
+    db: object,
+    as_json: bool,
+    every_node: bool,
 ) -> None:
     """`doctor` in one rank of a torchrun job: each node's local rank 0 reads its facts,
     every rank judges them across nodes and exits with the same code; rank 0 alone stores
@@ -171,7 +180,8 @@ def _doctor_cluster(
                 memlock_bytes=host.memlock_bytes,
                 backend="nccl" if rig.gpus else "gloo",
             )
-        store = Store.open(db) if env.rank == 0 else None  # type: ignore[arg-type]
+        keeps = env.rank == 0 or (every_node and env.local_rank == 0)
+        store = Store.open(db) if keeps else None  # type: ignore[arg-type]
     interrupt_on_signals()
     with one_line_errors(), quiet_interrupt(env.rank):
         nodes, bound = gather_facts(env, facts, timeout or DEFAULT_TIMEOUT_S)
@@ -187,6 +197,15 @@ def _doctor_cluster(
         for finding in findings:
             store.add_finding(run.id, finding)  # type: ignore[arg-type]
         store.finish_run(run, "complete")
+    if env.rank != 0:  # a node asked to keep the run too (every rank judged the same facts)
+        err.print(
+            f"node {env.node_rank}: kept as run #{run.id} ({store.path})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if code:
+            raise typer.Exit(code)
+        return
     if as_json:
         print_json(
             {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -196,6 +197,19 @@ class Store:
             "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
             (status, run.finished_at, run.id),
         )
+
+    def copy_run(self, run: Run, results: list[Result], findings: list[Finding]) -> int:
+        """Store a run another process stored (its results and findings, as they were), as
+        a new run of this database written by this process; its number here."""
+        copy = dataclasses.replace(run, id=None, pid=None, host=None, status="running")
+        with self.transaction():
+            run_id = self.start_run(copy)
+            for r in results:
+                self.add_result(run_id, r)
+            for f in findings:
+                self.add_finding(run_id, f)
+        self.finish_run(copy, run.status)
+        return run_id
 
     def add_result(self, run_id: int, r: Result) -> int:
         return self._write(
