@@ -13,6 +13,14 @@ import typer.testing
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 
+# Three workers share the CI machine's two cores: each process's torch computes on one
+# thread (as torchrun's ranks do; torchrun sets the same), unless the environment says
+# otherwise. Two threads a worker oversubscribed the cores and their OpenMP threads spun
+# while waiting: the suite took 128.6-130.7 s without this, 120.5-124.7 s with it (same
+# machine, the same hour).
+# rigbench's own thread settings (stand-ins, ranks, CPU workloads) still apply over it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "simulated"
 
 # Typer's CliRunner builds the click command again, evaluating every option's annotation, on
