@@ -123,6 +123,24 @@ def test_hosts_are_matched_by_name_or_address_and_counted_against_nnodes() -> No
     )
 
 
+def test_an_endpoint_held_by_another_program_is_one_line_within_the_join_timeout() -> None:
+    # a listener that accepts and never answers (the port of another service): torchrun's
+    # store client waited there for over 140 s, saying nothing
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        endpoint = f"127.0.0.1:{silent.getsockname()[1]}"
+        t0 = time.monotonic()
+        proc = _start("--nnodes", "2", "--rdzv-endpoint", endpoint, "--join-timeout", "1",
+                      "--", "info")  # fmt: skip
+        code, errors, err = _errors(proc)
+    assert code == 2, err
+    assert errors == [
+        f"error: the rendezvous at {endpoint} did not answer as torchrun's store within 6 s: "
+        "check that its node started `rigbench cluster` and that no other program holds that "
+        "port (README, Several machines)"
+    ], err
+    assert time.monotonic() - t0 < 30
+
+
 def test_the_ranks_code_is_the_exit_code() -> None:
     # both jobs at once: most of each is waiting on torchrun's agent
     def start(ranks: int, *command: str) -> subprocess.Popen[str]:

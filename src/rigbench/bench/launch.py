@@ -22,12 +22,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rigbench.bench import rollcall
 from rigbench.errors import BadInput, Interrupted, JoinError
 
 DEFAULT_JOIN_TIMEOUT_S = 300.0  # torchrun's own default is 600 s
+# Beyond --join-timeout, what a node may take to reach the rendezvous's store before it is
+# judged not to be one (a node's own start-up, the client's connection retries)
+STORE_GRACE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,26 @@ def closed(job: Launch, joined: list[rollcall.Node]) -> str:
     )
 
 
+def _watch_store(
+    seen: rollcall.RollCall, job: Launch, give_up: Callable[[JoinError], object]
+) -> None:
+    """Give up in one line where the rendezvous's store never answers: a port held by
+    another program accepts torchrun's connection and says nothing, and torchrun's client
+    then waits past every timeout it has (torch 2.13: over 140 s, measured). Nothing has
+    started yet that ending the process here could leave behind: the store comes before any
+    rank."""
+    if seen.reached.wait(job.join_timeout_s + STORE_GRACE_S):
+        return
+    give_up(
+        JoinError(
+            f"the rendezvous at {job.endpoint} did not answer as torchrun's store within "
+            f"{job.join_timeout_s + STORE_GRACE_S:g} s: check that its node started "
+            "`rigbench cluster` and that no other program holds that port (README, Several "
+            "machines)"
+        )
+    )
+
+
 def resolve(host: str) -> None:
     """One line where the rendezvous host has no address (a typo, or DNS/hosts missing)."""
     try:
@@ -123,8 +148,10 @@ def resolve(host: str) -> None:
         ) from None
 
 
-def launch(job: Launch) -> int:
-    """Run torchrun for `job` in this process; the ranks' exit code (0 when all exit 0)."""
+def launch(job: Launch, give_up: Callable[[JoinError], object]) -> int:
+    """Run torchrun for `job` in this process; the ranks' exit code (0 when all exit 0).
+    `give_up` is called from another thread where the rendezvous's store never answers: it
+    must end the process."""
     check_nnodes(job.nnodes)
     host, port = split_endpoint(job.endpoint)
     check_hosts(job.hosts, job.nnodes)
@@ -154,6 +181,9 @@ def launch(job: Launch) -> int:
     args = get_args_parser().parse_args(job.torchrun_args())
     seen = rollcall.RollCall()
     rollcall.register(seen, host, port, job.join_timeout_s)
+    threading.Thread(
+        target=_watch_store, args=(seen, job, give_up), name="rigbench-store-watch", daemon=True
+    ).start()
     try:
         run(args)
     except RendezvousTimeoutError:

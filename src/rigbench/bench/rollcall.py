@@ -44,6 +44,7 @@ class RollCall:
 
     seen: list[Node] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reached: threading.Event = field(default_factory=threading.Event)  # the store answered
 
     def keep(self, nodes: list[Node]) -> None:
         with self.lock:
@@ -121,6 +122,7 @@ def _handler(params: Any) -> Any:
 
     job = _launch[-1]
     c10d, store = create_backend(params)
+    job.into.reached.set()
     backend = Named(c10d)
     answer(
         store, params.run_id, Node(socket.gethostname(), route_addr(job.endpoint_host, job.port))

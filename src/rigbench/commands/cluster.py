@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from rigbench.bench.launch import DEFAULT_JOIN_TIMEOUT_S
-from rigbench.commands.common import one_line_errors
+from rigbench.commands.common import exit_now, one_line_errors
 
 app = typer.Typer()
 
@@ -76,6 +76,7 @@ def cluster(
                 join_timeout_s=join_timeout,
                 command=tuple(ctx.args),
                 hosts=tuple(h.strip() for h in hosts.split(",")) if hosts else (),
-            )
+            ),
+            give_up=exit_now,
         )
         raise typer.Exit(code)

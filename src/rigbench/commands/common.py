@@ -138,6 +138,13 @@ def one_line_errors() -> Iterator[None]:
         error_line(str(exc), exc.exit_code)
 
 
+def exit_now(exc: RigbenchError) -> NoReturn:
+    """One line and the error's exit code, from any thread: the process ends at once."""
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    sys.stderr.flush()
+    os._exit(exc.exit_code)
+
+
 def interrupt_on_signals() -> None:
     """Ctrl-C and SIGTERM raise KeyboardInterrupt, even where the shell started us with
     SIGINT ignored (background jobs), so a long command always stops cleanly."""
