@@ -33,9 +33,14 @@ COMMANDS = {
 
 
 def _stored(db: Path) -> dict[int, tuple[str, int, int]]:
-    """Per run: status, results and telemetry samples, read straight from the file."""
+    """Per run: status, results and telemetry samples, read straight from the file (none
+    where every kill came before the command opened it: a loaded machine's start-up can
+    outlast a start-up moment)."""
     with sqlite3.connect(db) as conn:
-        runs = conn.execute("SELECT id, status FROM runs").fetchall()
+        try:
+            runs = conn.execute("SELECT id, status FROM runs").fetchall()
+        except sqlite3.OperationalError:  # no schema yet
+            return {}
         return {
             rid: (
                 status,
