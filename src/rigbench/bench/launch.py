@@ -63,12 +63,14 @@ def _gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def check_nnodes(nnodes: str) -> None:
-    """N or MIN:MAX, as torchrun takes it, with 0 < MIN <= MAX (torchrun asserts it)."""
+def node_range(nnodes: str) -> tuple[int, int]:
+    """(MIN, MAX) of N or MIN:MAX, as torchrun takes it, with 0 < MIN <= MAX (torchrun
+    asserts it)."""
     parts = nnodes.split(":")
     ok = len(parts) in (1, 2) and all(p.strip().isdigit() for p in parts)
     if not ok or not 0 < int(parts[0]) <= int(parts[-1]):
         raise BadInput(f"--nnodes must be N or MIN:MAX with 0 < MIN <= MAX (got {nnodes!r})")
+    return int(parts[0]), int(parts[-1])
 
 
 def split_endpoint(endpoint: str) -> tuple[str, int]:
@@ -79,7 +81,7 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
 
 
 def check_hosts(hosts: tuple[str, ...], nnodes: str) -> None:
-    most = int(nnodes.split(":")[-1])
+    _fewest, most = node_range(nnodes)
     if len(hosts) > most or any(not h.strip() for h in hosts):
         raise BadInput(
             f"--hosts must name up to {most} node(s) (--nnodes {nnodes}), comma-separated "
@@ -107,7 +109,7 @@ def not_joined(job: Launch, joined: list[rollcall.Node]) -> str:
 
 
 def closed(job: Launch, joined: list[rollcall.Node]) -> str:
-    fewest = int(job.nnodes.split(":")[0])
+    fewest, _most = node_range(job.nnodes)
     if joined and (len(joined) < fewest or rollcall.missing(list(job.hosts), joined)):
         return not_joined(job, joined)  # closed while nodes were still joining
     return (
@@ -152,7 +154,7 @@ def launch(job: Launch, give_up: Callable[[JoinError], object]) -> int:
     """Run torchrun for `job` in this process; the ranks' exit code (0 when all exit 0).
     `give_up` is called from another thread where the rendezvous's store never answers: it
     must end the process."""
-    check_nnodes(job.nnodes)
+    node_range(job.nnodes)
     host, port = split_endpoint(job.endpoint)
     check_hosts(job.hosts, job.nnodes)
     if not job.command:
@@ -179,8 +181,8 @@ def launch(job: Launch, give_up: Callable[[JoinError], object]) -> int:
 
     logging.getLogger("torch.distributed").setLevel(os.environ["LOGLEVEL"])
     args = get_args_parser().parse_args(job.torchrun_args())
-    seen = rollcall.RollCall()
-    rollcall.register(seen, host, port, job.join_timeout_s)
+    seen = rollcall.RollCall(host, port, job.join_timeout_s)
+    rollcall.register(seen)
     threading.Thread(
         target=_watch_store, args=(seen, job, give_up), name="rigbench-store-watch", daemon=True
     ).start()

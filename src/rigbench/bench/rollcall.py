@@ -40,8 +40,12 @@ class Node:
 
 @dataclass(slots=True)
 class RollCall:
-    """The nodes seen in the roll-call of the current launch; filled by the handler below."""
+    """The roll-call of one launch (its endpoint and join timeout) and the nodes seen in it;
+    filled by the handler below."""
 
+    endpoint_host: str
+    port: int
+    join_timeout_s: float
     seen: list[Node] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     reached: threading.Event = field(default_factory=threading.Event)  # the store answered
@@ -88,15 +92,7 @@ def _poll(store: Any, run_id: str, into: RollCall, until_s: float) -> None:
         time.sleep(_POLL_S)
 
 
-@dataclass(frozen=True, slots=True)
-class _Launch:
-    into: RollCall
-    endpoint_host: str
-    port: int
-    join_timeout_s: float
-
-
-_launch: list[_Launch] = []  # the launch in this process that the handler serves
+_current: list[RollCall] = []  # the launch this process runs: the handler serves it
 
 
 def _handler(params: Any) -> Any:
@@ -120,28 +116,28 @@ def _handler(params: Any) -> Any:
         def set_state(self, state: bytes, token: Any = None) -> Any:
             return self.inner.set_state(state, token)
 
-    job = _launch[-1]
+    call = _current[-1]
     c10d, store = create_backend(params)
-    job.into.reached.set()
+    call.reached.set()
     backend = Named(c10d)
     answer(
-        store, params.run_id, Node(socket.gethostname(), route_addr(job.endpoint_host, job.port))
+        store, params.run_id, Node(socket.gethostname(), route_addr(call.endpoint_host, call.port))
     )
     store.set_timeout(timedelta(seconds=_STORE_READ_S))
     threading.Thread(
         target=_poll,
-        args=(store, params.run_id, job.into, job.join_timeout_s + _POLL_S),
+        args=(store, params.run_id, call, call.join_timeout_s + _POLL_S),
         name="rigbench-rollcall",
         daemon=True,
     ).start()
     return create_handler(store, backend, params)
 
 
-def register(into: RollCall, endpoint_host: str, port: int, join_timeout_s: float) -> None:
-    """Make BACKEND torchrun's c10d rendezvous, answering the roll-call and watching it."""
+def register(call: RollCall) -> None:
+    """Make BACKEND torchrun's c10d rendezvous, answering `call` and watching it."""
     from torch.distributed.elastic.rendezvous import rendezvous_handler_registry
 
-    _launch.append(_Launch(into, endpoint_host, port, join_timeout_s))
+    _current.append(call)
     rendezvous_handler_registry.register(BACKEND, _handler)
 
 

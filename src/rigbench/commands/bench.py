@@ -21,8 +21,8 @@ from rigbench.commands.common import (
     check_every_node,
     check_timeout,
     err,
+    follow_rank_0,
     interrupt_on_signals,
-    keep_copy,
     one_line_errors,
     out,
     print_json,
@@ -359,13 +359,7 @@ def _bench_cluster(
         # process-group teardown here could wait on the lost peers).
         os._exit(EXIT_ERROR)
     if store is None or run_id is None:  # measured, no error: exit with rank 0's code
-        shared, copy = cluster.share_end(None)
-        cluster.shutdown()
-        if every_node and env.local_rank == 0:
-            keep_copy(copy, db, env.node_rank)  # type: ignore[arg-type]
-        code = EXIT_ERROR if shared is None else shared
-        if code:
-            raise typer.Exit(code)
+        follow_rank_0(cluster, env, every_node, db)  # type: ignore[arg-type]
         return
     if outcome.error:
         judge_inter_node_results(results)

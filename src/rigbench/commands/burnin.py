@@ -22,8 +22,8 @@ from rigbench.commands.common import (
     check_every_node,
     check_timeout,
     err,
+    follow_rank_0,
     interrupt_on_signals,
-    keep_copy,
     one_line_errors,
     out,
     print_json,
@@ -363,13 +363,7 @@ def _burnin_cluster(
                 err.print(f"[red]error:[/red] node {env.node_rank}: {escape(error)}")
                 sys.stderr.flush()
             os._exit(EXIT_ERROR)  # no teardown: it could wait on the lost peers
-        shared, copy = cluster.share_end(None)  # every rank exits with rank 0's code
-        cluster.shutdown()
-        if every_node and env.local_rank == 0:
-            keep_copy(copy, db, env.node_rank)
-        code = EXIT_ERROR if shared is None else shared
-        if code:
-            raise typer.Exit(code)
+        follow_rank_0(cluster, env, every_node, db)
         return
     assert store is not None and run.id is not None
     broken = bool(lost or error)

@@ -64,14 +64,27 @@ def check_every_node(every_node: bool, under_torchrun: bool) -> None:
 
 
 def stored_run(store: Any, run_id: int) -> tuple[Any, ...] | None:
-    """Rank 0's stored run, as keep_copy takes it; None where it cannot be read back."""
+    """Rank 0's stored run, as follow_rank_0 hands it on; None where it cannot be read back."""
     try:
         return (store.get_run(run_id), store.results(run_id), store.findings(run_id))
     except RigbenchError:
         return None
 
 
-def keep_copy(copy: Any, db: Path | None, node_rank: int) -> None:
+def follow_rank_0(cluster: Any, env: Any, every_node: bool, db: Path | None) -> None:
+    """A rank other than 0 at the end of a run that measured without error: it exits with
+    rank 0's code (Cluster.share_exit_code says why) and, asked, its node's first rank keeps
+    the run rank 0 stored."""
+    shared, copy = cluster.share_end(None)
+    cluster.shutdown()
+    if every_node and env.local_rank == 0:
+        _keep_copy(copy, db, env.node_rank)
+    code = EXIT_ERROR if shared is None else shared
+    if code:
+        raise typer.Exit(code)
+
+
+def _keep_copy(copy: Any, db: Path | None, node_rank: int) -> None:
     """On a node's first rank asked to keep the run: store rank 0's `copy` (run, results,
     findings) in this node's database and say where, in one line."""
     from rigbench.store import Store
@@ -108,18 +121,21 @@ def _torchrun_place() -> tuple[int, int, int] | None:
     return (env.node_rank, env.local_rank, env.local_world_size) if env is not None else None
 
 
+def _say_error(message: str) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def error_line(message: str, code: int) -> NoReturn:
     """Say `message` as one line, then exit with `code`. Under torchrun only each node's
     local rank 0 says it (the first node's plainly, another's prefixed with its node), and
     every rank exits with `code`."""
     place = _torchrun_place()
     if place is None:
-        err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+        _say_error(message)
         raise typer.Exit(code)
     node, local, here = place
     if local == 0:
-        where = f"node {node}: " if node != 0 else ""
-        err.print(f"[red]error:[/red] {escape(where + message)}", highlight=False, soft_wrap=True)
+        _say_error((f"node {node}: " if node != 0 else "") + message)
     sys.stdout.flush()
     sys.stderr.flush()
     if here > 1:  # no other rank of this node for the agent to end: no wait
@@ -140,7 +156,7 @@ def one_line_errors() -> Iterator[None]:
 
 def exit_now(exc: RigbenchError) -> NoReturn:
     """One line and the error's exit code, from any thread: the process ends at once."""
-    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    _say_error(str(exc))
     sys.stderr.flush()
     os._exit(exc.exit_code)
 
