@@ -37,7 +37,8 @@ def test_readme_commands_are_what_ci_runs() -> None:
         "pip install torch==2.13.0 -e '.[dev]' && python -m pytest -q -n 3",
     ]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -q torch==2.13.0 -e '.[dev]'\n" in ci
+    # the same packages; CI leaves compiling to the first import (.ci/run says why)
+    assert "pip install -q --no-compile torch==2.13.0 -e '.[dev]'\n" in ci
     assert "python -m pytest -q -n 3" in ci
 
 

@@ -71,26 +71,38 @@ ADVICE = (
 
 
 def test_a_node_that_never_joins_is_named_by_every_node_that_did() -> None:
-    # a 3-node job: the endpoint's host and a second node start, the third never does;
-    # whichever times out first closes the rendezvous under the other (torchrun's
-    # RendezvousClosedError), and both name the missing node from the roll-call. 8 s: the
-    # two start together, but on a loaded 2-core machine one's start-up can trail the
-    # other's by more than 3 s, and a node that comes after the first gave up is, rightly,
-    # named as not joined
+    # a 3-node job: the endpoint's host and a second node start, the third never does. The
+    # host gives up first (4 s): it closes the rendezvous and its store ends with it, under
+    # the second node (torchrun's RendezvousClosedError or, once the store is gone, its
+    # RendezvousConnectionError, whichever the second node meets first). Both name the
+    # missing node from the roll-call. The second node waits 8 s: on a loaded 2-core
+    # machine its start-up can trail the host's by seconds, and a node that comes after the
+    # host gave up is, rightly, named as not joined.
     here = socket.gethostname()
-    endpoint = f"127.0.0.1:{free_port()}"
-    named = [
-        _start("--nnodes", "3", "--rdzv-endpoint", endpoint, "--nproc-per-node", "1",
-               "--join-timeout", "8", "--hosts", "localhost,127.0.0.1,node-c.invalid",
-               "--", "info")
-        for _ in range(2)
-    ]  # fmt: skip
-    for proc in named:
+    port = free_port()
+    endpoint = f"127.0.0.1:{port}"
+
+    def node(join_timeout: str) -> subprocess.Popen[str]:
+        return _start("--nnodes", "3", "--rdzv-endpoint", endpoint, "--nproc-per-node", "1",
+                      "--join-timeout", join_timeout, "--hosts",
+                      "localhost,127.0.0.1,node-c.invalid", "--", "info")  # fmt: skip
+
+    host = node("4")
+    deadline = time.monotonic() + 60
+    while True:  # the first node to listen on the endpoint hosts the store
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert host.poll() is None and time.monotonic() < deadline, host.communicate()
+            time.sleep(0.1)
+    second = node("8")
+    for proc, waited in ((host, 4), (second, 8)):
         code, errors, err = _errors(proc)
         assert code == 2, err
         assert errors == [
-            f"error: node-c.invalid did not join at {endpoint} within 8 s (joined: {here}, "
-            f"{here}): {ADVICE}"
+            f"error: node-c.invalid did not join at {endpoint} within {waited} s (joined: "
+            f"{here}, {here}): {ADVICE}"
         ], err
 
 
@@ -124,6 +136,40 @@ def test_hosts_are_matched_by_name_or_address_and_counted_against_nnodes() -> No
     assert res.stderr == (
         "error: --hosts must name up to 2 node(s) (--nnodes 2), comma-separated (got 'a,b,c')\n"
     )
+
+
+class _Store:
+    """The calls the roll-call makes on torchrun's TCPStore."""
+
+    def __init__(self) -> None:
+        self.lines = "gpu-a 10.0.0.5\n"
+        self.reads = 0
+
+    def check(self, keys: list[str]) -> bool:
+        self.reads += 1
+        return True
+
+    def get(self, key: str) -> bytes:
+        return self.lines.encode()
+
+
+def test_the_roll_call_watcher_ends_with_the_launch() -> None:
+    # a watcher still inside a store call when the agent exits aborted the agent
+    # ("terminate called without an active exception", exit -6, under load)
+    call = rollcall.RollCall("gpu-a", 29400, join_timeout_s=300)
+    store = _Store()
+    call.watch(store, "job")
+    deadline = time.monotonic() + 10
+    while not call.joined() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert call.joined() == [rollcall.Node("gpu-a", "10.0.0.5")]
+    t0 = time.monotonic()
+    call.close()
+    assert call.poller is not None and not call.poller.is_alive()
+    assert time.monotonic() - t0 < 2  # not the join timeout
+    reads = store.reads
+    time.sleep(1.2)  # one poll period and more: no read after close
+    assert store.reads == reads
 
 
 def test_an_endpoint_held_by_another_program_is_one_line_within_the_join_timeout() -> None:

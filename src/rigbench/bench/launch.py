@@ -108,9 +108,16 @@ def not_joined(job: Launch, joined: list[rollcall.Node]) -> str:
     )
 
 
-def closed(job: Launch, joined: list[rollcall.Node]) -> str:
+def _short(job: Launch, joined: list[rollcall.Node]) -> bool:
+    """The roll-call, where it was read, lacks a node the job needs."""
     fewest, _most = node_range(job.nnodes)
-    if joined and (len(joined) < fewest or rollcall.missing(list(job.hosts), joined)):
+    return bool(joined) and (
+        len(joined) < fewest or bool(rollcall.missing(list(job.hosts), joined))
+    )
+
+
+def closed(job: Launch, joined: list[rollcall.Node]) -> str:
+    if _short(job, joined):
         return not_joined(job, joined)  # closed while nodes were still joining
     return (
         f"the rendezvous {job.rdzv_id} at {job.endpoint} was closed by another node: the job "
@@ -193,6 +200,9 @@ def launch(job: Launch, give_up: Callable[[JoinError], object]) -> int:
     except RendezvousClosedError:  # another node gave up first and closed the rendezvous
         raise JoinError(closed(job, seen.joined())) from None
     except RendezvousConnectionError as exc:
+        if seen.reached.is_set() and _short(job, seen.joined()):
+            # the host node gave up waiting first, and its store went with it
+            raise JoinError(not_joined(job, seen.joined())) from None
         cause = exc.__cause__ or exc.__context__ or exc
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise JoinError(
@@ -204,6 +214,8 @@ def launch(job: Launch, give_up: Callable[[JoinError], object]) -> int:
     except ChildFailedError as exc:
         codes = [f.exitcode for f in exc.failures.values() if f.exitcode is not None]
         return max((c for c in codes if c > 0), default=1)
+    finally:
+        seen.close()
     return 0
 
 

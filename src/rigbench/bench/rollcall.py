@@ -49,6 +49,27 @@ class RollCall:
     seen: list[Node] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     reached: threading.Event = field(default_factory=threading.Event)  # the store answered
+    stop: threading.Event = field(default_factory=threading.Event)
+    poller: threading.Thread | None = None
+
+    def watch(self, store: Any, run_id: str) -> None:
+        """Keep a copy of the roll-call in `store` until the join timeout, or close()."""
+        self.poller = threading.Thread(
+            target=_poll,
+            args=(store, run_id, self, self.join_timeout_s + _POLL_S),
+            name="rigbench-rollcall",
+            daemon=True,
+        )
+        self.poller.start()
+
+    def close(self) -> None:
+        """Stop watching, and wait for the watcher. It must not outlive the launch: a daemon
+        thread caught inside a store call (C++, the GIL released) when the interpreter exits
+        is ended mid-call, and the process aborts ("terminate called without an active
+        exception", seen under load on a node whose job had ended)."""
+        self.stop.set()
+        if self.poller is not None:
+            self.poller.join(timeout=_STORE_READ_S + _POLL_S)
 
     def keep(self, nodes: list[Node]) -> None:
         with self.lock:
@@ -84,12 +105,12 @@ def answer(store: Any, run_id: str, me: Node) -> None:
 
 def _poll(store: Any, run_id: str, into: RollCall, until_s: float) -> None:
     end = time.monotonic() + until_s
-    while time.monotonic() < end:
+    while time.monotonic() < end and not into.stop.is_set():
         try:
             into.keep(read(store, run_id))
         except Exception:  # the host node's store went away: keep what was seen
             return
-        time.sleep(_POLL_S)
+        into.stop.wait(_POLL_S)
 
 
 _current: list[RollCall] = []  # the launch this process runs: the handler serves it
@@ -124,12 +145,7 @@ def _handler(params: Any) -> Any:
         store, params.run_id, Node(socket.gethostname(), route_addr(call.endpoint_host, call.port))
     )
     store.set_timeout(timedelta(seconds=_STORE_READ_S))
-    threading.Thread(
-        target=_poll,
-        args=(store, params.run_id, call, call.join_timeout_s + _POLL_S),
-        name="rigbench-rollcall",
-        daemon=True,
-    ).start()
+    call.watch(store, params.run_id)
     return create_handler(store, backend, params)
 
 
