@@ -452,30 +452,37 @@ def test_burnin_a_killed_node_is_named_and_the_rest_is_kept(tmp_path: Path) -> N
 
 def test_bad_input_under_torchrun_is_one_line_and_exit_2_from_every_rank(tmp_path: Path) -> None:
     # a named error (one_line_errors), a usage error (click), and more ranks than the node
-    # has GPUs (one simulated GPU, two ranks), the jobs at once
+    # has GPUs (one simulated GPU, two ranks), all before the ranks join: they start with
+    # the environment torchrun gives them (the agent itself, with the exit code it passes
+    # on: tests/test_launch.py::test_the_ranks_code_is_the_exit_code)
     one_gpu = str(ROOT / "examples" / "simulated" / "h200-x1.toml")
     cases = [
         ["burnin", "--minutes", "0"],
         ["bench", "--bogus"],
         ["burnin", "--minutes", "0.1", "--simulate", one_gpu],
     ]
-    jobs = [
-        subprocess.Popen(
-            [*TORCHRUN, "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
-             "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "rigbench", *args,
-             "--db", str(tmp_path / "x.db")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=child_env(),
-            cwd=tmp_path,
-        )
-        for args in cases
-    ]  # fmt: skip
     expected = ["--minutes", "--bogus", "2 ranks on a node with 1 GPU"]
-    for job, words in zip(jobs, expected, strict=True):
-        _out, stderr = job.communicate(timeout=120)
-        said = [line for line in stderr.splitlines() if line.startswith("error:")]
-        assert len(said) == 1 and words in said[0], stderr
-        assert "rigbench/" not in stderr  # no frame of ours (torchrun prints its own summary)
-        assert re.findall(r"^\s*exitcode\s*:\s*(-?\d+)", stderr, re.M) == ["2", "2"], stderr
+
+    def rank(args: list[str], local: int) -> subprocess.Popen[str]:
+        env = {**child_env(), "RANK": str(local), "LOCAL_RANK": str(local), "WORLD_SIZE": "2",
+               "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(free_port()), "TORCHELASTIC_RUN_ID": "bad-input",
+               "TORCHELASTIC_USE_AGENT_STORE": "True"}  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "rigbench", *args, "--db", str(tmp_path / "x.db")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        )  # fmt: skip
+
+    jobs = [[rank(args, local) for local in (0, 1)] for args in cases]
+    for ranks, words in zip(jobs, expected, strict=True):
+        said = []
+        for proc in ranks:
+            _out, stderr = proc.communicate(timeout=120)
+            assert proc.returncode == 2, stderr
+            said.append(stderr.splitlines())
+        # local rank 0 speaks for the node, once; the other says nothing more
+        assert len(said[0]) == 1 and said[0][0].startswith("error:"), said
+        assert words in said[0][0] and said[1] == [], said
 
 
 def test_a_rendezvous_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
