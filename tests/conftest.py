@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import typer.testing
 
+from rigbench import supervisor
+
 # rigbench's consoles are made at import and keep a COLUMNS they find then (pytest-xdist's
 # workers have COLUMNS=80): the tests give each command its width through CliRunner's env.
 for _name in ("COLUMNS", "LINES"):
@@ -20,6 +22,13 @@ for _name in ("COLUMNS", "LINES"):
 # machine, the same hour).
 # rigbench's own thread settings (stand-ins, ranks, CPU workloads) still apply over it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Each worker's fork server serves the workers of the tests that run in it, a dozen of which
+# train: torch.optim imports torch._dynamo at its first use, 1.1 CPU-s a process here. The
+# fork servers import it once instead (measured: 8 such imports in forked workers, against
+# 3 fork servers).
+if supervisor.context().get_start_method() == "forkserver":
+    supervisor.context().set_forkserver_preload([*supervisor.PRELOAD, "torch._dynamo"])
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "simulated"
 
