@@ -72,38 +72,44 @@ ADVICE = (
 
 def test_a_node_that_never_joins_is_named_by_every_node_that_did() -> None:
     # a 3-node job: the endpoint's host and a second node start, the third never does. The
-    # host gives up first (4 s): it closes the rendezvous and its store ends with it, under
-    # the second node (torchrun's RendezvousClosedError or, once the store is gone, its
+    # host gives up first: it closes the rendezvous and its store ends with it, under the
+    # second node (torchrun's RendezvousClosedError or, once the store is gone, its
     # RendezvousConnectionError, whichever the second node meets first). Both name the
-    # missing node from the roll-call. The second node waits 8 s: on a loaded 2-core
-    # machine its start-up can trail the host's by seconds, and a node that comes after the
-    # host gave up is, rightly, named as not joined.
+    # missing node from the roll-call. The host waits 12 s: the second node starts once the
+    # host listens, and on a loaded 2-core machine (CI) its start-up took over 4 s; a node
+    # that comes after the host gave up is, rightly, named as not joined.
     here = socket.gethostname()
     port = free_port()
     endpoint = f"127.0.0.1:{port}"
 
-    def node(join_timeout: str) -> subprocess.Popen[str]:
+    def node(join_timeout: int) -> subprocess.Popen[str]:
         return _start("--nnodes", "3", "--rdzv-endpoint", endpoint, "--nproc-per-node", "1",
-                      "--join-timeout", join_timeout, "--hosts",
+                      "--join-timeout", str(join_timeout), "--hosts",
                       "localhost,127.0.0.1,node-c.invalid", "--", "info")  # fmt: skip
 
-    host = node("4")
-    deadline = time.monotonic() + 60
-    while True:  # the first node to listen on the endpoint hosts the store
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert host.poll() is None and time.monotonic() < deadline, host.communicate()
-            time.sleep(0.1)
-    second = node("8")
-    for proc, waited in ((host, 4), (second, 8)):
-        code, errors, err = _errors(proc)
-        assert code == 2, err
-        assert errors == [
-            f"error: node-c.invalid did not join at {endpoint} within {waited} s (joined: "
-            f"{here}, {here}): {ADVICE}"
-        ], err
+    nodes = [(node(12), 12)]
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the first node to listen on the endpoint hosts the store
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert nodes[0][0].poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        nodes.append((node(20), 20))
+        for proc, waited in nodes:
+            code, errors, err = _errors(proc)
+            assert code == 2, err
+            assert errors == [
+                f"error: node-c.invalid did not join at {endpoint} within {waited} s (joined: "
+                f"{here}, {here}): {ADVICE}"
+            ], err
+    finally:
+        for proc, _ in nodes:  # a failed assertion leaves none running
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
 
 
 def test_without_hosts_the_nodes_that_joined_are_named() -> None:
