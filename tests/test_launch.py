@@ -204,15 +204,22 @@ def test_the_ranks_code_is_the_exit_code() -> None:
 
     ok = start(1, "info", "--json")
     bad = start(2, "bench", "--bogus")  # bad input: 2 from every rank
-    out, err = ok.communicate(timeout=120)
-    assert ok.returncode == 0, err
-    assert out.count('"source": "none"') == 1  # the rank ran the command
-    _out, err = bad.communicate(timeout=120)
-    assert bad.returncode == 2, err
-    assert "ChildFailedError" not in err
-    # local rank 0 speaks; torchrun's warnings are gone, its error lines ("E1207 ...") stay
-    said = [ln for ln in err.splitlines() if not re.match(r"E\d{4} ", ln)]
-    assert said == [
-        "error: No such option: --bogus (Possible options: --gpus) (see python -m rigbench "
-        "bench --help)"
-    ], err
+    try:
+        out, err = ok.communicate(timeout=120)
+        assert ok.returncode == 0, err
+        assert out.count('"source": "none"') == 1  # the rank ran the command
+        _out, err = bad.communicate(timeout=120)
+        assert bad.returncode == 2, err
+        assert "ChildFailedError" not in err
+        # local rank 0 speaks; torchrun's warnings are gone, its error lines ("E1207 ...")
+        # stay
+        said = [ln for ln in err.splitlines() if not re.match(r"E\d{4} ", ln)]
+        assert said == [
+            "error: No such option: --bogus (Possible options: --gpus) (see python -m "
+            "rigbench bench --help)"
+        ], err
+    finally:
+        for proc in (ok, bad):  # a failed assertion leaves neither job running
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
