@@ -200,9 +200,10 @@ def launch(job: Launch, give_up: Callable[[JoinError], object]) -> int:
     except RendezvousClosedError:  # another node gave up first and closed the rendezvous
         raise JoinError(closed(job, seen.joined())) from None
     except RendezvousConnectionError as exc:
-        if seen.reached.is_set() and _short(job, seen.joined()):
+        joined = seen.joined()
+        if seen.reached.is_set() and _short(job, joined):
             # the host node gave up waiting first, and its store went with it
-            raise JoinError(not_joined(job, seen.joined())) from None
+            raise JoinError(not_joined(job, joined)) from None
         cause = exc.__cause__ or exc.__context__ or exc
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise JoinError(
