@@ -169,6 +169,9 @@ def test_the_roll_call_watcher_ends_with_the_launch() -> None:
     while not call.joined() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert call.joined() == [rollcall.Node("gpu-a", "10.0.0.5")]
+    # a node that answers between two polls is in the roll-call read at the join timeout
+    store.lines += "gpu-b 10.0.0.6\n"
+    assert call.latest() == [rollcall.Node("gpu-a", "10.0.0.5"), rollcall.Node("gpu-b", "10.0.0.6")]
     t0 = time.monotonic()
     call.close()
     assert call.poller is not None and not call.poller.is_alive()

@@ -196,7 +196,7 @@ def launch(job: Launch, give_up: Callable[[JoinError], object]) -> int:
     try:
         run(args)
     except RendezvousTimeoutError:
-        raise JoinError(not_joined(job, seen.joined())) from None
+        raise JoinError(not_joined(job, seen.latest())) from None
     except RendezvousClosedError:  # another node gave up first and closed the rendezvous
         raise JoinError(closed(job, seen.joined())) from None
     except RendezvousConnectionError as exc:

@@ -10,6 +10,7 @@ may be gone by the time a node's own join times out.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -51,9 +52,11 @@ class RollCall:
     reached: threading.Event = field(default_factory=threading.Event)  # the store answered
     stop: threading.Event = field(default_factory=threading.Event)
     poller: threading.Thread | None = None
+    source: tuple[Any, str] | None = None  # the store and run id watched
 
     def watch(self, store: Any, run_id: str) -> None:
         """Keep a copy of the roll-call in `store` until the join timeout, or close()."""
+        self.source = (store, run_id)
         self.poller = threading.Thread(
             target=_poll,
             args=(store, run_id, self, self.join_timeout_s + _POLL_S),
@@ -79,6 +82,15 @@ class RollCall:
     def joined(self) -> list[Node]:
         with self.lock:
             return list(self.seen)
+
+    def latest(self) -> list[Node]:
+        """The roll-call read once more where the store still answers (the copy is up to a
+        poll period old: a node that answered in it would be named as missing), else the
+        copy."""
+        if self.source is not None:
+            with contextlib.suppress(Exception):
+                self.keep(read(*self.source))
+        return self.joined()
 
 
 def route_addr(host: str, port: int) -> str:
