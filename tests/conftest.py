@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,20 @@ for _name in ("COLUMNS", "LINES"):
 # rigbench's own thread settings (stand-ins, ranks, CPU workloads) still apply over it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# Each worker's fork server serves the workers of the tests that run in it, a dozen of which
-# train: torch.optim imports torch._dynamo at its first use, 1.1 CPU-s a process here. The
-# fork servers import it once instead (measured: 8 such imports in forked workers, against
-# 3 fork servers).
+# Each worker's fork server serves the workers of the tests that run in it, about 80 each: a
+# dozen train (torch.optim imports torch._dynamo at its first use, 1.1 CPU-s a process here),
+# and each imports the benchmark module it runs (0.1-0.2 CPU-s for these four). The fork
+# servers import them once instead (measured: 8 such _dynamo imports in forked workers,
+# against 3 fork servers).
 if supervisor.context().get_start_method() == "forkserver":
-    supervisor.context().set_forkserver_preload([*supervisor.PRELOAD, "torch._dynamo"])
+    supervisor.context().set_forkserver_preload(
+        [*supervisor.PRELOAD, "torch._dynamo"]
+        + [f"rigbench.bench.{m}" for m in ("collectives", "train", "infer", "nbody")]
+    )
+
+# This worker's own exit, as rigbench's (rigbench.__main__): the interpreter's last garbage
+# collections skip the objects alive then (torch's), about 0.9 CPU-s.
+atexit.register(gc.freeze)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "simulated"
 

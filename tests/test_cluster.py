@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from procs import child_env, free_port
+from procs import TORCHRUN, child_env, free_port
 from rigbench.bench.cluster import DistEnv, node_scaling, short_error, torchrun_env
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 SBATCH = ROOT / "examples" / "slurm" / "rigbench-cluster.sbatch"
 SIM = ROOT / "examples" / "simulated" / "h100-8x-nvswitch.toml"
 BENCH = ["-m", "rigbench", "bench", "--only", "collectives,train", "--scale", "0.05"]

@@ -12,12 +12,19 @@ prints that failure through sys.excepthook in the forked child. The parent alrea
 the run ended, so that one failure is dropped; every other error still prints.
 """
 
+import atexit
+import gc
 import signal
 import sys
 import traceback
 from types import TracebackType
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+# The fork server ends with rigbench, through a normal interpreter exit: the last garbage
+# collections then skip the objects alive (torch's), as rigbench's own exit does
+# (rigbench.__main__). Its workers end with os._exit and never run this.
+atexit.register(gc.freeze)
 
 _LOST_PARENT = (FileNotFoundError, EOFError, ConnectionResetError, BrokenPipeError)
 
