@@ -153,3 +153,16 @@ def test_what_is_alive_at_exit_is_frozen_so_the_last_collections_skip_it(start: 
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.stderr.strip().splitlines()[-1] == "frozen", res.stderr
+
+
+def test_a_command_leaves_its_database_whole_in_the_one_file(tmp_path: Path) -> None:
+    # What is alive at exit is left to the OS (above), the store too: its connection is
+    # closed all the same, and the last close folds the write-ahead log into the file, so
+    # copying the .db alone copies every run.
+    db = tmp_path / "runs.db"
+    res = subprocess.run(
+        [sys.executable, "-m", "rigbench", "show", "--db", str(db)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert db.exists(), res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"], res.stderr
