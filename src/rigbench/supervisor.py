@@ -47,8 +47,8 @@ STARTUP_TIMEOUT_S = 120.0
 # A step that starts ranks (processes and a communicator) before its first measurement.
 RANKS_STARTUP_S = 180.0
 # Imported once in the fork server; every worker forked from it has them already. Every
-# worker runs this module's `_child_main` (and its records): preloaded, a worker starts in
-# 60-70 ms instead of 85 (the CPU stand-in's memory step, measured on a 2-core machine).
+# worker runs this module's `_child_main` (and its records): preloaded, a worker of the CPU
+# stand-in's memory step costs 45-49 CPU-ms instead of 54-57 (the 2-core CI machine).
 PRELOAD = ["rigbench.forkserver_signals", "torch", "torch.distributed", "rigbench.supervisor"]
 
 _CONTEXT: Any = None
