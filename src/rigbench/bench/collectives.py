@@ -69,10 +69,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from rigbench.bench.context import BenchContext, Step
-from rigbench.bench.options import options_of
+from rigbench.bench.options import CollectiveOp, options_of
 from rigbench.bench.rankpool import RankPool
 from rigbench.bench.timing import synchronize, time_iterations
 from rigbench.errors import one_line
@@ -85,7 +85,7 @@ if TYPE_CHECKING:
 
 NAME = "collectives"
 
-OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all")
+OPS: tuple[str, ...] = get_args(CollectiveOp)
 # Ops whose message is cut into n equal blocks (sizes rounded to n elements).
 _BLOCKED = frozenset({"all_gather", "reduce_scatter", "all_to_all"})
 

@@ -6,7 +6,7 @@ in `bench --help` and the README. Unset keys take the defaults of the mode and d
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -14,6 +14,8 @@ from rigbench.errors import BadInput
 
 TrainSize = Literal["tiny", "124m", "350m", "774m", "1.5b", "6.7b"]
 InferModel = Literal["tiny", "1b", "3b", "8b"]
+CollectiveOp = Literal["all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"]
+"""The collectives, in the order they run (rigbench.bench.collectives.OPS)."""
 
 
 class WorkloadOptions(BaseModel):
@@ -51,13 +53,11 @@ class WorkloadOptions(BaseModel):
     infer_batches: tuple[int, ...] | None = Field(
         default=None, description="batch sizes, comma-separated"
     )
-    collectives_ops: (
-        tuple[Literal["all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"], ...]
-        | None
-    ) = Field(
+    collectives_ops: tuple[CollectiveOp, ...] | None = Field(
         default=None,
-        description="collectives to run, comma-separated (default: all_reduce, all_gather, "
-        "reduce_scatter, broadcast, all_to_all)",
+        description="collectives to run, comma-separated (default: "
+        + ", ".join(get_args(CollectiveOp))
+        + ")",
     )
     nbody_engines: tuple[Literal["triton", "torch"], ...] | None = Field(
         default=None, description="integrators: triton, torch (default both on a GPU)"

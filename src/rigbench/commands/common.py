@@ -95,10 +95,17 @@ def _keep_copy(copy: Any, db: Path | None, node_rank: int) -> None:
     with one_line_errors():
         store = Store.open(db)
         run_id = store.copy_run(*copy)
+    say_kept(node_rank, run_id, store.path, rank_0_run=copy[0].id)
+
+
+def say_kept(
+    node_rank: int, run_id: int | None, path: Path | None, rank_0_run: int | None = None
+) -> None:
+    """The one line a node other than rank 0's prints when it keeps a run in its database:
+    rank 0's run copied (`rank_0_run`, its id there) or the node's own judgement."""
+    what = "kept" if rank_0_run is None else f"run #{rank_0_run} of rank 0 kept"
     err.print(
-        f"node {node_rank}: run #{copy[0].id} of rank 0 kept as run #{run_id} ({store.path})",
-        highlight=False,
-        soft_wrap=True,
+        f"node {node_rank}: {what} as run #{run_id} ({path})", highlight=False, soft_wrap=True
     )
 
 

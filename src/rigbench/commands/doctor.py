@@ -22,6 +22,7 @@ from rigbench.commands.common import (
     out,
     print_json,
     quiet_interrupt,
+    say_kept,
 )
 
 app = typer.Typer()
@@ -198,11 +199,7 @@ def _doctor_cluster(
             store.add_finding(run.id, finding)  # type: ignore[arg-type]
         store.finish_run(run, "complete")
     if env.rank != 0:  # a node asked to keep the run too (every rank judged the same facts)
-        err.print(
-            f"node {env.node_rank}: kept as run #{run.id} ({store.path})",
-            highlight=False,
-            soft_wrap=True,
-        )
+        say_kept(env.node_rank, run.id, store.path)
         if code:
             raise typer.Exit(code)
         return
