@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,25 @@ def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
     assert needle in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize(("columns", "one_line"), [(None, True), ("80", False)])
+def test_a_table_written_to_a_pipe_keeps_each_row_on_one_line(
+    columns: str | None, one_line: bool
+) -> None:
+    """`rigbench ... | tee log`: the row is whole in the log, unless COLUMNS asks otherwise."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    if columns:
+        env["COLUMNS"] = columns
+    res = subprocess.run(
+        [sys.executable, "-m", "rigbench", "catalog", "--kind", "gpu", "2080 ti"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    row = next(line for line in res.stdout.splitlines() if "2080" in line or "GeForc" in line)
+    assert ("GeForce RTX 2080 Ti" in row and "Gen3 x16" in row) == one_line, res.stdout
 
 
 def test_unwritable_db_is_one_line(tmp_path: Path) -> None:

@@ -22,9 +22,23 @@ from rigbench.judge.exit_codes import EXIT_ERRORS, EXIT_WARNINGS
 from rigbench.judge.exit_codes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
 from rigbench.judge.exit_codes import EXIT_OK as EXIT_OK
 
-# No emoji codes: a user's "300:100:10" or a GPU name must print as given, not as an emoji.
-out = Console(emoji=False)
-err = Console(stderr=True, emoji=False)
+# Written to a file or a pipe (`rigbench bench | tee bench.log`), rich lays lines out in 80
+# columns, and a results table of a dozen columns (up to about 190 wide) is cut into slivers
+# of three or four characters that no one can read; a log gets up to this width instead. A
+# table takes only the width it needs, and COLUMNS, where set, still decides.
+LOG_WIDTH = 200
+
+
+def _console(*, stderr: bool = False) -> Console:
+    # No emoji codes: a user's "300:100:10" or a GPU name must print as given, not as an emoji.
+    console = Console(stderr=stderr, emoji=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = LOG_WIDTH
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 
 SimulateOpt = Annotated[
     Path | None,
