@@ -31,7 +31,8 @@ for i in 1 2 3; do
     >> "$out/hostlink.txt" 2>&1
 done
 if command -v numactl >/dev/null; then
-  for n in $(numactl -H | awk '/^available/{print $2}' | xargs seq 0 2>/dev/null | head -n "$(numactl -H | awk '/^available/{print $2}')"); do
+  nodes=$(numactl -H | awk '/^available/{print $2}')
+  for n in $(seq 0 $((nodes - 1))); do
     echo "numactl node $n" >> "$out/hostlink.txt"
     timeout 120 numactl --cpunodebind="$n" --membind="$n" python3 -m rigbench bench --only hostlink --json --db "$w/n$n.db" 2>/dev/null \
       | python3 -c "import json,sys; d=json.load(sys.stdin); [print('hostlink', r['metric'], r['params'].get('host_memory', ''), round(r['value'], 1)) for r in d['results'] if r.get('value')]" \
