@@ -234,6 +234,32 @@ def test_hostlink_without_a_known_link_has_no_expectation() -> None:
         assert all(r.expected is None and r.basis is None for r in measured)
 
 
+@pytest.mark.parametrize(
+    ("numa_nodes", "process_nodes", "gpu_nodes", "words"),
+    [
+        (2, [0], [0, 1], ["local", "remote", "remote"]),
+        (2, [0, 1], [0, 1], ["local", "local", "local"]),
+        (2, [0], [0, None], ["local", "unknown", "unknown"]),
+        (None, None, [0, 1], ["unknown", "unknown", "unknown"]),
+        (1, [0], [-1, -1], ["local", "local", "local"]),  # one node: nothing to get wrong
+    ],
+)
+def test_hostlink_says_where_its_host_buffers_were(
+    numa_nodes: int | None, process_nodes: list[int] | None, gpu_nodes: list[int | None],
+    words: list[str],
+) -> None:  # fmt: skip
+    ctx = _ctx(2)
+    ctx.numa_nodes, ctx.process_numa_nodes = numa_nodes, process_nodes
+    for dev, node in zip(ctx.devices, gpu_nodes, strict=True):
+        dev.numa_node = node
+    results = _run(hostlink, ctx)
+    got = [{r.params["numa"] for r in rs if r.status == "ok"} for rs in results.values()]
+    assert got == [{w} for w in words]
+    for rs in results.values():
+        ok = [r for r in rs if r.status == "ok"]
+        assert all(r.params["process_numa_nodes"] == process_nodes for r in ok)
+
+
 def test_hostlink_single_device_has_no_all_step() -> None:
     assert [s.key for s in hostlink.plan(_ctx(1))] == ["hostlink:cpu0"]
 

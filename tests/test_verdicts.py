@@ -413,6 +413,49 @@ def test_one_reading_of_an_idle_link_is_not_a_degraded_link() -> None:
     assert j is not None and (j.verdict, j.cause) == ("below_normal", "link_degraded")
 
 
+def _pinned_h2d(value: float, numa: str) -> Result:
+    g = GpuConditions(gpu=4, samples=20, pcie_gen=5, pcie_width=16, pcie_gen_max=5,
+                      pcie_width_max=16)  # fmt: skip
+    return Result(benchmark="hostlink", metric="h2d", value=value, unit="GB/s",
+                  params={"host_memory": "pinned", "numa": numa, "gpu_numa_nodes": [1],
+                          "process_numa_nodes": [0]},
+                  devices=["GPU4"], expected=63.0,
+                  conditions=Conditions(gpus=[g], source="nvml"))  # fmt: skip
+
+
+def test_a_host_copy_from_the_other_numa_node_names_it() -> None:
+    ctx = JudgeContext(subjects={"GPU4": Subject(gpu="NVIDIA H100 80GB HBM3", link="gen5x16")})
+    j = judge_result(_pinned_h2d(38.0, "remote"), ctx)
+    assert j is not None and (j.verdict, j.cause) == ("below_normal", "numa_remote")
+    assert j.note and "GPU4 on node 1" in j.note and "node(s) 0" in j.note
+    assert "numactl --cpunodebind" in j.note
+    # the same figure with the buffers next to the GPU has no cause to name
+    j = judge_result(_pinned_h2d(38.0, "local"), ctx)
+    assert j is not None and (j.verdict, j.cause) == ("below_normal", "unknown")
+    # remote and still healthy: normal, with the placement said
+    j = judge_result(_pinned_h2d(55.0, "remote"), ctx)
+    assert j is not None and j.verdict == "normal" and j.note and "node 1" in j.note
+
+
+def test_a_rig_whose_launcher_is_pinned_to_one_socket_replays_it(
+    tmp_path: Path, examples: Path
+) -> None:
+    """GPU 3 sits on node 0, GPU 4 on node 1, and the process may run on node 0 only."""
+    res = runner.invoke(
+        app,
+        ["bench", "--simulate", str(examples / "h100-8x-nvswitch-pinned-numa0.toml"),
+         "--only", "hostlink", "--gpus", "3,4", "--scale", "0.05", "--json",
+         "--db", str(tmp_path / "r.db")],
+    )  # fmt: skip
+    assert res.exit_code == 1, res.stderr
+    rows = [r for r in json.loads(res.stdout)["results"] if r["status"] == "ok"]
+    assert {tuple(r["devices"]) for r in rows} == {("GPU3",), ("GPU4",), ("GPU3", "GPU4")}
+    for r in rows:
+        remote = "GPU4" in r["devices"]
+        assert r["params"]["numa"] == ("remote" if remote else "local")
+        assert (r["judgement"]["cause"] == "numa_remote") == remote, r["judgement"]
+
+
 def test_p2p_is_judged_against_the_pair_link_and_peer_access() -> None:
     from pathlib import Path
 

@@ -27,6 +27,7 @@ class BenchDevice:
     peak_tflops: dict[str, Expectation] = field(default_factory=dict)
     peak_memory_bandwidth: Expectation | None = None  # GB/s
     host_link: Expectation | None = None  # GB/s per direction
+    numa_node: int | None = None  # the GPU's NUMA node (None or -1: the firmware gives none)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -40,6 +41,9 @@ class BenchContext:
     p2p_faults: dict[str, str] = field(default_factory=dict)
     # device label -> (offset bytes, length bytes, bit): a simulated bad VRAM range (bench.vram)
     vram_faults: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # The host's NUMA nodes, and those this process may run on (None: unknown)
+    numa_nodes: int | None = None
+    process_numa_nodes: list[int] | None = None
     seed: int = 0
     # Scales problem sizes down (tests use small ones); 1.0 is the documented size.
     size_scale: float = 1.0

@@ -7,6 +7,14 @@ a `threading.Barrier`; the aggregate is the total bytes over the wall time from 
 start to the last finish, so a shared uplink (a PCIe switch, a chipset link) shows here.
 The expected figure is the device's host link per direction (for all at once, their sum).
 
+Host buffers are made next to the GPU: on a host of several NUMA nodes the measuring thread
+runs on the GPU's node while it makes them (and, for one device, while it copies), as a
+`numactl --cpunodebind=N --membind=N` run would; a buffer on the other socket crosses the
+inter-socket link and can read below the link's healthy figure on a healthy rig (a P100's
+bandwidthTest: 12.2 GB/s from its own node, 3.8 from the other; the gen3x16 entry of
+catalog/data/references.toml). `params["numa"]` says where they were: "local", "remote"
+(this process may not run on the GPU's node: taskset, a cgroup cpuset) or "unknown".
+
 256 MiB per buffer on a GPU (1 GiB with `--full`), 16 MiB on the CPU stand-in, scaled by
 `size_scale`. The CPU has no host link: its "copies" are memcpy between two host buffers,
 measured through the same code path and labelled so; pinned memory needs CUDA there and
@@ -27,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Step
+from rigbench.hw import numa
 from rigbench.records import Result
 
 if TYPE_CHECKING:
@@ -120,6 +129,40 @@ def _params(dev_is_cuda: bool, nbytes: int, pinned: bool) -> dict[str, Any]:
     return params
 
 
+def placement(ctx: BenchContext, dev: BenchDevice) -> str:
+    """Where the device's host buffers go: "local" (one NUMA node, or the GPU's node is one
+    this process may run on, and the buffers are made there), "remote" (it may not), or
+    "unknown" (the GPU's node or the process's is not known)."""
+    if ctx.numa_nodes == 1:
+        return "local"
+    node = dev.numa_node
+    if node is None or node < 0 or ctx.process_numa_nodes is None:
+        return "unknown"
+    return "local" if node in ctx.process_numa_nodes else "remote"
+
+
+def _numa_params(ctx: BenchContext, devs: list[BenchDevice], placed: list[str]) -> dict[str, Any]:
+    """The placement of every device's buffers as one word ("remote" if any is), with the
+    facts behind it for the judgement's words."""
+    word = "remote" if "remote" in placed else "local" if set(placed) == {"local"} else "unknown"
+    return {
+        "numa": word,
+        "gpu_numa_nodes": [d.numa_node for d in devs],
+        "process_numa_nodes": ctx.process_numa_nodes,
+    }
+
+
+@contextlib.contextmanager
+def _near(ctx: BenchContext, dev: BenchDevice, cuda: bool, placed: list[str]) -> Iterator[None]:
+    """On a GPU whose node this process may run on, the calling thread runs there inside;
+    appends the device's placement to `placed` (a CPU stand-in's is the rig file's)."""
+    where = placement(ctx, dev)
+    bind = cuda and where == "local" and ctx.numa_nodes != 1
+    with numa.on_node(dev.numa_node if bind else None) as bound:
+        placed.append("unknown" if bind and not bound else where)
+        yield
+
+
 def _seed(ctx: BenchContext, *parts: object) -> int:
     key = ":".join(str(p) for p in parts)
     return (ctx.seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63)
@@ -198,14 +241,19 @@ def _measure_one(
     tdev = torch.device(dev.torch_device)
     cuda = tdev.type == "cuda"
     params = _params(cuda, nbytes, pinned)
-    lane = _lane(tdev, direction, pinned, nbytes, _seed(ctx, NAME, dev.label, direction, pinned))
-    t0 = time.monotonic()
-    seconds = time_iterations(
-        lane.copy,
-        tdev,
-        warmup=WARMUP_GPU if cuda else WARMUP_CPU,
-        repeats=REPEATS_GPU if cuda else REPEATS_CPU,
-    )
+    placed: list[str] = []
+    with _near(ctx, dev, cuda, placed):  # a pageable copy's staging runs on this thread too
+        lane = _lane(
+            tdev, direction, pinned, nbytes, _seed(ctx, NAME, dev.label, direction, pinned)
+        )
+        t0 = time.monotonic()
+        seconds = time_iterations(
+            lane.copy,
+            tdev,
+            warmup=WARMUP_GPU if cuda else WARMUP_CPU,
+            repeats=REPEATS_GPU if cuda else REPEATS_CPU,
+        )
+    params |= _numa_params(ctx, [dev], placed)
     params |= {"window_t0": t0, "window_t1": time.monotonic()}  # for the conditions
     wrong = verify_transfer(lane.src, lane.dst)
     del lane
@@ -329,10 +377,14 @@ def _measure_all(
     sizes = [transfer_bytes(ctx, d) for d in devs]
     labels = [d.label for d in devs]
     params = _all_params(ctx, devs, pinned)
-    lanes = [
-        _lane(t, direction, pinned, size, _seed(ctx, ALL_KEY, d.label, direction, pinned))
-        for d, t, size in zip(devs, tdevs, sizes, strict=True)
-    ]
+    lanes = []
+    placed: list[str] = []
+    for d, t, size in zip(devs, tdevs, sizes, strict=True):
+        with _near(ctx, d, cuda, placed):  # each device's buffers next to it
+            lanes.append(
+                _lane(t, direction, pinned, size, _seed(ctx, ALL_KEY, d.label, direction, pinned))
+            )
+    params |= _numa_params(ctx, devs, placed)
     walls = concurrent_wall_times(
         lanes, WARMUP_GPU if cuda else WARMUP_CPU, REPEATS_GPU if cuda else REPEATS_CPU
     )

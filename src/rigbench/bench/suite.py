@@ -142,6 +142,7 @@ def build_plan(
                     # A CPU stand-in is not judged against the link it imitates (a memcpy
                     # would read as a fraction of a real PCIe rate: a fault that is not there).
                     host_link=expected_host_link(g) if live else None,
+                    numa_node=g.numa_node,
                 )
             )
     pair_expected: dict[str, Expectation] = {}
@@ -167,6 +168,8 @@ def build_plan(
         pair_expected=pair_expected,
         p2p_faults=faults,
         vram_faults=vram_faults,
+        numa_nodes=rig.system.numa_nodes,
+        process_numa_nodes=rig.system.process_numa_nodes,
         size_scale=size_scale,
         extra={"options": options} if options is not None else {},
     )

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from rigbench.hw import numa
 from rigbench.hw.model import AcsBridge, KernelEvent, Rig, XidEvent
 
 # Variables that change how NCCL and CUDA use the GPUs; the doctor judges them.
@@ -237,7 +238,7 @@ def _governors(host: HostHealth) -> None:
 
 
 def _numa(host: HostHealth) -> None:
-    nodes = glob.glob("/sys/devices/system/node/node[0-9]*")
+    nodes = numa.node_cpus()
     if nodes:
         host.numa_nodes = len(nodes)
     else:
@@ -245,25 +246,11 @@ def _numa(host: HostHealth) -> None:
 
 
 def _process_numa(host: HostHealth) -> None:
-    try:
-        cpus = os.sched_getaffinity(0)
-    except (AttributeError, OSError):
+    if numa.allowed_cpus() is None:
         host.unavailable["process_numa_nodes"] = "this OS has no sched_getaffinity"
         return
-    nodes = set()
-    for path in glob.glob("/sys/devices/system/node/node[0-9]*/cpulist"):
-        listed = _read(path) or ""
-        node = int(path.split("/node")[-1].split("/")[0])
-        for part in listed.strip().split(","):
-            if not part:
-                continue
-            lo, _, hi = part.partition("-")
-            if any(int(lo) <= c <= int(hi or lo) for c in cpus):
-                nodes.add(node)
-                break
-    if nodes:
-        host.process_numa_nodes = sorted(nodes)
-    else:
+    host.process_numa_nodes = numa.process_nodes()
+    if host.process_numa_nodes is None:
         host.unavailable["process_numa_nodes"] = "no NUMA CPU lists in sysfs"
 
 

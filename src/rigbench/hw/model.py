@@ -96,6 +96,8 @@ class SystemInfo:
     cpu_model: str | None = None
     cpu_cores: int | None = None
     cpu_sockets: int | None = None
+    numa_nodes: int | None = None
+    process_numa_nodes: list[int] | None = None  # the nodes this process may run on
     ram_bytes: int | None = None
     driver_version: str | None = None
     cuda_driver_version: str | None = None

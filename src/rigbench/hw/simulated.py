@@ -482,6 +482,9 @@ def _build(path: Path, spec: _RigFile) -> Rig:
         ram_bytes=_gib_to_bytes(sys_spec.ram_gib) if sys_spec.ram_gib is not None else None,
         unavailable=dict(sys_spec.unavailable),
     )
+    if spec.health is not None:  # one place in the file for the facts doctor judges too
+        system.numa_nodes = spec.health.numa_nodes
+        system.process_numa_nodes = spec.health.process_numa_nodes
     return Rig(
         source=f"simulated:{path.name}",
         gpus=gpus,

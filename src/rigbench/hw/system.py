@@ -10,6 +10,7 @@ import socket
 from importlib import metadata
 from pathlib import Path
 
+from rigbench.hw import numa
 from rigbench.hw.model import SystemInfo
 
 
@@ -83,6 +84,7 @@ def host_system_info() -> SystemInfo:
     """Everything about the host that does not come from the GPU driver."""
     cpu_model, sockets = _cpu_model_and_sockets()
     torch_v, torch_cuda, nccl = torch_versions()
+    nodes = numa.node_cpus()
     info = SystemInfo(
         hostname=socket.gethostname(),
         os=_os_name(),
@@ -90,6 +92,8 @@ def host_system_info() -> SystemInfo:
         cpu_model=cpu_model,
         cpu_cores=os.cpu_count(),
         cpu_sockets=sockets,
+        numa_nodes=len(nodes) if nodes else None,
+        process_numa_nodes=numa.process_nodes(nodes),
         ram_bytes=_ram_bytes(),
         torch_version=torch_v,
         torch_cuda_version=torch_cuda,

@@ -109,11 +109,11 @@ def _judged_value(r: Result, metric: str) -> float | None:
 
 
 def likely_causes(r: Result) -> list[tuple[str, str]]:
-    """(cause, words) read from the result's conditions, most telling first."""
+    """(cause, words) read from the result's conditions and placement, most telling first."""
+    out = _numa_cause(r)
     cond = r.conditions
     if cond is None:
-        return []
-    out: list[tuple[str, str]] = []
+        return out
     for g in cond.gpus:
         out += _gpu_causes(r.benchmark, g, played=cond.source == "simulated")
     seen: set[str] = set()
@@ -123,6 +123,27 @@ def likely_causes(r: Result) -> list[tuple[str, str]]:
             seen.add(cause)
             unique.append((cause, words))
     return unique
+
+
+def _numa_cause(r: Result) -> list[tuple[str, str]]:
+    """A host-link copy whose host buffers sat on another NUMA node than the GPU's
+    (bench.hostlink's params["numa"]): the copy crosses the inter-socket link. The gearshifft
+    run in references.toml (P100, Gen3 x16) gave 3.8 GB/s from the remote node against 12.2
+    from the local one."""
+    if r.benchmark != "hostlink" or r.params.get("numa") != "remote":
+        return []
+    gpus = r.params.get("gpu_numa_nodes") or []
+    allowed = r.params.get("process_numa_nodes")
+    on = ", ".join(f"{d} on node {n}" for d, n in zip(r.devices, gpus, strict=False))
+    return [
+        (
+            "numa_remote",
+            f"{on or 'the GPU'}, but this process may run only on NUMA node(s) "
+            f"{', '.join(str(n) for n in allowed or []) or '?'}: its host buffers cross the "
+            "inter-socket link (run it with numactl --cpunodebind=N --membind=N for the "
+            "GPU's node N, or widen the cpuset)",
+        )
+    ]
 
 
 def _gpu_causes(benchmark: str, g: GpuConditions, *, played: bool) -> list[tuple[str, str]]:
