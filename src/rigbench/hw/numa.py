@@ -68,7 +68,11 @@ def on_node(node: int | None) -> Iterator[bool]:
     if not cpus or before is None or cpus == before:
         yield bool(cpus) and cpus == before
         return
-    os.sched_setaffinity(0, cpus)
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError:  # a CPU taken offline, or a cpuset changed since it was read
+        yield False
+        return
     try:
         yield True
     finally:
