@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from rigbench.bench import gemm, hostlink, memory
 from rigbench.bench.context import BenchContext, BenchDevice, Expectation, Mode
+from rigbench.bench.suite import shared_uplinks
+from rigbench.hw.simulated import SimulatedBackend
 from rigbench.records import Result
 from rigbench.supervisor import StepModule as BenchmarkModule
 from rigbench.supervisor import run_steps
@@ -258,6 +261,38 @@ def test_hostlink_says_where_its_host_buffers_were(
     for rs in results.values():
         ok = [r for r in rs if r.status == "ok"]
         assert all(r.params["process_numa_nodes"] == process_nodes for r in ok)
+
+
+def test_gpus_behind_one_pcie_switch_share_its_uplink(examples: Path) -> None:
+    rig = SimulatedBackend.from_file(examples / "iommu-acs-switch.toml").rig()
+    assert shared_uplinks(rig, [0, 1, 2, 3]) == {0: 0, 1: 0, 2: 2, 3: 2}
+    assert shared_uplinks(rig, [1, 3]) == {1: 1, 3: 3}
+    rig.pairs[-1].pcie_path = None  # a pair whose path NVML could not give
+    assert shared_uplinks(rig, [0, 1, 2, 3]) == dict.fromkeys([0, 1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    ("uplinks", "expected", "words"),
+    [
+        ([0, 0, 2, 2], 63.0, "cpu0+cpu1 behind one PCIe switch; cpu2+cpu3 behind one"),
+        ([0, 1, 2, 3], 126.0, "no two share a PCIe switch"),
+        ([0, 0, 0, 0], 31.5, "cpu0+cpu1+cpu2+cpu3 behind one PCIe switch"),
+        ([0, 0, None, 2], 126.0, "how the devices share uplinks is unknown"),
+    ],
+)
+def test_all_at_once_expects_one_link_per_uplink(
+    uplinks: list[int | None], expected: float, words: str
+) -> None:
+    ctx = _ctx(4)
+    for dev, up in zip(ctx.devices, uplinks, strict=True):
+        dev.uplink = up
+    (all_step,) = [s for s in hostlink.plan(ctx) if s.key == hostlink.ALL_KEY]
+    rows = [r for r in hostlink.run(ctx, all_step) if r.status == "ok"]
+    assert rows
+    for r in rows:
+        assert r.expected == pytest.approx(expected)
+        assert r.basis and words in r.basis
+        assert r.params["uplinks"] == (None if None in uplinks else len(set(uplinks)))
 
 
 def test_hostlink_single_device_has_no_all_step() -> None:

@@ -437,6 +437,22 @@ def test_a_host_copy_from_the_other_numa_node_names_it() -> None:
     assert j is not None and j.verdict == "normal" and j.note and "node 1" in j.note
 
 
+def test_host_copies_to_several_gpus_at_once_have_no_healthy_figure_to_fail() -> None:
+    """A shared uplink, host memory or the root complex can hold them under the sum of the
+    links on a healthy rig; nothing sourced says by how much."""
+    ctx = JudgeContext(subjects={"GPU4": Subject(gpu="NVIDIA H100 80GB HBM3", link="gen5x16")})
+    r = _pinned_h2d(60.0, "local")
+    r.params |= {"at_once": 2, "pinned": True}
+    r.expected = 126.0
+    j = judge_result(r, ctx)
+    assert j is not None and j.verdict == "no_reference" and j.note and "unknown" in j.note
+    # where the buffers sat is said, not judged, when there is no figure to judge it by
+    r.params["numa"] = "remote"
+    j = judge_result(r, ctx)
+    assert j is not None and j.verdict == "no_reference"
+    assert j.note and "ran with" in j.note and "node 1" in j.note
+
+
 def test_a_rig_whose_launcher_is_pinned_to_one_socket_replays_it(
     tmp_path: Path, examples: Path
 ) -> None:

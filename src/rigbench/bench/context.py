@@ -28,6 +28,9 @@ class BenchDevice:
     peak_memory_bandwidth: Expectation | None = None  # GB/s
     host_link: Expectation | None = None  # GB/s per direction
     numa_node: int | None = None  # the GPU's NUMA node (None or -1: the firmware gives none)
+    # The GPU index its host traffic shares an uplink with, the lowest of the GPUs under one
+    # PCIe switch (pair path PIX or PXB), its own where it shares none; None: unknown.
+    uplink: int | None = None
 
 
 @dataclass(kw_only=True, slots=True)

@@ -291,21 +291,43 @@ def _run_one(ctx: BenchContext, step: Step) -> Iterator[Result]:
 # --- all devices at once --------------------------------------------------------------
 
 
+def uplink_groups(devs: list[BenchDevice]) -> list[list[BenchDevice]] | None:
+    """The devices by the uplink their host traffic shares (BenchDevice.uplink); None where
+    that is unknown for any of them."""
+    groups: dict[int, list[BenchDevice]] = {}
+    for d in devs:
+        if d.uplink is None:
+            return None
+        groups.setdefault(d.uplink, []).append(d)
+    return list(groups.values())
+
+
 def _sum_expected(devs: list[BenchDevice]) -> Expectation | None:
-    links = [d.host_link for d in devs]
-    if not devs or any(link is None for link in links):
+    """The sum of the uplinks: one host link per PCIe switch the devices share (the widest
+    below it; the switch's own link to the CPU is not visible), each other device's own."""
+    links = {d.label: d.host_link for d in devs if d.host_link is not None}
+    if not devs or len(links) < len(devs):
         return None
-    known = [link for link in links if link is not None]
-    bases = {link.basis for link in known}
+    known = uplink_groups(devs)
+    groups = known or [[d] for d in devs]
+    per_uplink = [max((links[d.label] for d in g), key=lambda link: link.value) for g in groups]
+    bases = {link.basis for link in per_uplink}
     what = (
-        f"{len(known)} x ({known[0].basis})"
+        f"{len(per_uplink)} x ({per_uplink[0].basis})"
         if len(bases) == 1
-        else "; ".join(f"{d.label}: {link.basis}" for d, link in zip(devs, known, strict=True))
+        else "; ".join(link.basis for link in per_uplink)
     )
+    shared = [g for g in groups if len(g) > 1]
+    if known is None:
+        how = "how the devices share uplinks is unknown (a PCIe switch would give less)"
+    elif shared:
+        how = "; ".join("+".join(d.label for d in g) + " behind one PCIe switch" for g in shared)
+    else:
+        how = "no two share a PCIe switch"
     return Expectation(
-        value=sum(link.value for link in known),
-        unit=known[0].unit,
-        basis=f"sum of the devices' host links, {what}; a shared uplink gives less",
+        value=sum(link.value for link in per_uplink),
+        unit=per_uplink[0].unit,
+        basis=f"sum of the host links of {len(per_uplink)} uplink(s), {what}; {how}",
     )
 
 
@@ -361,7 +383,10 @@ def concurrent_wall_times(lanes: list[_Lane], warmup: int, repeats: int) -> list
 def _all_params(ctx: BenchContext, devs: list[BenchDevice], pinned: bool) -> dict[str, Any]:
     sizes = [transfer_bytes(ctx, d) for d in devs]
     params = _params(all(_is_cuda(d) for d in devs), sizes[0], pinned)
-    params.update(at_once=len(devs), bytes_total=sum(sizes))
+    groups = uplink_groups(devs)
+    params.update(
+        at_once=len(devs), bytes_total=sum(sizes), uplinks=len(groups) if groups else None
+    )
     return params
 
 

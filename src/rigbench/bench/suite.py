@@ -145,6 +145,9 @@ def build_plan(
                     numa_node=g.numa_node,
                 )
             )
+    uplinks = shared_uplinks(rig, [g.index for g in selected])
+    for dev in devices:
+        dev.uplink = uplinks.get(dev.gpu_index) if dev.gpu_index is not None else None
     pair_expected: dict[str, Expectation] = {}
     for i in range(len(selected)):
         for j in range(i + 1, len(selected)):
@@ -191,6 +194,31 @@ def build_plan(
         if not steps and name in MULTI_DEVICE:
             plan.skipped[name] = too_few_devices(len(ctx.devices))
     return plan
+
+
+SWITCHED = ("PIX", "PXB")  # common ancestor a PCIe switch: the pair shares its uplink
+
+
+def shared_uplinks(rig: Rig, gpus: list[int]) -> dict[int, int | None]:
+    """Each GPU's uplink: the lowest index of the GPUs it reaches through PCIe switches alone
+    (nvidia-smi topo's PIX or PXB), whose host traffic shares the switch's one link to the
+    CPU. None for every GPU when the path of some pair is not known."""
+    group = {g: g for g in gpus}
+
+    def root(g: int) -> int:
+        while group[g] != g:
+            g = group[g]
+        return g
+
+    for i, a in enumerate(gpus):
+        for b in gpus[i + 1 :]:
+            link = rig.pair(a, b)
+            if link is None or link.pcie_path is None:
+                return dict.fromkeys(gpus)
+            if link.pcie_path in SWITCHED:
+                lo, hi = sorted((root(a), root(b)))
+                group[hi] = lo
+    return {g: root(g) for g in gpus}
 
 
 def too_few_devices(n: int) -> str:

@@ -85,7 +85,8 @@ def reference_metric(r: Result, *, largest: bool = True) -> str | None:
     if r.benchmark == "memory" and r.metric == "copy":
         return "copy"
     if r.benchmark == "hostlink" and r.params.get("host_memory") == "pinned":
-        return f"{r.metric}.pinned"
+        # one device's copy: the references are one link's; several at once have none
+        return None if r.params.get("at_once") else f"{r.metric}.pinned"
     if r.benchmark == "p2p" and r.metric in ("unidir", "bidir"):
         return r.metric
     if r.benchmark == "collectives" and r.metric == "busbw" and r.params.get("op") == "all_reduce":
@@ -387,14 +388,26 @@ def judge_result(r: Result, ctx: JudgeContext, *, largest: bool = True) -> Judge
         elif causes:
             j.note = f"within the healthy range; ran with: {cause_words}"
         return j
-    if causes:
+    # With nothing to compare against, a cause that lowers every figure (a clock, a cap, a
+    # link) makes it below normal; where the host buffers sat only says where they were.
+    if any(c != "numa_remote" for c, _ in causes):
         return Judgement(verdict="below_normal", cause=cause, note=cause_words)
+    why = _no_reference_why(r, metric)
     return Judgement(
-        verdict="no_reference",
-        note="no sourced reference for this GPU and metric"
-        if metric
-        else "no reference metric for this figure",
+        verdict="no_reference", note=f"{why}; ran with: {cause_words}" if causes else why
     )
+
+
+def _no_reference_why(r: Result, metric: str | None) -> str:
+    if metric:
+        return "no sourced reference for this GPU and metric"
+    if r.benchmark == "hostlink" and r.params.get("at_once") and r.params.get("pinned"):
+        return (
+            "no sourced healthy figure for host copies to several GPUs at once (host memory "
+            "and the root complex can hold them under the sum of the uplinks): unknown; the "
+            "ratio compares with the sum of the uplinks the PCIe topology shows"
+        )
+    return "no reference metric for this figure"
 
 
 def _link_for(r: Result, subject: Subject, ctx: JudgeContext) -> str | None:
