@@ -321,6 +321,26 @@ def test_a_healthy_simulated_rig_is_not_below_normal(tmp_path: Path, examples: P
             assert r["expected"] is None
 
 
+@pytest.mark.parametrize(
+    ("rig", "degraded"),
+    [("rtx4090-x1-idle.toml", set()), ("riser-gen4-trained-gen3.toml", {"GPU2"})],
+)
+def test_a_rig_read_at_rest_plays_its_link_as_it_trains_under_load(
+    tmp_path: Path, examples: Path, rig: str, degraded: set[str]
+) -> None:
+    """The file's gen_current is the idle reading (Gen1 on a healthy 4090); a bench's played
+    trace is of a GPU at work, so the link is gen_loaded where the file gives it."""
+    res = runner.invoke(
+        app,
+        ["bench", "--simulate", str(examples / rig), "--only", "hostlink", "--scale", "0.05",
+         "--json", "--db", str(tmp_path / "r.db")],
+    )  # fmt: skip
+    rows = [r for r in json.loads(res.stdout)["results"] if r["status"] == "ok"]
+    assert rows, res.stderr
+    one = [r for r in rows if len(r["devices"]) == 1]
+    assert {r["devices"][0] for r in one if r["judgement"]["cause"] == "link_degraded"} == degraded
+
+
 def test_a_corrupt_result_is_a_fault(tmp_path: Path, examples: Path) -> None:
     res = runner.invoke(
         app,

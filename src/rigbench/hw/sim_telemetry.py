@@ -15,7 +15,8 @@ steady, healthy state (the baseline below). The format (see examples/simulated/R
                               numbers or [from, to] ramps, as power_w
       throttle = ["hw_thermal"]   reason names of rigbench.hw.throttle (replaces the set)
       pcie_replay, ecc_corrected, ecc_uncorrected     cumulative counters (whole numbers)
-      pcie_gen, pcie_width    the link under load (default: the GPU's pcie gen/width_current)
+      pcie_gen, pcie_width    the link under load (default: the GPU's pcie gen/width_loaded,
+                              else gen/width_current)
       processes = 1           compute processes of other programs holding the GPU
     [[telemetry.event]]       t, gpu, xid: an Xid reported at t
     [[telemetry.gpu]]         index, lost_at (drops off the bus: no readings after it),
@@ -455,7 +456,9 @@ class SimulatedTelemetry:
                     ecc[k] = v
         s.throttle_mask = mask
         s.pcie_replay_count = replay
-        s.pcie_gen, s.pcie_width = gpu.pcie.gen_current, gpu.pcie.width_current
+        link = gpu.pcie  # a played trace is of a GPU at work: its link as it trains under load
+        s.pcie_gen = link.gen_loaded if link.gen_loaded is not None else link.gen_current
+        s.pcie_width = link.width_loaded if link.width_loaded is not None else link.width_current
         others = 0
         for seg in self._segments[i]:
             if _active(seg, t):
