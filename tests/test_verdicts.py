@@ -341,6 +341,23 @@ def test_a_rig_read_at_rest_plays_its_link_as_it_trains_under_load(
     assert {r["devices"][0] for r in one if r["judgement"]["cause"] == "link_degraded"} == degraded
 
 
+def test_a_power_cap_is_the_cause_of_compute_figures_not_of_copies(
+    tmp_path: Path, examples: Path
+) -> None:
+    """GPU 2 of this rig is held by its cap under a GEMM; its P2P copies (copy engines, far
+    under any cap) are not."""
+    res = runner.invoke(
+        app,
+        ["bench", "--simulate", str(examples / "tr1920x-3x3090-power-cap.toml"),
+         "--only", "gemm,p2p", "--scale", "0.05", "--json", "--db", str(tmp_path / "r.db")],
+    )  # fmt: skip
+    rows = [r for r in json.loads(res.stdout)["results"] if r["status"] == "ok"]
+    capped = {(r["benchmark"], *r["devices"]) for r in rows
+              if r["judgement"]["cause"] == "power_capped"}  # fmt: skip
+    assert capped and all(b == "gemm" and d == "GPU2" for b, d in capped), capped
+    assert any(r["benchmark"] == "p2p" and "GPU2" in r["devices"] for r in rows)
+
+
 def test_a_corrupt_result_is_a_fault(tmp_path: Path, examples: Path) -> None:
     res = runner.invoke(
         app,

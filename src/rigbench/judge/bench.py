@@ -20,6 +20,14 @@ Cause thresholds (why these and not others):
 - clocks_locked: the application-clocks reason half the time or more with the mean SM clock
   under 90 % of the maximum, or (compute benchmarks) a mean SM clock under 75 % of the
   maximum with no power or thermal reason to explain it.
+- power_capped is not a cause of a copy-engine figure (hostlink, p2p): a copy draws far
+  under any cap (H100 host copies at 125-142 W of 700: benchmarks/2026-12-06-h100/
+  *-summary.txt, 2026-12-07-h100/stop17-summary.txt; P2P copies run on the same copy
+  engines), so a cap the conditions show was held by other work, not by the copy. A simulated trace
+  plays its cap over every benchmark alike; this keeps its replay to what the real rig shows.
+- numa_remote: a host-link copy whose process may not run on the GPU's NUMA node (the host
+  buffers cross the inter-socket link); where it is the only cause and no reference judges
+  the figure, it is said, not judged.
 - link_degraded: a link figure whose PCIe link ran below the generation or width GPU and slot
   allow (as `doctor` checks at rest, here during the transfer).
 - other_process: a compute process of another program on the GPU during the measurement.
@@ -51,6 +59,7 @@ LOW_CLOCK_FRACTION = 0.75
 THERMAL_REASONS = ("sw_thermal", "hw_thermal", "hw_slowdown")
 COMPUTE_BENCHMARKS = ("gemm", "train", "infer", "nbody")
 LINK_BENCHMARKS = ("hostlink", "p2p", "collectives")
+COPY_BENCHMARKS = ("hostlink", "p2p")  # copy engines, not SMs: the power cap is not theirs
 
 
 @dataclass(kw_only=True, slots=True)
@@ -169,7 +178,8 @@ def _gpu_causes(benchmark: str, g: GpuConditions, *, played: bool) -> list[tuple
     lim, default = g.power_limit_w, g.power_default_limit_w
     mean, top = g.sm_clock_mean_mhz, g.sm_clock_max_mhz
     if (
-        lim is not None
+        benchmark not in COPY_BENCHMARKS
+        and lim is not None
         and default
         and lim < POWER_CAP_LIMIT_FRACTION * default
         and t.get("sw_power_cap", 0.0) >= POWER_CAP_SHARE
