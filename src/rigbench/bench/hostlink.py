@@ -153,14 +153,13 @@ def _numa_params(ctx: BenchContext, devs: list[BenchDevice], placed: list[str]) 
 
 
 @contextlib.contextmanager
-def _near(ctx: BenchContext, dev: BenchDevice, cuda: bool, placed: list[str]) -> Iterator[None]:
+def _near(ctx: BenchContext, dev: BenchDevice, cuda: bool) -> Iterator[str]:
     """On a GPU whose node this process may run on, the calling thread runs there inside;
-    appends the device's placement to `placed` (a CPU stand-in's is the rig file's)."""
+    yields where the device's buffers go (a CPU stand-in's: the rig file's placement)."""
     where = placement(ctx, dev)
     bind = cuda and where == "local" and ctx.numa_nodes != 1
     with numa.on_node(dev.numa_node if bind else None) as bound:
-        placed.append("unknown" if bind and not bound else where)
-        yield
+        yield "unknown" if bind and not bound else where
 
 
 def _seed(ctx: BenchContext, *parts: object) -> int:
@@ -241,8 +240,7 @@ def _measure_one(
     tdev = torch.device(dev.torch_device)
     cuda = tdev.type == "cuda"
     params = _params(cuda, nbytes, pinned)
-    placed: list[str] = []
-    with _near(ctx, dev, cuda, placed):  # a pageable copy's staging runs on this thread too
+    with _near(ctx, dev, cuda) as where:  # a pageable copy's staging runs on this thread too
         lane = _lane(
             tdev, direction, pinned, nbytes, _seed(ctx, NAME, dev.label, direction, pinned)
         )
@@ -253,7 +251,7 @@ def _measure_one(
             warmup=WARMUP_GPU if cuda else WARMUP_CPU,
             repeats=REPEATS_GPU if cuda else REPEATS_CPU,
         )
-    params |= _numa_params(ctx, [dev], placed)
+    params |= _numa_params(ctx, [dev], [where])
     params |= {"window_t0": t0, "window_t1": time.monotonic()}  # for the conditions
     wrong = verify_transfer(lane.src, lane.dst)
     del lane
@@ -405,7 +403,8 @@ def _measure_all(
     lanes = []
     placed: list[str] = []
     for d, t, size in zip(devs, tdevs, sizes, strict=True):
-        with _near(ctx, d, cuda, placed):  # each device's buffers next to it
+        with _near(ctx, d, cuda) as where:  # each device's buffers next to it
+            placed.append(where)
             lanes.append(
                 _lane(t, direction, pinned, size, _seed(ctx, ALL_KEY, d.label, direction, pinned))
             )

@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from rigbench.hw import numa
-from rigbench.hw.model import AcsBridge, KernelEvent, Rig, XidEvent
+from rigbench.hw.model import AcsBridge, KernelEvent, Rig, SystemInfo, XidEvent
 
 # Variables that change how NCCL and CUDA use the GPUs; the doctor judges them.
 ENV_VARIABLES = (
@@ -237,21 +236,14 @@ def _governors(host: HostHealth) -> None:
     host.cpu_scaling_driver = driver.strip() if driver else None
 
 
-def _numa(host: HostHealth) -> None:
-    nodes = numa.node_cpus()
-    if nodes:
-        host.numa_nodes = len(nodes)
-    else:
-        host.unavailable["numa_nodes"] = "no /sys/devices/system/node (kernel without NUMA)"
-
-
-def _process_numa(host: HostHealth) -> None:
-    if numa.allowed_cpus() is None:
-        host.unavailable["process_numa_nodes"] = "this OS has no sched_getaffinity"
-        return
-    host.process_numa_nodes = numa.process_nodes()
-    if host.process_numa_nodes is None:
-        host.unavailable["process_numa_nodes"] = "no NUMA CPU lists in sysfs"
+def _numa(host: HostHealth, system: SystemInfo) -> None:
+    """The NUMA layout as the rig's system facts read it (hw.system, one reading for bench
+    and doctor), with the reason where one is unknown."""
+    for name in ("numa_nodes", "process_numa_nodes"):
+        value = getattr(system, name)
+        setattr(host, name, value)
+        if value is None:
+            host.unavailable[name] = system.unavailable.get(name, "not read with the rig")
 
 
 _ETHTOOL_MODES = (
@@ -482,12 +474,11 @@ def read_host_health(rig: Rig) -> HostHealth:
     if log.text is None:
         host.unavailable["kernel_events"] = host.unavailable["xids"]
     _cuda_init(host, rig)
-    _process_numa(host)
     _net_ports(host)
     _nccl_conf(host)
     _driver_module(host, rig)
     _shm(host)
     _memlock(host)
     _governors(host)
-    _numa(host)
+    _numa(host, rig.system)
     return host

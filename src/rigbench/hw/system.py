@@ -84,7 +84,7 @@ def host_system_info() -> SystemInfo:
     """Everything about the host that does not come from the GPU driver."""
     cpu_model, sockets = _cpu_model_and_sockets()
     torch_v, torch_cuda, nccl = torch_versions()
-    nodes = numa.node_cpus()
+    nodes, allowed = numa.node_cpus(), numa.allowed_cpus()
     info = SystemInfo(
         hostname=socket.gethostname(),
         os=_os_name(),
@@ -93,7 +93,7 @@ def host_system_info() -> SystemInfo:
         cpu_cores=os.cpu_count(),
         cpu_sockets=sockets,
         numa_nodes=len(nodes) if nodes else None,
-        process_numa_nodes=numa.process_nodes(nodes),
+        process_numa_nodes=numa.process_nodes(nodes, allowed) if allowed is not None else None,
         ram_bytes=_ram_bytes(),
         torch_version=torch_v,
         torch_cuda_version=torch_cuda,
@@ -102,4 +102,10 @@ def host_system_info() -> SystemInfo:
     )
     if torch_v is None:
         info.unavailable["torch_version"] = "torch is not installed"
+    if nodes is None:
+        info.unavailable["numa_nodes"] = "no /sys/devices/system/node (kernel without NUMA)"
+    if info.process_numa_nodes is None:
+        info.unavailable["process_numa_nodes"] = (
+            "this OS has no sched_getaffinity" if allowed is None else "no NUMA CPU lists in sysfs"
+        )
     return info
